@@ -1,0 +1,110 @@
+//! The request classifier: (text, record attached?) → calibrated label probabilities.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ort::session::Session;
+
+use crate::metadata::{LabelInfo, MetadataReader, ModelIdentity};
+use crate::{ClassicalError, OnnxRuntime, tensors};
+
+/// The classifier's description, shared by every session loaded from the same file.
+#[derive(Debug)]
+pub struct ClassifierInfo {
+    /// Name, version and provenance.
+    pub identity: ModelIdentity,
+    /// Labels in the order of the probability columns.
+    pub labels: Vec<LabelInfo>,
+    /// The label meaning "out of scope".
+    pub out_of_scope_label: String,
+    /// Below this top probability, the decision is the out-of-scope label.
+    pub out_of_scope_threshold: f32,
+}
+
+/// One session of the request classifier. `classify` needs `&mut self`: give each worker its own.
+pub struct RequestClassifier {
+    session: Session,
+    info: Arc<ClassifierInfo>,
+    name: String,
+}
+
+/// The classifier's output for one request.
+#[derive(Debug, Clone)]
+pub struct Classification {
+    /// One probability per label, in [`ClassifierInfo::labels`] order.
+    pub probabilities: Vec<f32>,
+    info: Arc<ClassifierInfo>,
+}
+
+impl RequestClassifier {
+    /// Loads the model at `path` and reads its labels and threshold from the file's metadata.
+    pub fn load(runtime: &OnnxRuntime, path: &Path) -> Result<Self, ClassicalError> {
+        let session = runtime.session(path)?;
+        let reader = MetadataReader::new(path, &session);
+        reader.expect_kind("request_classifier")?;
+        let labels: Vec<LabelInfo> = reader.json("switchyard.labels")?;
+        let out_of_scope_label = reader.string("switchyard.out_of_scope_label")?;
+        if !labels.iter().any(|l| l.label == out_of_scope_label) {
+            return Err(ClassicalError::Metadata {
+                path: path.to_path_buf(),
+                key: "switchyard.out_of_scope_label".to_owned(),
+                reason: format!("{out_of_scope_label:?} is not in switchyard.labels"),
+            });
+        }
+        let info = ClassifierInfo {
+            identity: reader.identity()?,
+            labels,
+            out_of_scope_label,
+            out_of_scope_threshold: reader.threshold("switchyard.out_of_scope_threshold")?,
+        };
+        let name = info.identity.to_string();
+        Ok(Self { session, info: Arc::new(info), name })
+    }
+
+    /// The model's description.
+    pub fn info(&self) -> &Arc<ClassifierInfo> {
+        &self.info
+    }
+
+    /// Classifies one request.
+    pub fn classify(&mut self, text: &str, has_record: bool) -> Result<Classification, ClassicalError> {
+        let mut batch = self.classify_batch(&[(text, has_record)])?;
+        batch.pop().ok_or_else(|| ClassicalError::Inference { model: self.name.clone(), reason: "empty output".into() })
+    }
+
+    /// Classifies several requests in one run.
+    pub fn classify_batch(&mut self, requests: &[(&str, bool)]) -> Result<Vec<Classification>, ClassicalError> {
+        let texts: Vec<&str> = requests.iter().map(|(text, _)| *text).collect();
+        let flags: Vec<f32> = requests.iter().map(|(_, record)| if *record { 1.0 } else { 0.0 }).collect();
+        let inputs = vec![
+            ("text".to_owned(), tensors::strings(&texts, &self.name)?),
+            ("has_record".to_owned(), tensors::floats(flags, &self.name)?),
+        ];
+        let rows =
+            tensors::run_probabilities(&mut self.session, inputs, requests.len(), self.info.labels.len(), &self.name)?;
+        Ok(rows.into_iter().map(|probabilities| Classification { probabilities, info: self.info.clone() }).collect())
+    }
+}
+
+impl Classification {
+    /// Labels with their probabilities, most probable first, at most `k`.
+    pub fn top(&self, k: usize) -> Vec<(&LabelInfo, f32)> {
+        let mut ranked: Vec<(&LabelInfo, f32)> =
+            self.info.labels.iter().zip(self.probabilities.iter().copied()).collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        ranked.truncate(k);
+        ranked
+    }
+
+    /// The decided label: the most probable one, or the out-of-scope label when its probability is below the
+    /// model's threshold. Returns the label and the top probability.
+    pub fn decided(&self) -> (&LabelInfo, f32) {
+        let (best, p) = self.top(1).into_iter().next().unwrap_or((&self.info.labels[0], 0.0));
+        if p < self.info.out_of_scope_threshold {
+            let oos = self.info.labels.iter().find(|l| l.label == self.info.out_of_scope_label).unwrap_or(best);
+            (oos, p)
+        } else {
+            (best, p)
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! Switchyard's classical models, run in-process with ONNX Runtime through `ort`.
+//!
+//! Two models, each a self-describing `.onnx` file written by `classical/training/`:
+//! - [`RequestClassifier`]: request text plus "is a customer record attached" → calibrated probabilities over
+//!   labels, each label with a group.
+//! - [`ChurnScorer`]: a raw customer record (CSV column names) → calibrated churn probability.
+//!
+//! Everything a caller needs (labels, groups, feature schema, thresholds, provenance) comes from the file's
+//! `metadata_props`, read by [`metadata`]. A [`Session`](ort::session::Session) run needs exclusive access, so
+//! each model value owns one session; run several values for parallelism.
+
+mod classifier;
+mod error;
+pub mod metadata;
+mod runtime;
+pub mod schema;
+mod scorer;
+mod tensors;
+
+pub use classifier::{Classification, ClassifierInfo, RequestClassifier};
+pub use error::ClassicalError;
+pub use runtime::OnnxRuntime;
+pub use scorer::{ChurnScore, ChurnScorer, ScorerInfo};

@@ -1,0 +1,89 @@
+//! The churn scorer: a validated customer record → calibrated churn probability.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use ort::session::Session;
+
+use crate::metadata::{MetadataReader, ModelIdentity};
+use crate::schema::{FeatureSchema, FeatureValue, InputValue, ValidRecord};
+use crate::{ClassicalError, OnnxRuntime, tensors};
+
+/// The scorer's description, shared by every session loaded from the same file.
+#[derive(Debug)]
+pub struct ScorerInfo {
+    /// Name, version and provenance.
+    pub identity: ModelIdentity,
+    /// The fields a record must carry.
+    pub schema: FeatureSchema,
+    /// At or above this probability the record is labelled as churn.
+    pub decision_threshold: f32,
+}
+
+/// One session of the churn scorer. `score` needs `&mut self`: give each worker its own.
+pub struct ChurnScorer {
+    session: Session,
+    info: Arc<ScorerInfo>,
+    name: String,
+}
+
+/// The scorer's output for one record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChurnScore {
+    /// Calibrated probability of churn.
+    pub probability: f32,
+    /// `probability >= decision_threshold`.
+    pub churn: bool,
+}
+
+impl ChurnScorer {
+    /// Loads the model at `path` and reads its feature schema and threshold from the file's metadata.
+    pub fn load(runtime: &OnnxRuntime, path: &Path) -> Result<Self, ClassicalError> {
+        let session = runtime.session(path)?;
+        let reader = MetadataReader::new(path, &session);
+        reader.expect_kind("churn_scorer")?;
+        let info = ScorerInfo {
+            identity: reader.identity()?,
+            schema: reader.feature_schema()?,
+            decision_threshold: reader.threshold("switchyard.decision_threshold")?,
+        };
+        let name = info.identity.to_string();
+        Ok(Self { session, info: Arc::new(info), name })
+    }
+
+    /// The model's description.
+    pub fn info(&self) -> &Arc<ScorerInfo> {
+        &self.info
+    }
+
+    /// Validates `record` against the schema (every bad field reported) and scores it.
+    pub fn score(&mut self, record: &BTreeMap<String, FeatureValue>) -> Result<ChurnScore, ClassicalError> {
+        let valid = self.info.schema.validate(record).map_err(ClassicalError::InvalidFeatures)?;
+        let mut scores = self.score_batch(&[valid])?;
+        scores.pop().ok_or_else(|| ClassicalError::Inference { model: self.name.clone(), reason: "empty output".into() })
+    }
+
+    /// Scores already validated records in one run.
+    pub fn score_batch(&mut self, records: &[ValidRecord]) -> Result<Vec<ChurnScore>, ClassicalError> {
+        let mut inputs = Vec::with_capacity(self.info.schema.features().len());
+        for (column, spec) in self.info.schema.features().iter().enumerate() {
+            let values = records.iter().map(|r| &r.0[column]);
+            let tensor = if values.clone().all(|v| matches!(v, InputValue::Text(_))) {
+                let texts: Vec<&str> =
+                    values.map(|v| if let InputValue::Text(t) = v { t.as_str() } else { "" }).collect();
+                tensors::strings(&texts, &self.name)?
+            } else {
+                let numbers: Vec<f32> =
+                    values.map(|v| if let InputValue::Number(n) = v { *n } else { f32::NAN }).collect();
+                tensors::floats(numbers, &self.name)?
+            };
+            inputs.push((spec.name.clone(), tensor));
+        }
+        let rows = tensors::run_probabilities(&mut self.session, inputs, records.len(), 2, &self.name)?;
+        Ok(rows
+            .into_iter()
+            .map(|p| ChurnScore { probability: p[1], churn: p[1] >= self.info.decision_threshold })
+            .collect())
+    }
+}

@@ -1,0 +1,1 @@
+"""Training pipeline for Switchyard's classical models (churn scorer, request classifier)."""

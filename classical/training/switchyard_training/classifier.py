@@ -1,0 +1,319 @@
+"""Request classifier: (text, has_record) -> calibrated probabilities over CLINC150 intents, `oos` and record labels."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pandas as pd
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
+from skl2onnx import convert_sklearn
+from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.pipeline import Pipeline
+
+from . import common, record_phrasings
+from .model_card import classifier_card
+
+NAME = "request-classifier"
+VERSION = "1.0.0"
+CLINC = common.DATA_DIR / "clinc150"
+TELCO = common.DATA_DIR / "telco_churn"
+OOS = "oos"
+RECORD_GROUP = "customer_record"
+WORD_FEATURES = 3000
+CHAR_FEATURES = 6000
+C = 10.0
+CV_FOLDS = 5
+# Words of two or more ASCII word characters, spelled for Python (`(?a)`: ASCII classes) and for ONNX Runtime's
+# RE2 (ASCII by default), so both tokenize identically; non-ASCII text is still seen by the character n-grams.
+WORD_PATTERN = r"(?a)\b\w\w+\b"
+ONNX_WORD_PATTERN = r"\b\w\w+\b"
+# Threshold objective: catch as many out-of-scope queries as possible while in-scope accuracy (out-of-fold, on
+# training data) stays within this many points of the unthresholded model.
+MAX_IN_SCOPE_LOSS = 0.005
+THRESHOLD_OBJECTIVE = (
+    f"maximise OOS recall while in-scope accuracy stays within {MAX_IN_SCOPE_LOSS:.1%} of the unthresholded model"
+)
+RECORD_TRAIN_PER_LABEL = 300
+RECORD_EVAL_PER_LABEL = 1000
+EMPTY_TEXT_TRAIN = 40
+RECORD_TEXT_WITHOUT_RECORD = 200
+# Paper's Table 2 (Full data): in-scope accuracy / out-of-scope recall, for the side-by-side report.
+PAPER = {
+    "oos-train": {"SVM": (91.0, 14.5), "MLP": (93.5, 47.4), "BERT": (96.9, 40.3)},
+    "oos-threshold": {"SVM": (88.2, 18.0), "MLP": (93.4, 49.1), "BERT": (96.2, 52.3)},
+}
+
+
+def frame(texts: list[str], has_record: list[float] | float) -> pd.DataFrame:
+    flags = has_record if isinstance(has_record, list) else [has_record] * len(texts)
+    return pd.DataFrame({"text": texts, "has_record": np.asarray(flags, dtype=np.float32)})
+
+
+def groups() -> dict[str, str]:
+    domains = json.loads((CLINC / "domains.json").read_text())
+    mapping = {intent: domain for domain, intents in domains.items() for intent in intents}
+    mapping[OOS] = OOS
+    mapping[record_phrasings.SCORE_LABEL] = RECORD_GROUP
+    mapping[record_phrasings.EXPLAIN_LABEL] = RECORD_GROUP
+    return mapping
+
+
+def record_corpus(rng: random.Random) -> dict[str, dict]:
+    """Record requests: training texts from train.csv rows, held-out phrasings filled from test.csv rows."""
+    train_rows = pd.read_csv(TELCO / "train.csv", dtype=str, keep_default_na=False)
+    test_rows = pd.read_csv(TELCO / "test.csv", dtype=str, keep_default_na=False)
+    corpus = {}
+    for label, templates in (
+        (record_phrasings.SCORE_LABEL, record_phrasings.SCORE_TEMPLATES),
+        (record_phrasings.EXPLAIN_LABEL, record_phrasings.EXPLAIN_TEMPLATES),
+    ):
+        seen, held_out = record_phrasings.split_templates(templates, rng, held_out_share=0.25)
+        corpus[label] = {
+            "train_templates": seen,
+            "held_out_templates": held_out,
+            "train": record_phrasings.generate(seen, train_rows, RECORD_TRAIN_PER_LABEL, rng),
+            "eval": record_phrasings.generate(held_out, test_rows, RECORD_EVAL_PER_LABEL, rng),
+        }
+    return corpus
+
+
+def pipeline() -> Pipeline:
+    """Word 1-2-grams and character 2-4-grams (TF-IDF), plus the record flag, into multinomial logistic regression.
+
+    Only what skl2onnx converts exactly: no `sublinear_tf` (the converter ignores it) and no `char_wb` (not
+    implemented); the word tokenizer is given the same token pattern in `to_onnx`.
+    """
+    features = ColumnTransformer(
+        [
+            (
+                "word",
+                TfidfVectorizer(ngram_range=(1, 2), max_features=WORD_FEATURES, token_pattern=WORD_PATTERN),
+                "text",
+            ),
+            ("char", TfidfVectorizer(analyzer="char", ngram_range=(2, 4), max_features=CHAR_FEATURES, min_df=2), "text"),
+            ("record", "passthrough", ["has_record"]),
+        ]
+    )
+    return Pipeline([("features", features), ("model", LogisticRegression(C=C, max_iter=3000))])
+
+
+def fit_temperature(logits: np.ndarray, y_index: np.ndarray) -> float:
+    """Temperature minimising the negative log-likelihood of out-of-fold logits (Guo et al., 2017)."""
+
+    def nll(t: float) -> float:
+        return float(-log_softmax(logits / t, axis=1)[np.arange(len(y_index)), y_index].mean())
+
+    return float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
+
+
+def predict_with_threshold(prob: np.ndarray, classes: np.ndarray, threshold: float) -> np.ndarray:
+    """The shipped decision rule: the top label, or `oos` when its probability is below the threshold."""
+    labels = classes[prob.argmax(axis=1)].astype(object)
+    labels[prob.max(axis=1) < threshold] = OOS
+    return labels
+
+
+def choose_threshold(prob: np.ndarray, y: np.ndarray, classes: np.ndarray) -> dict:
+    in_scope = y != OOS
+    base = (predict_with_threshold(prob[in_scope], classes, 0.0) == y[in_scope]).mean()
+    best = {"value": 0.0, "cv_in_scope_accuracy": base, "cv_oos_recall": 0.0}
+    for t in np.round(np.arange(0.0, 0.901, 0.01), 2):
+        acc = (predict_with_threshold(prob[in_scope], classes, t) == y[in_scope]).mean()
+        rec = (predict_with_threshold(prob[~in_scope], classes, t) == OOS).mean()
+        if acc >= base - MAX_IN_SCOPE_LOSS:
+            best = {"value": float(t), "cv_in_scope_accuracy": acc, "cv_oos_recall": rec}
+    return {k: common.rounded(v) for k, v in best.items()}
+
+
+def to_onnx(model: Pipeline) -> onnx.ModelProto:
+    # C.UTF-8: the converter's default locale (en_US.UTF-8) is missing on fresh Debian images.
+    vectorizers = model.named_steps["features"].named_transformers_
+    options: dict[int, dict] = {
+        id(vectorizers["word"]): {"locale": "C.UTF-8", "tokenexp": ONNX_WORD_PATTERN},
+        id(vectorizers["char"]): {"locale": "C.UTF-8"},
+    }
+    options[id(model)] = {"zipmap": False}
+    return convert_sklearn(
+        model,
+        initial_types=[("text", StringTensorType([None, 1])), ("has_record", FloatTensorType([None, 1]))],
+        options=options,
+        target_opset={"": 17, "ai.onnx.ml": 3},
+    )
+
+
+def run(session: ort.InferenceSession, texts: list[str], has_record: float | list[float]) -> np.ndarray:
+    feeds = frame(texts, has_record)
+    return session.run(
+        ["probabilities"],
+        {
+            "text": feeds[["text"]].to_numpy().astype(object),
+            "has_record": feeds[["has_record"]].to_numpy(),
+        },
+    )[0]
+
+
+def fixtures(session: ort.InferenceSession, val: list[list[str]], corpus: dict) -> list[dict]:
+    """Edge cases and ordinary inputs for the Rust parity test, with the ONNX Runtime (Python) probabilities."""
+    cases = [
+        ("", 1.0),
+        ("", 0.0),
+        ("¿Cuál es el saldo de mi cuenta? 残高を教えてください café", 0.0),
+        ("Why is this customer — Ünïcödé & émojis 🚀 — likely to leave?", 1.0),
+        (" ".join(["please tell me my account balance"] * 300)[:10240], 0.0),
+        ("x" * 10240, 1.0),
+    ]
+    cases += [(text, 0.0) for text, _ in val[:8]]
+    cases += [(corpus[label]["eval"][0], 1.0) for label in corpus]
+    probs = np.vstack([run(session, [t], f) for t, f in cases])
+    return [
+        {"text": t, "has_record": bool(f), "probabilities": [float(p) for p in row]} for (t, f), row in zip(cases, probs)
+    ]
+
+
+def top_confusions(y: np.ndarray, predicted: np.ndarray, k: int = 10) -> list[dict]:
+    pairs = Counter((a, b) for a, b in zip(y, predicted) if a != b)
+    return [{"true": a, "predicted": b, "count": n} for (a, b), n in pairs.most_common(k)]
+
+
+def train() -> dict:
+    rng = random.Random(common.SEED)
+    data = json.loads((CLINC / "clinc150_train_val.json").read_text())
+    corpus = record_corpus(rng)
+    score, explain = record_phrasings.SCORE_LABEL, record_phrasings.EXPLAIN_LABEL
+    record_texts_seen = corpus[score]["train"] + corpus[explain]["train"]
+    texts = [t for t, _ in data["train"]] + [t for t, _ in data["oos_train"]]
+    labels = [lab for _, lab in data["train"]] + [OOS] * len(data["oos_train"])
+    flags = [0.0] * len(texts)
+    # Record requests need the record: asked without one, the same words are out of scope.
+    without_record = rng.sample(record_texts_seen, RECORD_TEXT_WITHOUT_RECORD)
+    texts += without_record
+    labels += [OOS] * len(without_record)
+    flags += [0.0] * len(without_record)
+    for label in (score, explain):
+        texts += corpus[label]["train"]
+        labels += [label] * len(corpus[label]["train"])
+        flags += [1.0] * len(corpus[label]["train"])
+    texts += [""] * EMPTY_TEXT_TRAIN
+    labels += [score] * EMPTY_TEXT_TRAIN
+    flags += [1.0] * EMPTY_TEXT_TRAIN
+    x, y = frame(texts, flags), np.asarray(labels, dtype=object)
+
+    folds = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=common.SEED)
+    print("classifier: out-of-fold logits", flush=True)
+    oof_logits = cross_val_predict(pipeline(), x, y, cv=folds, method="decision_function")
+    model = pipeline().fit(x, y)
+    classes = model.classes_
+    y_index = np.searchsorted(classes, y)
+    temperature = fit_temperature(oof_logits, y_index)
+    oof_prob = softmax(oof_logits / temperature, axis=1)
+    clinc_rows = np.asarray(flags) == 0.0
+    clinc_rows[len(data["train"]) + len(data["oos_train"]) :] = False
+    threshold = choose_threshold(oof_prob[clinc_rows], y[clinc_rows], classes)
+    # Temperature scaling folded into the linear model: softmax(z / T) == softmax((W x + b) / T).
+    linear = model.named_steps["model"]
+    linear.coef_ = linear.coef_ / temperature
+    linear.intercept_ = linear.intercept_ / temperature
+
+    group_of = groups()
+    label_list = [{"label": str(c), "group": group_of[str(c)]} for c in classes]
+    data_sha = common.sha256_files([CLINC / "clinc150_train_val.json", CLINC / "domains.json", TELCO / "train.csv", TELCO / "test.csv"])
+    onnx_model = to_onnx(model)
+    common.set_metadata(
+        onnx_model,
+        {
+            "switchyard.model_name": NAME,
+            "switchyard.model_version": VERSION,
+            "switchyard.model_kind": "request_classifier",
+            "switchyard.labels": label_list,
+            "switchyard.out_of_scope_label": OOS,
+            "switchyard.out_of_scope_threshold": threshold["value"],
+            "switchyard.threshold_objective": THRESHOLD_OBJECTIVE,
+            "switchyard.temperature": common.rounded(temperature),
+            "switchyard.inputs": [
+                {"name": "text", "type": "string", "shape": [-1, 1]},
+                {"name": "has_record", "type": "float", "shape": [-1, 1], "meaning": "1.0 when a customer record is attached"},
+            ],
+            "switchyard.probability_output": "probabilities (columns in switchyard.labels order)",
+            "switchyard.training_data_sha256": data_sha,
+            "switchyard.training_command": common.TRAINING_COMMAND,
+        },
+    )
+    out_dir = common.MODELS_DIR / NAME / VERSION
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(onnx_model, out_dir / "model.onnx")
+    session = ort.InferenceSession(str(out_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+
+    val_texts = [t for t, _ in data["val"]]
+    val_y = np.asarray([lab for _, lab in data["val"]], dtype=object)
+    oos_texts = [t for t, _ in data["oos_val"]]
+    val_prob, oos_prob = run(session, val_texts, 0.0), run(session, oos_texts, 0.0)
+    sk_prob = model.predict_proba(frame(val_texts, 0.0))
+    protocol = {}
+    for name, t in (("oos-train", 0.0), ("oos-train+threshold", threshold["value"])):
+        predicted = predict_with_threshold(val_prob, classes, t)
+        protocol[name] = {
+            "threshold": t,
+            "in_scope_accuracy": common.rounded(100 * (predicted == val_y).mean(), 2),
+            "oos_recall": common.rounded(100 * (predict_with_threshold(oos_prob, classes, t) == OOS).mean(), 2),
+        }
+    shipped = predict_with_threshold(val_prob, classes, threshold["value"])
+    record_labels = {score, explain}
+    plain = np.concatenate([shipped, predict_with_threshold(oos_prob, classes, threshold["value"])])
+    routing = {}
+    for label in (score, explain):
+        got = predict_with_threshold(run(session, corpus[label]["eval"], 1.0), classes, threshold["value"])
+        routing[label] = common.rounded(100 * (got == label).mean(), 2)
+    held_out_all = corpus[score]["eval"] + corpus[explain]["eval"]
+    held_out_no_record = predict_with_threshold(run(session, held_out_all, 0.0), classes, threshold["value"])
+    empty_with_record = predict_with_threshold(run(session, [""], 1.0), classes, threshold["value"])[0]
+    top_conf = val_prob.max(axis=1)
+    metrics = {
+        "model": NAME,
+        "version": VERSION,
+        "data_sha256": data_sha,
+        "labels": len(classes),
+        "features": {"word_1_2grams": WORD_FEATURES, "char_2_4grams": CHAR_FEATURES, "has_record": 1},
+        "training_rows": int(len(y)),
+        "temperature": common.rounded(temperature),
+        "threshold": threshold,
+        "threshold_objective": THRESHOLD_OBJECTIVE,
+        "clinc150_val": protocol,
+        "paper_table2_full": {k: {m: {"in_scope_accuracy": a, "oos_recall": r} for m, (a, r) in v.items()} for k, v in PAPER.items()},
+        "record_requests": {
+            "held_out_templates": {label: corpus[label]["held_out_templates"] for label in (score, explain)},
+            "eval_texts_per_label": RECORD_EVAL_PER_LABEL,
+            "routing_accuracy_pct": routing,
+            "routing_accuracy_pct_overall": common.rounded((routing[score] + routing[explain]) / 2, 2),
+            "empty_text_with_record": str(empty_with_record),
+            "plain_questions_sent_to_record_labels_pct": common.rounded(
+                100 * np.isin(plain, list(record_labels)).mean(), 3
+            ),
+            "held_out_phrasings_without_record_sent_to_record_labels_pct": common.rounded(
+                100 * np.isin(held_out_no_record, list(record_labels)).mean(), 3
+            ),
+        },
+        "calibration_val_top_label": {
+            "ece_10_bins": common.rounded(
+                common.expected_calibration_error((classes[val_prob.argmax(1)] == val_y).astype(int), top_conf)
+            ),
+        },
+        "top_confusions_val": top_confusions(val_y, shipped),
+        "onnx_vs_sklearn_max_abs_diff": float(f"{np.abs(val_prob - sk_prob).max():.1e}"),
+    }
+    common.write_json(out_dir / "metrics.json", metrics)
+    common.write_json(
+        out_dir / "parity_fixtures.json",
+        {"model": NAME, "version": VERSION, "labels": [str(c) for c in classes], "cases": fixtures(session, data["val"], corpus)},
+    )
+    (out_dir / "MODEL_CARD.md").write_text(classifier_card(metrics, label_list))
+    return metrics

