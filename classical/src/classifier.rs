@@ -19,6 +19,31 @@ pub struct ClassifierInfo {
     pub out_of_scope_label: String,
     /// Below this top probability, the decision is the out-of-scope label.
     pub out_of_scope_threshold: f32,
+    /// How text is normalised before it reaches the graph, as in training.
+    pub text_normalization: TextNormalization,
+}
+
+/// Text normalisation applied before the graph (`switchyard.text_normalization`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextNormalization {
+    /// Whitespace runs collapse to one space; ends are trimmed (`collapse_whitespace`).
+    CollapseWhitespace,
+}
+
+impl TextNormalization {
+    fn parse(value: &str) -> Option<Self> {
+        match value {
+            "collapse_whitespace" => Some(Self::CollapseWhitespace),
+            _ => None,
+        }
+    }
+
+    /// Applies the normalisation.
+    pub fn apply(self, text: &str) -> String {
+        match self {
+            Self::CollapseWhitespace => text.split_whitespace().collect::<Vec<_>>().join(" "),
+        }
+    }
 }
 
 /// One session of the request classifier. `classify` needs `&mut self`: give each worker its own.
@@ -51,14 +76,26 @@ impl RequestClassifier {
                 reason: format!("{out_of_scope_label:?} is not in switchyard.labels"),
             });
         }
+        const NORMALIZATION: &str = "switchyard.text_normalization";
+        let normalization = reader.string(NORMALIZATION)?;
+        let text_normalization = TextNormalization::parse(&normalization).ok_or_else(|| ClassicalError::Metadata {
+            path: path.to_path_buf(),
+            key: NORMALIZATION.to_owned(),
+            reason: format!("unknown normalisation {normalization:?}"),
+        })?;
         let info = ClassifierInfo {
             identity: reader.identity()?,
             labels,
             out_of_scope_label,
             out_of_scope_threshold: reader.threshold("switchyard.out_of_scope_threshold")?,
+            text_normalization,
         };
         let name = info.identity.to_string();
-        Ok(Self { session, info: Arc::new(info), name })
+        Ok(Self {
+            session,
+            info: Arc::new(info),
+            name,
+        })
     }
 
     /// The model's description.
@@ -69,28 +106,50 @@ impl RequestClassifier {
     /// Classifies one request.
     pub fn classify(&mut self, text: &str, has_record: bool) -> Result<Classification, ClassicalError> {
         let mut batch = self.classify_batch(&[(text, has_record)])?;
-        batch.pop().ok_or_else(|| ClassicalError::Inference { model: self.name.clone(), reason: "empty output".into() })
+        batch.pop().ok_or_else(|| ClassicalError::Inference {
+            model: self.name.clone(),
+            reason: "empty output".into(),
+        })
     }
 
     /// Classifies several requests in one run.
     pub fn classify_batch(&mut self, requests: &[(&str, bool)]) -> Result<Vec<Classification>, ClassicalError> {
-        let texts: Vec<&str> = requests.iter().map(|(text, _)| *text).collect();
-        let flags: Vec<f32> = requests.iter().map(|(_, record)| if *record { 1.0 } else { 0.0 }).collect();
+        let normalization = self.info.text_normalization;
+        let texts: Vec<String> = requests.iter().map(|(text, _)| normalization.apply(text)).collect();
+        let flags: Vec<f32> = requests
+            .iter()
+            .map(|(_, record)| if *record { 1.0 } else { 0.0 })
+            .collect();
         let inputs = vec![
             ("text".to_owned(), tensors::strings(&texts, &self.name)?),
             ("has_record".to_owned(), tensors::floats(flags, &self.name)?),
         ];
-        let rows =
-            tensors::run_probabilities(&mut self.session, inputs, requests.len(), self.info.labels.len(), &self.name)?;
-        Ok(rows.into_iter().map(|probabilities| Classification { probabilities, info: self.info.clone() }).collect())
+        let rows = tensors::run_probabilities(
+            &mut self.session,
+            inputs,
+            requests.len(),
+            self.info.labels.len(),
+            &self.name,
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|probabilities| Classification {
+                probabilities,
+                info: self.info.clone(),
+            })
+            .collect())
     }
 }
 
 impl Classification {
     /// Labels with their probabilities, most probable first, at most `k`.
     pub fn top(&self, k: usize) -> Vec<(&LabelInfo, f32)> {
-        let mut ranked: Vec<(&LabelInfo, f32)> =
-            self.info.labels.iter().zip(self.probabilities.iter().copied()).collect();
+        let mut ranked: Vec<(&LabelInfo, f32)> = self
+            .info
+            .labels
+            .iter()
+            .zip(self.probabilities.iter().copied())
+            .collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         ranked.truncate(k);
         ranked
@@ -101,10 +160,33 @@ impl Classification {
     pub fn decided(&self) -> (&LabelInfo, f32) {
         let (best, p) = self.top(1).into_iter().next().unwrap_or((&self.info.labels[0], 0.0));
         if p < self.info.out_of_scope_threshold {
-            let oos = self.info.labels.iter().find(|l| l.label == self.info.out_of_scope_label).unwrap_or(best);
+            let oos = self
+                .info
+                .labels
+                .iter()
+                .find(|l| l.label == self.info.out_of_scope_label)
+                .unwrap_or(best);
             (oos, p)
         } else {
             (best, p)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TextNormalization;
+
+    #[test]
+    fn collapse_whitespace_matches_the_training_pipeline() {
+        // Python: " ".join(text.split())
+        let n = TextNormalization::CollapseWhitespace;
+        assert_eq!(
+            n.apply("  what's   my\tbalance \n\n in  checking "),
+            "what's my balance in checking"
+        );
+        assert_eq!(n.apply(""), "");
+        assert_eq!(n.apply(" \t\n"), "");
+        assert_eq!(n.apply("café\u{00a0}crème"), "café crème");
     }
 }

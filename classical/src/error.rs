@@ -36,6 +36,12 @@ pub enum ClassicalError {
     /// A customer record does not match the scorer's feature schema; every bad field is listed.
     #[error("invalid features: {}", FieldError::join(.0))]
     InvalidFeatures(Vec<FieldError>),
+    /// The inference queue is full: the service is at capacity.
+    #[error("inference queue full ({capacity} waiting): try again later")]
+    Overloaded {
+        /// The queue's capacity.
+        capacity: usize,
+    },
     /// ONNX Runtime failed while running a loaded model.
     #[error("inference failed in {model}: {reason}")]
     Inference {

@@ -12,12 +12,14 @@
 mod classifier;
 mod error;
 pub mod metadata;
+mod pool;
 mod runtime;
 pub mod schema;
 mod scorer;
 mod tensors;
 
-pub use classifier::{Classification, ClassifierInfo, RequestClassifier};
+pub use classifier::{Classification, ClassifierInfo, RequestClassifier, TextNormalization};
 pub use error::ClassicalError;
+pub use pool::{InferencePool, PoolConfig};
 pub use runtime::OnnxRuntime;
 pub use scorer::{ChurnScore, ChurnScorer, ScorerInfo};

@@ -49,7 +49,11 @@ impl<'a> MetadataReader<'a> {
     }
 
     fn error(&self, key: &str, reason: impl Into<String>) -> ClassicalError {
-        ClassicalError::Metadata { path: PathBuf::from(self.path), key: key.to_owned(), reason: reason.into() }
+        ClassicalError::Metadata {
+            path: PathBuf::from(self.path),
+            key: key.to_owned(),
+            reason: reason.into(),
+        }
     }
 
     /// The raw string value of `key`.
@@ -60,7 +64,8 @@ impl<'a> MetadataReader<'a> {
 
     /// `key`'s value parsed as JSON into `T`.
     pub(crate) fn json<T: DeserializeOwned>(&self, key: &str) -> Result<T, ClassicalError> {
-        serde_json::from_str(&self.string(key)?).map_err(|e| self.error(key, format!("not valid JSON for its type: {e}")))
+        serde_json::from_str(&self.string(key)?)
+            .map_err(|e| self.error(key, format!("not valid JSON for its type: {e}")))
     }
 
     /// The model's identity entries.
@@ -100,7 +105,10 @@ impl<'a> MetadataReader<'a> {
         let inputs: Vec<&str> = self.session.inputs().iter().map(|i| i.name()).collect();
         let declared: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         if inputs != declared {
-            return Err(self.error(KEY, format!("declares {declared:?} but the graph's inputs are {inputs:?}")));
+            return Err(self.error(
+                KEY,
+                format!("declares {declared:?} but the graph's inputs are {inputs:?}"),
+            ));
         }
         Ok(FeatureSchema::new(specs))
     }

@@ -35,7 +35,10 @@ impl OnnxRuntime {
             }
             return Ok(runtime.clone());
         }
-        let fail = |reason: String| ClassicalError::Runtime { path: library.to_path_buf(), reason };
+        let fail = |reason: String| ClassicalError::Runtime {
+            path: library.to_path_buf(),
+            reason,
+        };
         if !library.is_file() {
             return Err(fail("no such file".to_owned()));
         }
@@ -44,7 +47,10 @@ impl OnnxRuntime {
             .with_name("switchyard")
             .build()
             .map_err(|e| fail(e.to_string()))?;
-        let runtime = Self { environment, library: library.to_path_buf() };
+        let runtime = Self {
+            environment,
+            library: library.to_path_buf(),
+        };
         *slot = Some(runtime.clone());
         Ok(runtime)
     }
@@ -65,7 +71,10 @@ impl OnnxRuntime {
 
     /// Opens `path` as a session with one intra-op thread: parallelism comes from running several sessions.
     pub(crate) fn session(&self, path: &Path) -> Result<ort::session::Session, ClassicalError> {
-        let fail = |reason: String| ClassicalError::ModelLoad { path: path.to_path_buf(), reason };
+        let fail = |reason: String| ClassicalError::ModelLoad {
+            path: path.to_path_buf(),
+            reason,
+        };
         ort::session::Session::builder(self.environment())
             .map_err(|e| fail(e.to_string()))?
             .with_intra_threads(1)

@@ -80,12 +80,19 @@ pub struct FieldError {
 
 impl FieldError {
     fn new(field: &str, reason: impl Into<String>) -> Self {
-        Self { field: field.to_owned(), reason: reason.into() }
+        Self {
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
     }
 
     /// `field: reason; field: reason`, for error messages.
     pub fn join(errors: &[FieldError]) -> String {
-        errors.iter().map(|e| format!("{}: {}", e.field, e.reason)).collect::<Vec<_>>().join("; ")
+        errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.reason))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
@@ -136,7 +143,11 @@ impl FeatureSchema {
                 errors.push(FieldError::new(name, "unknown feature"));
             }
         }
-        if errors.is_empty() { Ok(ValidRecord(values)) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(ValidRecord(values))
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -170,5 +181,9 @@ fn validate_value(spec: &FeatureSpec, value: &FeatureValue) -> Result<InputValue
 }
 
 fn null_or(nullable: bool) -> Result<InputValue, String> {
-    if nullable { Ok(InputValue::Number(f32::NAN)) } else { Err("must not be null".to_owned()) }
+    if nullable {
+        Ok(InputValue::Number(f32::NAN))
+    } else {
+        Err("must not be null".to_owned())
+    }
 }

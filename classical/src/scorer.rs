@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ort::session::Session;
 
 use crate::metadata::{MetadataReader, ModelIdentity};
-use crate::schema::{FeatureSchema, FeatureValue, InputValue, ValidRecord};
+use crate::schema::{FeatureKind, FeatureSchema, FeatureValue, InputValue, ValidRecord};
 use crate::{ClassicalError, OnnxRuntime, tensors};
 
 /// The scorer's description, shared by every session loaded from the same file.
@@ -49,7 +49,11 @@ impl ChurnScorer {
             decision_threshold: reader.threshold("switchyard.decision_threshold")?,
         };
         let name = info.identity.to_string();
-        Ok(Self { session, info: Arc::new(info), name })
+        Ok(Self {
+            session,
+            info: Arc::new(info),
+            name,
+        })
     }
 
     /// The model's description.
@@ -59,31 +63,54 @@ impl ChurnScorer {
 
     /// Validates `record` against the schema (every bad field reported) and scores it.
     pub fn score(&mut self, record: &BTreeMap<String, FeatureValue>) -> Result<ChurnScore, ClassicalError> {
-        let valid = self.info.schema.validate(record).map_err(ClassicalError::InvalidFeatures)?;
+        let valid = self
+            .info
+            .schema
+            .validate(record)
+            .map_err(ClassicalError::InvalidFeatures)?;
         let mut scores = self.score_batch(&[valid])?;
-        scores.pop().ok_or_else(|| ClassicalError::Inference { model: self.name.clone(), reason: "empty output".into() })
+        scores.pop().ok_or_else(|| ClassicalError::Inference {
+            model: self.name.clone(),
+            reason: "empty output".into(),
+        })
     }
 
     /// Scores already validated records in one run.
     pub fn score_batch(&mut self, records: &[ValidRecord]) -> Result<Vec<ChurnScore>, ClassicalError> {
         let mut inputs = Vec::with_capacity(self.info.schema.features().len());
         for (column, spec) in self.info.schema.features().iter().enumerate() {
-            let values = records.iter().map(|r| &r.0[column]);
-            let tensor = if values.clone().all(|v| matches!(v, InputValue::Text(_))) {
-                let texts: Vec<&str> =
-                    values.map(|v| if let InputValue::Text(t) = v { t.as_str() } else { "" }).collect();
-                tensors::strings(&texts, &self.name)?
-            } else {
-                let numbers: Vec<f32> =
-                    values.map(|v| if let InputValue::Number(n) = v { *n } else { f32::NAN }).collect();
-                tensors::floats(numbers, &self.name)?
+            // Validation put a value of the spec's kind in every column, so the other arm never matches.
+            let tensor = match spec.kind {
+                FeatureKind::String { .. } => {
+                    let texts: Vec<String> = records
+                        .iter()
+                        .map(|r| match &r.0[column] {
+                            InputValue::Text(t) => t.clone(),
+                            InputValue::Number(_) => String::new(),
+                        })
+                        .collect();
+                    tensors::strings(&texts, &self.name)?
+                }
+                FeatureKind::Number { .. } | FeatureKind::Integer { .. } => {
+                    let numbers: Vec<f32> = records
+                        .iter()
+                        .map(|r| match &r.0[column] {
+                            InputValue::Number(n) => *n,
+                            InputValue::Text(_) => f32::NAN,
+                        })
+                        .collect();
+                    tensors::floats(numbers, &self.name)?
+                }
             };
             inputs.push((spec.name.clone(), tensor));
         }
         let rows = tensors::run_probabilities(&mut self.session, inputs, records.len(), 2, &self.name)?;
         Ok(rows
             .into_iter()
-            .map(|p| ChurnScore { probability: p[1], churn: p[1] >= self.info.decision_threshold })
+            .map(|p| ChurnScore {
+                probability: p[1],
+                churn: p[1] >= self.info.decision_threshold,
+            })
             .collect())
     }
 }

@@ -8,18 +8,18 @@ use crate::ClassicalError;
 /// Name of the probability output every Switchyard model exposes (`zipmap` disabled at export).
 pub(crate) const PROBABILITIES: &str = "probabilities";
 
-/// A `[rows, 1]` string tensor.
-pub(crate) fn strings(values: &[&str], model: &str) -> Result<SessionInputValue<'static>, ClassicalError> {
-    // ONNX Runtime copies the strings into the tensor; `ort` wants owned (`'static`) element types here.
-    let owned: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
-    Tensor::from_string_array(([owned.len(), 1], owned.as_slice()))
+/// A `[rows, 1]` string tensor (ONNX Runtime copies the strings in).
+pub(crate) fn strings(values: &[String], model: &str) -> Result<SessionInputValue<'static>, ClassicalError> {
+    Tensor::from_string_array(([values.len(), 1], values))
         .map(Into::into)
         .map_err(|e| inference_error(model, e))
 }
 
 /// A `[rows, 1]` float tensor.
 pub(crate) fn floats(values: Vec<f32>, model: &str) -> Result<SessionInputValue<'static>, ClassicalError> {
-    Tensor::from_array(([values.len(), 1], values)).map(Into::into).map_err(|e| inference_error(model, e))
+    Tensor::from_array(([values.len(), 1], values))
+        .map(Into::into)
+        .map_err(|e| inference_error(model, e))
 }
 
 /// Runs `session` and returns the `probabilities` output as rows of `width` columns.
@@ -35,7 +35,9 @@ pub(crate) fn run_probabilities(
         model: model.to_owned(),
         reason: format!("no output named {PROBABILITIES}"),
     })?;
-    let (shape, data) = value.try_extract_tensor::<f32>().map_err(|e| inference_error(model, e))?;
+    let (shape, data) = value
+        .try_extract_tensor::<f32>()
+        .map_err(|e| inference_error(model, e))?;
     if shape.len() != 2 || shape[0] != rows as i64 || shape[1] != width as i64 {
         return Err(ClassicalError::Inference {
             model: model.to_owned(),
@@ -46,5 +48,8 @@ pub(crate) fn run_probabilities(
 }
 
 fn inference_error(model: &str, error: impl std::fmt::Display) -> ClassicalError {
-    ClassicalError::Inference { model: model.to_owned(), reason: error.to_string() }
+    ClassicalError::Inference {
+        model: model.to_owned(),
+        reason: error.to_string(),
+    }
 }

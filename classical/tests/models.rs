@@ -1,5 +1,8 @@
 //! The shipped model files describe themselves: the gateway can run from the file alone.
 
+// Test code: a failed expectation is the test failing, so unwrap/expect/panic are the point here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -44,10 +47,21 @@ fn classifier_routes_record_requests_and_plain_questions() {
         c.classify(text, record).expect("classifies").decided().0.label.clone()
     };
     assert_eq!(label(&mut classifier, "", true), "churn_score");
-    assert_eq!(label(&mut classifier, "what is the churn probability of this customer", true), "churn_score");
-    assert_eq!(label(&mut classifier, "why is this customer likely to leave?", true), "churn_explain");
-    assert_eq!(label(&mut classifier, "what is my checking account balance", false), "balance");
-    let balance = classifier.classify("what is my checking account balance", false).expect("classifies");
+    assert_eq!(
+        label(&mut classifier, "what is the churn probability of this customer", true),
+        "churn_score"
+    );
+    assert_eq!(
+        label(&mut classifier, "why is this customer likely to leave?", true),
+        "churn_explain"
+    );
+    assert_eq!(
+        label(&mut classifier, "what is my checking account balance", false),
+        "balance"
+    );
+    let balance = classifier
+        .classify("what is my checking account balance", false)
+        .expect("classifies");
     let top = balance.top(5);
     assert_eq!(top.len(), 5);
     assert!(top.windows(2).all(|w| w[0].1 >= w[1].1), "top labels are sorted");
@@ -56,12 +70,26 @@ fn classifier_routes_record_requests_and_plain_questions() {
 #[test]
 fn scorer_schema_lists_raw_csv_columns_without_the_identifier() {
     let scorer = scorer();
-    let names: Vec<&str> = scorer.info().schema.features().iter().map(|f| f.name.as_str()).collect();
+    let names: Vec<&str> = scorer
+        .info()
+        .schema
+        .features()
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
     assert_eq!(names.len(), 19);
     assert!(!names.contains(&"customerid") && !names.contains(&"churn"));
-    let contract = scorer.info().schema.features().iter().find(|f| f.name == "contract").expect("contract");
+    let contract = scorer
+        .info()
+        .schema
+        .features()
+        .iter()
+        .find(|f| f.name == "contract")
+        .expect("contract");
     match &contract.kind {
-        FeatureKind::String { categories } => assert!(categories.contains(&"Month-to-month".to_owned())),
+        FeatureKind::String { categories } => {
+            assert!(categories.contains(&"Month-to-month".to_owned()))
+        }
         other => panic!("contract is categorical, got {other:?}"),
     }
     let threshold = scorer.info().decision_threshold;
@@ -79,7 +107,9 @@ fn scorer_reports_every_bad_field_at_once() {
     bad.insert("shoe_size".into(), FeatureValue::Number(42.0));
     bad.remove("partner");
     let err = scorer.score(&bad).expect_err("invalid record is refused");
-    let ClassicalError::InvalidFeatures(fields) = &err else { panic!("expected InvalidFeatures, got {err:?}") };
+    let ClassicalError::InvalidFeatures(fields) = &err else {
+        panic!("expected InvalidFeatures, got {err:?}")
+    };
     let named: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
     for field in ["tenure", "monthlycharges", "contract", "gender", "shoe_size", "partner"] {
         assert!(named.contains(&field), "{field} missing from {err}");
@@ -96,9 +126,14 @@ fn blank_total_charges_is_accepted_only_where_the_schema_allows_null() {
     let mut record = fixture_record();
     record.insert("tenure".into(), FeatureValue::Number(0.0));
     record.insert("totalcharges".into(), FeatureValue::Text(" ".into()));
-    let blank = scorer.score(&record).expect("blank totalcharges is imputed in the graph");
+    let blank = scorer
+        .score(&record)
+        .expect("blank totalcharges is imputed in the graph");
     record.insert("totalcharges".into(), FeatureValue::Null);
-    assert_eq!(scorer.score(&record).expect("null totalcharges").probability, blank.probability);
+    assert_eq!(
+        scorer.score(&record).expect("null totalcharges").probability,
+        blank.probability
+    );
     record.insert("monthlycharges".into(), FeatureValue::Null);
     let err = scorer.score(&record).expect_err("monthlycharges is not nullable");
     assert!(err.to_string().contains("monthlycharges: must not be null"), "{err}");
@@ -106,7 +141,12 @@ fn blank_total_charges_is_accepted_only_where_the_schema_allows_null() {
 
 #[test]
 fn wrong_model_kind_is_refused_with_file_and_key() {
-    let err = RequestClassifier::load(&runtime(), &model_file(SCORER, "model.onnx")).err().expect("refused");
+    let err = RequestClassifier::load(&runtime(), &model_file(SCORER, "model.onnx"))
+        .err()
+        .expect("refused");
     let message = err.to_string();
-    assert!(message.contains("switchyard.model_kind") && message.contains("model.onnx"), "{message}");
+    assert!(
+        message.contains("switchyard.model_kind") && message.contains("model.onnx"),
+        "{message}"
+    );
 }

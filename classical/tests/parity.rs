@@ -1,6 +1,9 @@
 //! Parity: Rust (`ort` 2.0.0-rc.15 + ONNX Runtime 1.31) reproduces, within 1e-5, the probabilities that the
 //! training pipeline computed with Python's onnxruntime on the fixture rows it wrote beside each model.
 
+// Test code: a failed expectation is the test failing, so unwrap/expect/panic are the point here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use classical::schema::FeatureValue;
@@ -21,7 +24,11 @@ fn churn_scorer_reproduces_python_probabilities() {
         let features = record(&case["features"]);
         if features["tenure"] == FeatureValue::Number(0.0) {
             tenure_zero += 1;
-            assert_eq!(features["totalcharges"], FeatureValue::Null, "tenure 0 rows carry a blank totalcharges");
+            assert_eq!(
+                features["totalcharges"],
+                FeatureValue::Null,
+                "tenure 0 rows carry a blank totalcharges"
+            );
         }
         let expected = case["probability"].as_f64().expect("probability") as f32;
         let got = scorer.score(&features).expect("fixture row is valid and scores");
@@ -47,27 +54,49 @@ fn request_classifier_reproduces_python_probabilities() {
     let mut classifier =
         RequestClassifier::load(&runtime(), &model_file(CLASSIFIER, "model.onnx")).expect("classifier loads");
     let fixtures = read_json(&model_file(CLASSIFIER, "parity_fixtures.json"));
-    let labels: Vec<&str> =
-        fixtures["labels"].as_array().expect("labels").iter().map(|l| l.as_str().expect("str")).collect();
+    let labels: Vec<&str> = fixtures["labels"]
+        .as_array()
+        .expect("labels")
+        .iter()
+        .map(|l| l.as_str().expect("str"))
+        .collect();
     let ours: Vec<&str> = classifier.info().labels.iter().map(|l| l.label.as_str()).collect();
     assert_eq!(ours, labels, "metadata label order must match the probability columns");
 
     let cases = fixtures["cases"].as_array().expect("cases");
     let texts: Vec<&str> = cases.iter().map(|c| c["text"].as_str().expect("text")).collect();
     assert!(texts.contains(&""), "fixtures must include an empty text");
-    assert!(texts.iter().any(|t| !t.is_ascii()), "fixtures must include non-ASCII text");
-    assert!(texts.iter().any(|t| t.len() >= 10_000), "fixtures must include a 10 kB text");
+    assert!(
+        texts.iter().any(|t| !t.is_ascii()),
+        "fixtures must include non-ASCII text"
+    );
+    assert!(
+        texts.iter().any(|t| t.len() >= 10_000),
+        "fixtures must include a 10 kB text"
+    );
 
     let mut requests = Vec::new();
     for case in cases {
         let text = case["text"].as_str().expect("text");
         let has_record = case["has_record"].as_bool().expect("has_record");
-        let expected: Vec<f32> =
-            case["probabilities"].as_array().expect("probs").iter().map(|p| p.as_f64().expect("f64") as f32).collect();
+        let expected: Vec<f32> = case["probabilities"]
+            .as_array()
+            .expect("probs")
+            .iter()
+            .map(|p| p.as_f64().expect("f64") as f32)
+            .collect();
         let got = classifier.classify(text, has_record).expect("classifies");
         assert_eq!(got.probabilities.len(), expected.len());
-        let worst = got.probabilities.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0_f32, f32::max);
-        assert!(worst <= TOLERANCE, "{text:.60?} (record: {has_record}): max |rust - python| = {worst}");
+        let worst = got
+            .probabilities
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0_f32, f32::max);
+        assert!(
+            worst <= TOLERANCE,
+            "{text:.60?} (record: {has_record}): max |rust - python| = {worst}"
+        );
         requests.push((text, has_record));
     }
     // One batched run gives the same numbers as single runs.

@@ -13,7 +13,10 @@ pub const SCORER: &str = "churn-scorer/1.0.0";
 
 /// `classical/models/<model>/<file>`.
 pub fn model_file(model: &str, file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(model).join(file)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(model)
+        .join(file)
 }
 
 /// The ONNX Runtime named by `ORT_DYLIB_PATH` (the README's test command sets it).

@@ -125,6 +125,9 @@ def classifier_card(m: dict, labels: list[dict]) -> str:
     confusions = _table(
         ["true", "predicted", "count"], [[c["true"], c["predicted"], c["count"]] for c in m["top_confusions_val"]]
     )
+    held_out_openers = "; ".join(
+        f"`{label}`: " + ", ".join(f"\"{o}\"" for o in openers) for label, openers in record["held_out_openers"].items()
+    )
     held_out = "; ".join(
         f"`{label}`: " + ", ".join(f"\"{t}\"" for t in templates)
         for label, templates in record["held_out_templates"].items()
@@ -147,9 +150,14 @@ attached customer record. Not a general-purpose intent model; English only.
 - Decision rule: the top label, or `oos` when its probability is below
   **{m['threshold']['value']}** (`switchyard.out_of_scope_threshold`).
 
-Features: TF-IDF word 1-2-grams (cap {m['features']['word_1_2grams']}) and character 2-4-grams (cap
-{m['features']['char_2_4grams']}) plus the record flag, into multinomial logistic regression; the caps keep the
-file small (each retrain stays in git history).
+Text is normalised first (whitespace runs collapsed, ends trimmed; `switchyard.text_normalization`): the
+gateway does the same before calling the model. Features: TF-IDF word 1-2-grams (the
+{m['features']['word_1_2grams_cap']} most frequent, {m['features']['word_1_2grams_closed']} once closed under
+sub-n-grams) and character 2-4-grams ({m['features']['char_2_4grams_cap']} most frequent,
+{m['features']['char_2_4grams_closed']} closed) plus the record flag, into a linear SVM (one-vs-rest, C =
+{m['svm_c']}) whose scores become probabilities through a temperature-scaled softmax. The caps
+keep the file small (each retrain stays in git history); closing the vocabulary makes ONNX Runtime's n-gram lookup
+agree exactly with scikit-learn's.
 
 {groups}
 
@@ -158,17 +166,24 @@ file small (each retrain stays in git history).
   (3000) and `oos_val` (100) for the report, as the paper's protocol (the test split is not provided).
 - Record requests: phrasings in `classical/training/switchyard_training/record_phrasings.py`, filled with references
   built from Telco rows (`train.csv` rows for training, `test.csv` rows for evaluation). A quarter of the templates
-  of each label is held out whole: {held_out}.
+  of each label is held out whole: {held_out}. Openers ("what is", "explain", ...) combine with shared topics ("the
+  chance {{who}} leaves", "{{who}}'s churn risk", ...), so that the opener, not the topic words, decides; a quarter of
+  the openers is held out with all their combinations: {held_out_openers}.
 - Training rows: {m['training_rows']}, including record phrasings sent without a record (labelled `oos`: the same
   words with no record attached cannot be scored) and empty texts with a record (labelled `churn_score`).
 - sha256 of the training data: `{m['data_sha256']}`.
 
 ## Calibration and threshold
-Temperature T = {m['temperature']}, fit on 5-fold out-of-fold logits of the training data (minimum negative
-log-likelihood) and folded into the weights. Out-of-scope threshold {m['threshold']['value']}: chosen on the same
-out-of-fold probabilities to {m['threshold_objective']} (out-of-fold in-scope accuracy
-{m['threshold']['cv_in_scope_accuracy']}, OOS recall {m['threshold']['cv_oos_recall']}); `val` played no part in
-choosing it. Top-label ECE on `val`: {m['calibration_val_top_label']['ece_10_bins']}.
+Temperature T = {m['temperature']}, fit on 5-fold out-of-fold SVM scores of the training data (minimum negative
+log-likelihood: {m['out_of_fold_nll']['before_temperature']} before, {m['out_of_fold_nll']['after']} after) and
+folded into the weights. Top-label ECE on `val`: {m['calibration_val_top_label']['ece_10_bins']}.
+
+Out-of-scope threshold **{m['threshold']['value']}**, chosen on validation data as in the paper's oos-threshold
+protocol, to {m['threshold_objective']}. Choosing and reporting on the same split is optimistic, so the report also
+cross-fits it: chosen on one half of `val` (stratified by intent), measured on the other half, both ways, averaged:
+in-scope accuracy {m['threshold_cross_fitted_on_val_halves']['in_scope_accuracy']} %, OOS recall
+{m['threshold_cross_fitted_on_val_halves']['oos_recall']} % (thresholds
+{m['threshold_cross_fitted_on_val_halves']['thresholds']}).
 
 ## Results on CLINC150 `val`, next to the paper's Table 2 (Full data)
 {protocol_table}

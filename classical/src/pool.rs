@@ -1,0 +1,168 @@
+//! The inference pool: ONNX inference on dedicated threads, never on the async runtime's workers.
+
+use std::sync::Arc;
+use std::thread;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use tokio::sync::oneshot;
+
+use crate::classifier::ClassifierInfo;
+use crate::schema::ValidRecord;
+use crate::scorer::ScorerInfo;
+use crate::{ChurnScore, ChurnScorer, ClassicalError, Classification, OnnxRuntime, RequestClassifier};
+
+/// Where the models are and how much work the pool may hold.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// The request classifier's `.onnx` file.
+    pub classifier: std::path::PathBuf,
+    /// The churn scorer's `.onnx` file.
+    pub scorer: std::path::PathBuf,
+    /// Worker threads; each owns one session of each model.
+    pub workers: usize,
+    /// Jobs that may wait for a worker; beyond it, requests are refused as overloaded.
+    pub queue_capacity: usize,
+}
+
+enum Job {
+    Classify {
+        text: String,
+        has_record: bool,
+        reply: oneshot::Sender<Result<Classification, ClassicalError>>,
+    },
+    Score {
+        record: ValidRecord,
+        reply: oneshot::Sender<Result<ChurnScore, ClassicalError>>,
+    },
+}
+
+/// A fixed set of worker threads, each with its own classifier and scorer session, fed by one bounded queue.
+///
+/// Async callers enqueue and await a reply; a full queue is refused at once ([`ClassicalError::Overloaded`]) so
+/// that load beyond capacity turns into fast errors instead of growing latency. Dropping the pool stops the
+/// workers once the queue drains.
+#[derive(Clone)]
+pub struct InferencePool {
+    jobs: Sender<Job>,
+    classifier: Arc<ClassifierInfo>,
+    scorer: Arc<ScorerInfo>,
+    capacity: usize,
+}
+
+impl InferencePool {
+    /// Loads one session of each model per worker and starts the workers.
+    pub fn start(runtime: &OnnxRuntime, config: &PoolConfig) -> Result<Self, ClassicalError> {
+        let workers = config.workers.max(1);
+        let capacity = config.queue_capacity.max(1);
+        let (jobs, queue) = crossbeam_channel::bounded(capacity);
+        let mut infos = None;
+        for index in 0..workers {
+            let classifier = RequestClassifier::load(runtime, &config.classifier)?;
+            let scorer = ChurnScorer::load(runtime, &config.scorer)?;
+            infos.get_or_insert_with(|| (classifier.info().clone(), scorer.info().clone()));
+            let queue = queue.clone();
+            thread::Builder::new()
+                .name(format!("onnx-worker-{index}"))
+                .spawn(move || work(queue, classifier, scorer))
+                .map_err(|e| ClassicalError::Inference {
+                    model: "inference pool".to_owned(),
+                    reason: format!("cannot start worker thread: {e}"),
+                })?;
+        }
+        let (classifier, scorer) = infos.ok_or_else(|| ClassicalError::Inference {
+            model: "inference pool".to_owned(),
+            reason: "no workers".to_owned(),
+        })?;
+        Ok(Self {
+            jobs,
+            classifier,
+            scorer,
+            capacity,
+        })
+    }
+
+    /// The classifier's labels, groups, threshold and identity.
+    pub fn classifier(&self) -> &Arc<ClassifierInfo> {
+        &self.classifier
+    }
+
+    /// The scorer's schema, threshold and identity.
+    pub fn scorer(&self) -> &Arc<ScorerInfo> {
+        &self.scorer
+    }
+
+    /// Jobs waiting for a worker now.
+    pub fn queue_depth(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Classifies a request on a worker thread.
+    pub async fn classify(&self, text: &str, has_record: bool) -> Result<Classification, ClassicalError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Classify {
+            text: text.to_owned(),
+            has_record,
+            reply,
+        })?;
+        answer.await.map_err(|_| self.stopped())?
+    }
+
+    /// Scores a validated record on a worker thread.
+    pub async fn score(&self, record: ValidRecord) -> Result<ChurnScore, ClassicalError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Score { record, reply })?;
+        answer.await.map_err(|_| self.stopped())?
+    }
+
+    fn submit(&self, job: Job) -> Result<(), ClassicalError> {
+        self.jobs.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => ClassicalError::Overloaded {
+                capacity: self.capacity,
+            },
+            TrySendError::Disconnected(_) => self.stopped(),
+        })
+    }
+
+    fn stopped(&self) -> ClassicalError {
+        ClassicalError::Inference {
+            model: "inference pool".to_owned(),
+            reason: "workers stopped".to_owned(),
+        }
+    }
+}
+
+fn work(queue: Receiver<Job>, mut classifier: RequestClassifier, mut scorer: ChurnScorer) {
+    for job in queue {
+        // A caller that gave up (deadline, cancellation) has dropped its receiver: skip its work.
+        match job {
+            Job::Classify {
+                text,
+                has_record,
+                reply,
+            } if !reply.is_closed() => {
+                let _ = reply.send(classifier.classify(&text, has_record));
+            }
+            Job::Score { record, reply } if !reply.is_closed() => {
+                let _ = reply.send(
+                    scorer
+                        .score_batch(std::slice::from_ref(&record))
+                        .and_then(|mut scores| {
+                            scores.pop().ok_or_else(|| ClassicalError::Inference {
+                                model: scorer.info().identity.to_string(),
+                                reason: "empty output".to_owned(),
+                            })
+                        }),
+                );
+            }
+            Job::Classify { .. } | Job::Score { .. } => tracing::debug!("skipped inference for a departed caller"),
+        }
+    }
+}
+
+impl std::fmt::Debug for InferencePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InferencePool")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}

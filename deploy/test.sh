@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone on a fresh machine: fetches what the tests use, then runs them.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+# Training data is committed with its checksums: fail early if a file changed without a retrain.
+(cd classical/data && sha256sum --check --quiet SHA256SUMS)
+
+ORT_DYLIB_PATH="$(deploy/setup/onnxruntime.sh)"
+export ORT_DYLIB_PATH
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked

@@ -1,0 +1,226 @@
+//! One OpenAI-compatible backend: configuration, the HTTP client, whole and streamed completions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use crate::wire::{Completion, RequestBody, StreamOptions};
+use crate::{LlmError, sse};
+
+/// A backend as configured (validated by the caller's config layer).
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    /// The backend's name in config; every error names it.
+    pub name: String,
+    /// Base URL of the OpenAI-compatible API, e.g. `http://127.0.0.1:8081/v1` (no trailing slash).
+    pub base_url: String,
+    /// The model to ask for.
+    pub model: String,
+    /// Bearer token, read from the environment variable the config names; never from the file itself.
+    pub api_key: Option<String>,
+    /// Limit for establishing the connection.
+    pub connect_timeout: Duration,
+    /// Limit for the whole exchange, streamed bodies included.
+    pub request_timeout: Duration,
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The message text.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A system message.
+    pub fn system(content: impl Into<String>) -> Self {
+        Self {
+            role: "system".to_owned(),
+            content: content.into(),
+        }
+    }
+
+    /// A user message.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self {
+            role: "user".to_owned(),
+            content: content.into(),
+        }
+    }
+}
+
+/// What to ask the backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    /// The conversation, system prompt first.
+    pub messages: Vec<ChatMessage>,
+    /// Output token limit.
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature.
+    pub temperature: Option<f32>,
+}
+
+/// Token counts as the backend reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub input_tokens: u32,
+    /// Generated tokens.
+    pub output_tokens: u32,
+}
+
+/// A whole (non-streamed) answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatCompletion {
+    /// The generated text.
+    pub text: String,
+    /// Why generation stopped (`stop`, `length`, ...).
+    pub finish_reason: String,
+    /// The model the backend says answered (else the one asked for).
+    pub model: String,
+    /// Token counts, when the backend reported them.
+    pub usage: Option<Usage>,
+}
+
+/// One event of a streamed answer, in order: deltas, then the finish, then usage (when reported).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// The next piece of text.
+    Delta(String),
+    /// Generation stopped for this reason; `model` is what the backend says answered.
+    Finish {
+        /// `stop`, `length`, ...
+        finish_reason: String,
+        /// The answering model, if reported.
+        model: Option<String>,
+    },
+    /// Token counts (`stream_options.include_usage`).
+    Usage(Usage),
+}
+
+/// A configured OpenAI-compatible backend. Cheap to clone; clones share the connection pool.
+#[derive(Debug, Clone)]
+pub struct ChatBackend {
+    config: Arc<BackendConfig>,
+    http: reqwest::Client,
+}
+
+impl ChatBackend {
+    /// Builds the HTTP client for `config`.
+    pub fn new(config: BackendConfig) -> Result<Self, LlmError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .build()
+            .map_err(|e| LlmError::Protocol {
+                backend: config.name.clone(),
+                detail: e.to_string(),
+            })?;
+        Ok(Self {
+            config: Arc::new(config),
+            http,
+        })
+    }
+
+    /// The backend's name in config.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The model asked for.
+    pub fn model(&self) -> &str {
+        &self.config.model
+    }
+
+    /// Asks for a whole answer.
+    pub async fn complete(&self, request: &ChatRequest) -> Result<ChatCompletion, LlmError> {
+        let response = self.send(request, false).await?;
+        let body = response.bytes().await.map_err(|e| self.transport(&e))?;
+        let completion: Completion = serde_json::from_slice(&body).map_err(|e| self.protocol(e))?;
+        let choice = completion
+            .choices
+            .into_iter()
+            .next()
+            .ok_or_else(|| self.protocol("no choices in the answer"))?;
+        Ok(ChatCompletion {
+            text: choice.message.content.unwrap_or_default(),
+            finish_reason: choice.finish_reason.unwrap_or_else(|| "stop".to_owned()),
+            model: completion.model.unwrap_or_else(|| self.config.model.clone()),
+            usage: completion.usage.map(|u| Usage {
+                input_tokens: u.prompt_tokens,
+                output_tokens: u.completion_tokens,
+            }),
+        })
+    }
+
+    /// Asks for a streamed answer. The HTTP request is dropped (connection closed) when the stream is dropped.
+    pub async fn stream(
+        &self,
+        request: &ChatRequest,
+    ) -> Result<BoxStream<'static, Result<StreamEvent, LlmError>>, LlmError> {
+        let response = self.send(request, true).await?;
+        let backend = self.config.name.clone();
+        let timeout = self.config.request_timeout;
+        let bytes = response
+            .bytes_stream()
+            .map_err(move |e| (e.is_timeout(), e.to_string()));
+        Ok(sse::events(bytes, backend, timeout).boxed())
+    }
+
+    async fn send(&self, request: &ChatRequest, stream: bool) -> Result<reqwest::Response, LlmError> {
+        let body = RequestBody {
+            model: &self.config.model,
+            messages: &request.messages,
+            max_tokens: request.max_tokens,
+            temperature: request.temperature,
+            stream,
+            stream_options: stream.then_some(StreamOptions { include_usage: true }),
+        };
+        let mut call = self
+            .http
+            .post(format!("{}/chat/completions", self.config.base_url))
+            .json(&body);
+        if let Some(key) = &self.config.api_key {
+            call = call.bearer_auth(key);
+        }
+        let response = call.send().await.map_err(|e| self.transport(&e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(LlmError::RateLimited {
+                backend: self.config.name.clone(),
+                retry_after,
+            });
+        }
+        let text = response.text().await.unwrap_or_default();
+        Err(LlmError::Upstream {
+            backend: self.config.name.clone(),
+            status: status.as_u16(),
+            body: text.chars().take(300).collect(),
+        })
+    }
+
+    fn transport(&self, error: &reqwest::Error) -> LlmError {
+        LlmError::from_transport(&self.config.name, error, self.config.request_timeout)
+    }
+
+    fn protocol(&self, detail: impl std::fmt::Display) -> LlmError {
+        LlmError::Protocol {
+            backend: self.config.name.clone(),
+            detail: detail.to_string(),
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Server-sent events of a streamed chat completion → [`StreamEvent`]s.
+
+use std::time::Duration;
+
+use eventsource_stream::{EventStreamError, Eventsource};
+use futures::{Stream, StreamExt};
+
+use crate::wire::Chunk;
+use crate::{LlmError, StreamEvent, Usage};
+
+/// Parses an SSE byte stream (errors given as `(is_timeout, message)`) into stream events. Comments and
+/// keep-alives are skipped by the SSE parser; `[DONE]` ends the stream; an `error` chunk becomes an error.
+pub(crate) fn events<S, B>(
+    bytes: S,
+    backend: String,
+    timeout: Duration,
+) -> impl Stream<Item = Result<StreamEvent, LlmError>> + Send + 'static
+where
+    S: Stream<Item = Result<B, (bool, String)>> + Send + Unpin + 'static,
+    B: AsRef<[u8]> + Send + 'static,
+{
+    let mut done = false;
+    bytes
+        .eventsource()
+        .take_while(move |event| {
+            let keep = !done;
+            if let Ok(e) = event {
+                done = e.data.trim() == "[DONE]";
+            }
+            futures::future::ready(keep && !done)
+        })
+        .flat_map(move |event| {
+            let items: Vec<Result<StreamEvent, LlmError>> = match event {
+                Ok(event) => parse(&event.data, &backend),
+                Err(EventStreamError::Transport((true, _))) => {
+                    vec![Err(LlmError::Timeout {
+                        backend: backend.clone(),
+                        after: timeout,
+                    })]
+                }
+                Err(EventStreamError::Transport((false, detail))) => {
+                    vec![Err(LlmError::Protocol {
+                        backend: backend.clone(),
+                        detail,
+                    })]
+                }
+                Err(EventStreamError::Utf8(e)) => {
+                    vec![Err(LlmError::Protocol {
+                        backend: backend.clone(),
+                        detail: format!("stream is not UTF-8: {e}"),
+                    })]
+                }
+                Err(EventStreamError::Parser(e)) => {
+                    vec![Err(LlmError::Protocol {
+                        backend: backend.clone(),
+                        detail: format!("bad SSE: {e}"),
+                    })]
+                }
+            };
+            futures::stream::iter(items)
+        })
+}
+
+fn parse(data: &str, backend: &str) -> Vec<Result<StreamEvent, LlmError>> {
+    let chunk: Chunk = match serde_json::from_str(data) {
+        Ok(chunk) => chunk,
+        Err(e) => {
+            return vec![Err(LlmError::Protocol {
+                backend: backend.to_owned(),
+                detail: format!("bad stream chunk ({e}): {}", data.chars().take(200).collect::<String>()),
+            })];
+        }
+    };
+    if let Some(error) = chunk.error {
+        return vec![Err(LlmError::Protocol {
+            backend: backend.to_owned(),
+            detail: format!("error event: {error}"),
+        })];
+    }
+    let mut events = Vec::new();
+    for choice in chunk.choices {
+        if let Some(text) = choice.delta.and_then(|d| d.content).filter(|t| !t.is_empty()) {
+            events.push(Ok(StreamEvent::Delta(text)));
+        }
+        if let Some(finish_reason) = choice.finish_reason {
+            events.push(Ok(StreamEvent::Finish {
+                finish_reason,
+                model: chunk.model.clone(),
+            }));
+        }
+    }
+    if let Some(usage) = chunk.usage {
+        events.push(Ok(StreamEvent::Usage(Usage {
+            input_tokens: usage.prompt_tokens,
+            output_tokens: usage.completion_tokens,
+        })));
+    }
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    async fn collect(body: &'static str) -> Vec<Result<StreamEvent, LlmError>> {
+        // Split into small pieces so events straddle chunk boundaries, as on a real connection.
+        let pieces: Vec<Result<Vec<u8>, (bool, String)>> = body.as_bytes().chunks(7).map(|c| Ok(c.to_vec())).collect();
+        events(
+            futures::stream::iter(pieces),
+            "local".to_owned(),
+            Duration::from_secs(1),
+        )
+        .collect()
+        .await
+    }
+
+    #[tokio::test]
+    async fn parses_deltas_finish_usage_and_stops_at_done() {
+        let body = ": keep-alive\n\n\
+            data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n\
+            data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n\
+            data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\n\
+            data: {\"model\":\"m\",\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
+            data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}}\n\n\
+            data: [DONE]\n\n\
+            data: {\"choices\":[{\"delta\":{\"content\":\"after done\"}}]}\n\n";
+        let events: Vec<StreamEvent> = collect(body).await.into_iter().map(Result::unwrap).collect();
+        assert_eq!(
+            events,
+            vec![
+                StreamEvent::Delta("Hel".into()),
+                StreamEvent::Delta("lo".into()),
+                StreamEvent::Finish {
+                    finish_reason: "stop".into(),
+                    model: Some("m".into())
+                },
+                StreamEvent::Usage(Usage {
+                    input_tokens: 5,
+                    output_tokens: 2
+                }),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_and_error_chunks_become_protocol_errors_naming_the_backend() {
+        let events = collect("data: {not json\n\ndata: {\"error\":{\"message\":\"boom\"}}\n\n").await;
+        assert_eq!(events.len(), 2);
+        for event in events {
+            let error = event.expect_err("protocol error");
+            assert!(matches!(error, LlmError::Protocol { .. }), "{error:?}");
+            assert!(error.to_string().contains("local"));
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Switchyard gateway (being built).
+
+fn main() {}
