@@ -1,3 +1,83 @@
-//! Switchyard gateway (being built).
+//! `switchyard`: parse the command line, validate config, build the service, serve, drain on SIGTERM.
 
-fn main() {}
+mod cli;
+mod client;
+mod config;
+mod convert;
+mod engine;
+mod error;
+mod policy;
+mod prompt;
+mod request;
+mod server;
+mod service;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("switchyard: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve { config, listen } => {
+            let mut config = Config::load(&config).map_err(|e| e.to_string())?;
+            if let Some(listen) = listen {
+                config.server.listen = listen;
+            }
+            server::serve(config, shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Validate { config } => {
+            let loaded = Config::load(&config).map_err(|e| e.to_string())?;
+            println!("{}: ok (policy version {})", config.display(), loaded.policy.version);
+            Ok(())
+        }
+        Command::Route(args) => client::route(args).await.map_err(|e| e.to_string()),
+        Command::Explain(args) => client::explain(args).await.map_err(|e| e.to_string()),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received");
+}

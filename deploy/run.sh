@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The main job: the gateway serving with its default config and real models, against a local LLM backend.
+# Sets up what is missing (ONNX Runtime, llama-server + SmolLM2 weights), starts llama-server, builds and runs
+# `switchyard serve`. Ctrl-C (or SIGTERM) stops both. Extra arguments go to `switchyard serve`.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+llm_port="${SWITCHYARD_LLM_PORT:-8081}"
+
+ORT_DYLIB_PATH="$(deploy/setup/onnxruntime.sh)"
+export ORT_DYLIB_PATH
+mapfile -t llama < <(deploy/setup/llama-server.sh)
+cargo build --release --locked -p switchyard
+
+"${llama[0]}" -m "${llama[1]}" --host 127.0.0.1 --port "$llm_port" -c 2048 -t 2 --alias smollm2 --log-disable &
+llama_pid=$!
+trap 'kill "$llama_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=1)" \
+    "http://127.0.0.1:$llm_port/health" 2>/dev/null && break
+  sleep 0.1
+done
+
+target/release/switchyard serve "$@" &
+gateway_pid=$!
+trap 'kill -TERM "$gateway_pid" 2>/dev/null || true' INT TERM
+wait "$gateway_pid"

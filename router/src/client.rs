@@ -1,0 +1,124 @@
+//! `switchyard route` and `switchyard explain`: a small client of a running gateway.
+
+use std::collections::BTreeMap;
+
+use prost_types::value::Kind;
+use prost_types::{Struct, Value};
+use switchyard_proto::v1 as pb;
+use switchyard_proto::v1::router_client::RouterClient;
+
+use crate::cli::ClientArgs;
+
+/// Why a client command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// `--features` is not a flat JSON object.
+    #[error("--features: {0}")]
+    Features(String),
+    /// No connection to the gateway.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// Why.
+        source: tonic::transport::Error,
+    },
+    /// The gateway answered with an error status.
+    #[error("{}: {}", .0.code(), .0.message())]
+    Status(#[from] tonic::Status),
+}
+
+/// Sends `Route` and prints the answer.
+pub async fn route(args: ClientArgs) -> Result<(), ClientError> {
+    let mut client = connect(&args.addr).await?;
+    let response = client.route(request(&args)?).await?.into_inner();
+    println!("request_id: {}", response.request_id);
+    if let Some(decision) = &response.decision {
+        print_decision(decision);
+    }
+    if let Some(p) = &response.prediction {
+        println!(
+            "prediction: {} {} score {:.4} -> {} (threshold {:.2})",
+            p.model, p.version, p.score, p.label, p.threshold
+        );
+    }
+    if let Some(g) = &response.generation {
+        println!(
+            "generation: {} / {} ({}; {} in, {} out)\n{}",
+            g.backend, g.model, g.finish_reason, g.input_tokens, g.output_tokens, g.text
+        );
+    }
+    if let Some(r) = &response.rejection {
+        println!("rejected: {}", r.reason);
+    }
+    Ok(())
+}
+
+/// Sends `Explain` and prints the decision.
+pub async fn explain(args: ClientArgs) -> Result<(), ClientError> {
+    let mut client = connect(&args.addr).await?;
+    let decision = client.explain(request(&args)?).await?.into_inner();
+    print_decision(&decision);
+    Ok(())
+}
+
+async fn connect(addr: &str) -> Result<RouterClient<tonic::transport::Channel>, ClientError> {
+    RouterClient::connect(addr.to_owned())
+        .await
+        .map_err(|source| ClientError::Connect {
+            addr: addr.to_owned(),
+            source,
+        })
+}
+
+fn request(args: &ClientArgs) -> Result<pb::RouteRequest, ClientError> {
+    let features = match &args.features {
+        None => None,
+        Some(json) => {
+            let object: BTreeMap<String, serde_json::Value> =
+                serde_json::from_str(json).map_err(|e| ClientError::Features(e.to_string()))?;
+            let mut fields = BTreeMap::new();
+            for (key, value) in object {
+                let kind = match value {
+                    serde_json::Value::Null => Kind::NullValue(0),
+                    serde_json::Value::Bool(b) => Kind::BoolValue(b),
+                    serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
+                    serde_json::Value::String(s) => Kind::StringValue(s),
+                    other => return Err(ClientError::Features(format!("{key}: {other} is not a flat value"))),
+                };
+                fields.insert(key, Value { kind: Some(kind) });
+            }
+            Some(Struct { fields })
+        }
+    };
+    Ok(pb::RouteRequest {
+        text: args.text.clone(),
+        features,
+        tenant: args.tenant.clone(),
+        force_target: args.force_target.clone(),
+        max_tokens: args.max_tokens,
+        temperature: args.temperature,
+        ..Default::default()
+    })
+}
+
+fn print_decision(d: &pb::RoutingDecision) {
+    let kind = pb::TargetKind::try_from(d.target_kind)
+        .map(|k| k.as_str_name())
+        .unwrap_or("?");
+    let classifier = d
+        .classifier
+        .as_ref()
+        .map(|c| format!("{} {}", c.name, c.version))
+        .unwrap_or_default();
+    println!(
+        "label: {} (group {}, confidence {:.3}) by {classifier}",
+        d.label, d.label_group, d.confidence
+    );
+    for l in &d.top_labels {
+        println!("  {:<28} {:<18} {:.3}", l.label, l.group, l.probability);
+    }
+    println!("target: {} ({kind})", d.target);
+    println!("reason: {}", d.reason);
+    println!("policy_version: {}", d.policy_version);
+}

@@ -1,0 +1,411 @@
+//! Configuration: the raw TOML shape (serde, unknown keys refused, defaults), then `validate` into typed values.
+//!
+//! Every error names the file, the key and the reason. Secrets never live in the file: a backend names the
+//! environment variable that holds its API key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::policy::{Matcher, Policy, Rule, Target, TargetKind};
+
+/// Why a config file was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}: {reason}")]
+pub struct ConfigError {
+    /// The config file.
+    pub file: PathBuf,
+    /// The offending key, dotted (`backends.local.base_url`); `-` for the file as a whole.
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Server settings.
+    pub server: ServerConfig,
+    /// Model files and the inference pool.
+    pub models: ModelsConfig,
+    /// LLM backends by name.
+    pub backends: BTreeMap<String, llm::BackendConfig>,
+    /// The routing policy (targets and rules).
+    pub policy: Policy,
+}
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// gRPC listen address.
+    pub listen: SocketAddr,
+    /// How long in-flight requests may finish after SIGTERM/SIGINT.
+    pub shutdown_grace: Duration,
+    /// Upper bound for one request, whatever the caller's deadline.
+    pub request_timeout: Duration,
+    /// Longest accepted `text`, in bytes.
+    pub max_text_bytes: usize,
+    /// Concurrent requests per connection.
+    pub concurrency_per_connection: usize,
+}
+
+/// Model files and the inference pool.
+#[derive(Debug, Clone)]
+pub struct ModelsConfig {
+    /// The ONNX Runtime shared library; `None` means `ORT_DYLIB_PATH`.
+    pub onnx_runtime: Option<PathBuf>,
+    /// Pool: model paths, workers, queue capacity.
+    pub pool: classical::PoolConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    models: RawModels,
+    #[serde(default)]
+    backends: BTreeMap<String, RawBackend>,
+    targets: BTreeMap<String, RawTarget>,
+    policy: RawPolicy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    listen: String,
+    shutdown_grace: String,
+    request_timeout: String,
+    max_text_bytes: usize,
+    concurrency_per_connection: usize,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:50051".to_owned(),
+            shutdown_grace: "10s".to_owned(),
+            request_timeout: "120s".to_owned(),
+            max_text_bytes: 32 * 1024,
+            concurrency_per_connection: 64,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModels {
+    #[serde(default)]
+    onnx_runtime: Option<PathBuf>,
+    classifier: PathBuf,
+    scorer: PathBuf,
+    #[serde(default = "default_workers")]
+    workers: usize,
+    #[serde(default = "default_queue")]
+    queue_capacity: usize,
+}
+
+fn default_workers() -> usize {
+    2
+}
+
+fn default_queue() -> usize {
+    256
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackend {
+    base_url: String,
+    model: String,
+    #[serde(default)]
+    api_key_env: Option<String>,
+    #[serde(default = "default_connect_timeout")]
+    connect_timeout: String,
+    #[serde(default = "default_backend_timeout")]
+    request_timeout: String,
+}
+
+fn default_connect_timeout() -> String {
+    "2s".to_owned()
+}
+
+fn default_backend_timeout() -> String {
+    "60s".to_owned()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+enum RawKind {
+    Classical,
+    Llm,
+    Hybrid,
+    Reject,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    kind: RawKind,
+    #[serde(default)]
+    backend: Option<String>,
+    #[serde(default)]
+    system_prompt: Option<String>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    temperature: Option<f32>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    default_target: String,
+    #[serde(default)]
+    allow_force_target: Vec<String>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    min_confidence: f32,
+    target: String,
+    #[serde(default)]
+    fallback: Option<String>,
+}
+
+const DEFAULT_SYSTEM_PROMPT: &str = "You are a helpful assistant for a telecom company's staff. Answer briefly.";
+const DEFAULT_HYBRID_PROMPT: &str = "You are a retention analyst at a telecom company. You are given a customer's \
+record and the churn model's probability that they leave. Explain briefly, in plain words, what in the record \
+likely drives that risk and suggest one or two retention actions. Do not invent data.";
+
+impl Config {
+    /// Reads and validates `path`. Relative model paths are resolved against the file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| error(path, "-", format!("cannot read: {e}")))?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates config text; `path` names the file in errors and anchors relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let key = e
+                .span()
+                .map(|span| locate(text, span.start))
+                .unwrap_or_else(|| "-".to_owned());
+            error(path, &key, e.message().to_owned())
+        })?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        let version = policy_version(text);
+        validate(path, base, raw, version)
+    }
+}
+
+fn validate(path: &Path, base: &Path, raw: RawConfig, version: String) -> Result<Config, ConfigError> {
+    let err = |key: &str, reason: String| error(path, key, reason);
+    let duration = |key: &str, value: &str| {
+        humantime::parse_duration(value).map_err(|e| err(key, format!("{value:?} is not a duration ({e})")))
+    };
+    let server = ServerConfig {
+        listen: raw.server.listen.parse().map_err(|e| {
+            err(
+                "server.listen",
+                format!("{:?} is not a socket address ({e})", raw.server.listen),
+            )
+        })?,
+        shutdown_grace: duration("server.shutdown_grace", &raw.server.shutdown_grace)?,
+        request_timeout: duration("server.request_timeout", &raw.server.request_timeout)?,
+        max_text_bytes: positive(path, "server.max_text_bytes", raw.server.max_text_bytes)?,
+        concurrency_per_connection: positive(
+            path,
+            "server.concurrency_per_connection",
+            raw.server.concurrency_per_connection,
+        )?,
+    };
+    let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    for (key, file) in [
+        ("models.classifier", &raw.models.classifier),
+        ("models.scorer", &raw.models.scorer),
+    ] {
+        if !resolve(file).is_file() {
+            return Err(err(key, format!("{} does not exist", resolve(file).display())));
+        }
+    }
+    let models = ModelsConfig {
+        onnx_runtime: raw.models.onnx_runtime.as_deref().map(resolve),
+        pool: classical::PoolConfig {
+            classifier: resolve(&raw.models.classifier),
+            scorer: resolve(&raw.models.scorer),
+            workers: positive(path, "models.workers", raw.models.workers)?,
+            queue_capacity: positive(path, "models.queue_capacity", raw.models.queue_capacity)?,
+        },
+    };
+
+    let mut backends = BTreeMap::new();
+    for (name, b) in raw.backends {
+        let key = |field: &str| format!("backends.{name}.{field}");
+        let base_url = b.base_url.trim_end_matches('/').to_owned();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(err(&key("base_url"), format!("{:?} is not an http(s) URL", b.base_url)));
+        }
+        if b.model.trim().is_empty() {
+            return Err(err(&key("model"), "must not be empty".to_owned()));
+        }
+        let api_key = match &b.api_key_env {
+            None => None,
+            Some(var) => Some(
+                std::env::var(var)
+                    .map_err(|_| err(&key("api_key_env"), format!("environment variable {var} is not set")))?,
+            ),
+        };
+        let config = llm::BackendConfig {
+            name: name.clone(),
+            base_url,
+            model: b.model,
+            api_key,
+            connect_timeout: duration(&key("connect_timeout"), &b.connect_timeout)?,
+            request_timeout: duration(&key("request_timeout"), &b.request_timeout)?,
+        };
+        backends.insert(name, config);
+    }
+
+    let mut targets = BTreeMap::new();
+    for (name, t) in raw.targets {
+        let key = |field: &str| format!("targets.{name}.{field}");
+        let needs_backend = matches!(t.kind, RawKind::Llm | RawKind::Hybrid);
+        let backend = match (&t.backend, needs_backend) {
+            (Some(b), true) if backends.contains_key(b) => Some(b.clone()),
+            (Some(b), true) => return Err(err(&key("backend"), format!("no backend named {b:?} in [backends]"))),
+            (None, true) => return Err(err(&key("backend"), "required for llm and hybrid targets".to_owned())),
+            (Some(_), false) => return Err(err(&key("backend"), "only llm and hybrid targets take one".to_owned())),
+            (None, false) => None,
+        };
+        if let Some(temperature) = t.temperature
+            && !(0.0..=2.0).contains(&temperature)
+        {
+            return Err(err(&key("temperature"), format!("{temperature} is outside [0, 2]")));
+        }
+        let kind = match t.kind {
+            RawKind::Classical => TargetKind::Classical,
+            RawKind::Llm => TargetKind::Llm,
+            RawKind::Hybrid => TargetKind::Hybrid,
+            RawKind::Reject => TargetKind::Reject,
+        };
+        let message = match (kind, t.message) {
+            (TargetKind::Reject, Some(m)) => m,
+            (TargetKind::Reject, None) => return Err(err(&key("message"), "required for reject targets".to_owned())),
+            (_, Some(_)) => return Err(err(&key("message"), "only reject targets take one".to_owned())),
+            (_, None) => String::new(),
+        };
+        let system_prompt = t.system_prompt.unwrap_or_else(|| {
+            if kind == TargetKind::Hybrid {
+                DEFAULT_HYBRID_PROMPT
+            } else {
+                DEFAULT_SYSTEM_PROMPT
+            }
+            .to_owned()
+        });
+        targets.insert(
+            name.clone(),
+            Target {
+                name,
+                kind,
+                backend,
+                system_prompt,
+                max_tokens: t.max_tokens.unwrap_or(256),
+                temperature: t.temperature,
+                message,
+            },
+        );
+    }
+
+    let target_ref = |key: String, name: &str| {
+        if targets.contains_key(name) {
+            Ok(name.to_owned())
+        } else {
+            Err(err(&key, format!("no target named {name:?}")))
+        }
+    };
+    let default_target = target_ref("policy.default_target".to_owned(), &raw.policy.default_target)?;
+    let mut allow_force_target = Vec::new();
+    for (i, name) in raw.policy.allow_force_target.iter().enumerate() {
+        allow_force_target.push(target_ref(format!("policy.allow_force_target[{i}]"), name)?);
+    }
+    let mut rules = Vec::new();
+    for (i, r) in raw.policy.rules.into_iter().enumerate() {
+        let key = |field: &str| format!("policy.rules[{i}].{field}");
+        let matcher = match (r.label, r.group) {
+            (Some(label), None) => Matcher::Label(label),
+            (None, Some(group)) => Matcher::Group(group),
+            _ => return Err(err(&key("label"), "set exactly one of label or group".to_owned())),
+        };
+        if !(0.0..=1.0).contains(&r.min_confidence) {
+            return Err(err(
+                &key("min_confidence"),
+                format!("{} is not a probability", r.min_confidence),
+            ));
+        }
+        rules.push(Rule {
+            name: r.name,
+            matcher,
+            min_confidence: r.min_confidence,
+            target: target_ref(key("target"), &r.target)?,
+            fallback: r.fallback.map(|f| target_ref(key("fallback"), &f)).transpose()?,
+        });
+    }
+    let policy = Policy {
+        version,
+        targets,
+        rules,
+        default_target,
+        allow_force_target,
+    };
+    Ok(Config {
+        server,
+        models,
+        backends,
+        policy,
+    })
+}
+
+fn positive(path: &Path, key: &str, value: usize) -> Result<usize, ConfigError> {
+    if value > 0 {
+        Ok(value)
+    } else {
+        Err(error(path, key, "must be at least 1".to_owned()))
+    }
+}
+
+fn error(path: &Path, key: &str, reason: String) -> ConfigError {
+    ConfigError {
+        file: path.to_path_buf(),
+        key: key.to_owned(),
+        reason,
+    }
+}
+
+/// `line N` of a byte offset, for TOML syntax errors that carry no key.
+fn locate(text: &str, offset: usize) -> String {
+    let line = text[..offset.min(text.len())].lines().count().max(1);
+    format!("line {line}")
+}
+
+/// A short content hash identifying the policy that made a decision.
+fn policy_version(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,90 @@
+//! Domain → generated protobuf types. Generated types go no further in than `service.rs`.
+
+use switchyard_proto::v1 as pb;
+
+use crate::engine::{Generation, Outcome, Prediction, Routing};
+use crate::policy::TargetKind;
+
+impl From<TargetKind> for pb::TargetKind {
+    fn from(kind: TargetKind) -> Self {
+        match kind {
+            TargetKind::Classical => Self::Classical,
+            TargetKind::Llm => Self::Llm,
+            TargetKind::Hybrid => Self::Hybrid,
+            TargetKind::Reject => Self::Reject,
+        }
+    }
+}
+
+impl From<&Routing> for pb::RoutingDecision {
+    fn from(r: &Routing) -> Self {
+        Self {
+            label: r.classified.label.clone(),
+            confidence: r.classified.confidence,
+            top_labels: r
+                .top_labels
+                .iter()
+                .map(|l| pb::LabelScore {
+                    label: l.label.clone(),
+                    probability: l.probability,
+                    group: l.group.clone(),
+                })
+                .collect(),
+            target: r.decision.target.name.clone(),
+            target_kind: pb::TargetKind::from(r.decision.target.kind).into(),
+            reason: r.decision.reason.clone(),
+            policy_version: r.decision.policy_version.clone(),
+            classifier: Some(pb::ModelRef {
+                name: r.classifier.0.clone(),
+                version: r.classifier.1.clone(),
+            }),
+            label_group: r.classified.group.clone(),
+            rule: r.decision.rule.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl From<&Prediction> for pb::Prediction {
+    fn from(p: &Prediction) -> Self {
+        Self {
+            model: p.model.clone(),
+            version: p.version.clone(),
+            score: p.score,
+            label: if p.churn { "churn" } else { "no_churn" }.to_owned(),
+            threshold: p.threshold,
+        }
+    }
+}
+
+impl From<&Generation> for pb::Generation {
+    fn from(g: &Generation) -> Self {
+        let usage = g.completion.usage.unwrap_or_default();
+        Self {
+            backend: g.backend.clone(),
+            model: g.completion.model.clone(),
+            text: g.completion.text.clone(),
+            finish_reason: g.completion.finish_reason.clone(),
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+        }
+    }
+}
+
+/// The `Route` response for an outcome.
+pub fn response(request_id: String, outcome: &Outcome) -> pb::RouteResponse {
+    pb::RouteResponse {
+        request_id,
+        decision: Some((&outcome.routing).into()),
+        prediction: outcome.prediction.as_ref().map(Into::into),
+        generation: outcome.generation.as_ref().map(Into::into),
+        rejection: outcome.rejection.clone().map(|reason| pb::Rejection { reason }),
+    }
+}
+
+/// A `RouteStream` event.
+pub fn event(request_id: &str, event: pb::route_event::Event) -> pb::RouteEvent {
+    pb::RouteEvent {
+        request_id: request_id.to_owned(),
+        event: Some(event),
+    }
+}

@@ -1,0 +1,158 @@
+//! The request as the router's domain sees it, converted from the generated `RouteRequest` at the edge.
+
+use std::collections::BTreeMap;
+
+use classical::schema::FeatureValue;
+use prost_types::value::Kind;
+use switchyard_proto::v1::RouteRequest;
+
+use crate::error::RouterError;
+
+/// Largest `max_tokens` a caller may ask for.
+const MAX_TOKENS_LIMIT: u32 = 8192;
+
+/// A structurally valid request (field-level checks done; limits from config are checked by the engine).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteInput {
+    /// The caller's id, or a generated UUID.
+    pub request_id: String,
+    /// The request text (may be empty when a record is attached).
+    pub text: String,
+    /// The customer record, when one is attached.
+    pub record: Option<BTreeMap<String, FeatureValue>>,
+    /// The calling tenant.
+    pub tenant: String,
+    /// Output token limit requested.
+    pub max_tokens: Option<u32>,
+    /// Temperature requested.
+    pub temperature: Option<f32>,
+    /// Target forced by the caller.
+    pub force_target: Option<String>,
+}
+
+impl TryFrom<RouteRequest> for RouteInput {
+    type Error = RouterError;
+
+    fn try_from(request: RouteRequest) -> Result<Self, Self::Error> {
+        let record = match request.features {
+            Some(features) if !features.fields.is_empty() => {
+                let mut record = BTreeMap::new();
+                for (name, value) in features.fields {
+                    let value = match value.kind {
+                        None | Some(Kind::NullValue(_)) => FeatureValue::Null,
+                        Some(Kind::NumberValue(n)) => FeatureValue::Number(n),
+                        Some(Kind::StringValue(s)) => FeatureValue::Text(s),
+                        Some(Kind::BoolValue(b)) => FeatureValue::Bool(b),
+                        Some(Kind::StructValue(_) | Kind::ListValue(_)) => {
+                            return Err(RouterError::invalid(
+                                format!("features.{name}"),
+                                "nested objects and lists are not feature values",
+                            ));
+                        }
+                    };
+                    record.insert(name, value);
+                }
+                Some(record)
+            }
+            _ => None,
+        };
+        if request.text.trim().is_empty() && record.is_none() {
+            return Err(RouterError::invalid(
+                "text",
+                "empty request: send text, features, or both",
+            ));
+        }
+        if let Some(t) = request.temperature
+            && !(t.is_finite() && (0.0..=2.0).contains(&t))
+        {
+            return Err(RouterError::invalid("temperature", format!("{t} is outside [0, 2]")));
+        }
+        if let Some(m) = request.max_tokens
+            && !(1..=MAX_TOKENS_LIMIT).contains(&m)
+        {
+            return Err(RouterError::invalid(
+                "max_tokens",
+                format!("{m} is outside [1, {MAX_TOKENS_LIMIT}]"),
+            ));
+        }
+        let request_id = if request.request_id.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            request.request_id
+        };
+        if request_id.len() > 128 {
+            return Err(RouterError::invalid("request_id", "longer than 128 bytes"));
+        }
+        Ok(Self {
+            request_id,
+            text: request.text,
+            record,
+            tenant: request.tenant,
+            max_tokens: request.max_tokens,
+            temperature: request.temperature,
+            force_target: Some(request.force_target).filter(|f| !f.is_empty()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use prost_types::{Struct, Value};
+
+    use super::*;
+
+    fn request(text: &str) -> RouteRequest {
+        RouteRequest {
+            text: text.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn empty_request_is_refused_naming_text() {
+        let err = RouteInput::try_from(request("  ")).unwrap_err();
+        assert!(err.to_string().starts_with("text: empty request"), "{err}");
+    }
+
+    #[test]
+    fn request_id_is_generated_when_empty_and_kept_otherwise() {
+        let generated = RouteInput::try_from(request("hi")).unwrap();
+        assert_eq!(generated.request_id.len(), 36);
+        let kept = RouteInput::try_from(RouteRequest {
+            request_id: "abc".into(),
+            ..request("hi")
+        })
+        .unwrap();
+        assert_eq!(kept.request_id, "abc");
+    }
+
+    #[test]
+    fn nested_feature_values_and_bad_options_are_refused() {
+        let nested = Value {
+            kind: Some(Kind::ListValue(Default::default())),
+        };
+        let features = Struct {
+            fields: [("tenure".to_owned(), nested)].into_iter().collect(),
+        };
+        let err = RouteInput::try_from(RouteRequest {
+            features: Some(features),
+            ..request("")
+        })
+        .unwrap_err();
+        assert!(err.to_string().starts_with("features.tenure:"), "{err}");
+        let err = RouteInput::try_from(RouteRequest {
+            temperature: Some(f32::NAN),
+            ..request("hi")
+        })
+        .unwrap_err();
+        assert!(err.to_string().starts_with("temperature:"), "{err}");
+        let err = RouteInput::try_from(RouteRequest {
+            max_tokens: Some(0),
+            ..request("hi")
+        })
+        .unwrap_err();
+        assert!(err.to_string().starts_with("max_tokens:"), "{err}");
+    }
+}

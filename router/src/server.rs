@@ -1,0 +1,134 @@
+//! Builds and runs the gRPC server: the Router service, health, reflection, graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use switchyard_proto::v1::router_server::RouterServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+use crate::config::Config;
+use crate::engine::{Engine, SharedEngine};
+use crate::service::RouterService;
+
+/// The health service name of the router (besides "", the server as a whole).
+const ROUTER_SERVICE: &str = "switchyard.v1.Router";
+
+/// Why serving stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The models (or backends) could not be loaded.
+    #[error("cannot load: {0}")]
+    Load(String),
+    /// The transport failed.
+    #[error("server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Reflection could not be built from the descriptors.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish for up to the
+/// configured grace period.
+pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    let listen = config.server.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServeError::Bind { addr: listen, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr: listen, source })?;
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_service_status("", ServingStatus::NotServing).await;
+    reporter
+        .set_service_status(ROUTER_SERVICE, ServingStatus::NotServing)
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(switchyard_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let engine: SharedEngine = Arc::new(tokio::sync::OnceCell::new());
+    let router = RouterServer::new(RouterService::new(engine.clone()));
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = Server::builder()
+        // A caller without a deadline still gets an answer or an error within this bound.
+        .timeout(config.server.request_timeout)
+        // Bounds the work one connection can queue; excess waits in HTTP/2 flow control, not in memory.
+        .concurrency_limit_per_connection(config.server.concurrency_per_connection)
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(router)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = stopped.await;
+        });
+    let mut server = tokio::spawn(server);
+    tracing::info!(addr = %local, "listening");
+
+    // Models load off the async runtime while health already answers NOT_SERVING.
+    let load_config = config.clone();
+    let loaded = tokio::task::spawn_blocking(move || Engine::load(&load_config));
+    tokio::pin!(shutdown);
+    tokio::select! {
+        result = loaded => {
+            match result {
+                Ok(Ok(loaded)) => {
+                    let _ = engine.set(loaded);
+                    reporter.set_service_status("", ServingStatus::Serving).await;
+                    reporter.set_service_status(ROUTER_SERVICE, ServingStatus::Serving).await;
+                    tracing::info!(policy_version = %config.policy.version, "models loaded; serving");
+                }
+                Ok(Err(error)) => {
+                    let _ = stop.send(());
+                    return Err(ServeError::Load(error.to_string()));
+                }
+                Err(join) => {
+                    let _ = stop.send(());
+                    return Err(ServeError::Load(join.to_string()));
+                }
+            }
+        }
+        () = &mut shutdown => {
+            let _ = stop.send(());
+            return Ok(());
+        }
+    }
+
+    tokio::select! {
+        result = &mut server => return flatten(result),
+        () = &mut shutdown => {}
+    }
+    tracing::info!(grace = ?config.server.shutdown_grace, "shutting down: draining in-flight requests");
+    reporter.set_service_status("", ServingStatus::NotServing).await;
+    reporter
+        .set_service_status(ROUTER_SERVICE, ServingStatus::NotServing)
+        .await;
+    let _ = stop.send(());
+    match tokio::time::timeout(config.server.shutdown_grace, &mut server).await {
+        Ok(result) => flatten(result),
+        Err(_) => {
+            tracing::warn!("grace period over: dropping the requests still in flight");
+            server.abort();
+            Ok(())
+        }
+    }
+}
+
+fn flatten(result: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>) -> Result<(), ServeError> {
+    match result {
+        Ok(inner) => inner.map_err(ServeError::from),
+        Err(join) => Err(ServeError::Load(format!("server task: {join}"))),
+    }
+}
