@@ -1,0 +1,319 @@
+//! The gateway through its public gRPC surface: real binary, real models, ephemeral port.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::Duration;
+
+use prost_types::Value;
+use prost_types::value::Kind;
+use support::{FakeLlm, Fault, Gateway, config, free_port, n, record, request, s, telco_record};
+use switchyard_proto::v1::{RouteRequest, TargetKind, route_event::Event};
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+/// A gateway whose LLM backend is a closed port: the classical path must work regardless.
+async fn gateway_without_llm() -> Gateway {
+    Gateway::start(&config(&format!("http://127.0.0.1:{}/v1", free_port()), "2s")).await
+}
+
+#[tokio::test]
+async fn health_is_serving_per_service_and_reflection_lists_the_router() {
+    let gateway = gateway_without_llm().await;
+    assert_eq!(gateway.health("").await, ServingStatus::Serving);
+    assert_eq!(gateway.health("switchyard.v1.Router").await, ServingStatus::Serving);
+
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let mut reflection = ServerReflectionClient::new(gateway.channel().await);
+    let requests = tokio_stream::iter([ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    }]);
+    let mut responses = reflection.server_reflection_info(requests).await.unwrap().into_inner();
+    let response = responses.message().await.unwrap().expect("a reflection answer");
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("expected a service list")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(names.contains(&"switchyard.v1.Router".to_owned()), "{names:?}");
+    assert!(names.contains(&"grpc.health.v1.Health".to_owned()), "{names:?}");
+}
+
+#[tokio::test]
+async fn a_record_alone_is_scored_by_the_onnx_scorer() {
+    let gateway = gateway_without_llm().await;
+    let mut client = gateway.client().await;
+    let response = client
+        .route(request("", Some(telco_record())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.request_id.len(), 36, "a request id is generated");
+    let decision = response.decision.unwrap();
+    assert_eq!(decision.label, "churn_score");
+    assert_eq!(decision.label_group, "customer_record");
+    assert_eq!(decision.target, "churn");
+    assert_eq!(decision.target_kind(), TargetKind::Classical);
+    assert_eq!(decision.rule, "score-record");
+    assert!(!decision.policy_version.is_empty());
+    assert_eq!(decision.classifier.unwrap().name, "request-classifier");
+    let prediction = response.prediction.unwrap();
+    assert_eq!(prediction.model, "churn-scorer");
+    // A month-to-month fiber customer two months in is a textbook churn risk.
+    assert!(
+        prediction.score > 0.5 && prediction.score < 1.0,
+        "score {}",
+        prediction.score
+    );
+    assert_eq!(prediction.label, "churn");
+    assert!(response.generation.is_none() && response.rejection.is_none());
+
+    let kept = client
+        .route(RouteRequest {
+            request_id: "caller-1".into(),
+            ..request("", Some(telco_record()))
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(kept.request_id, "caller-1");
+    assert_eq!(
+        kept.prediction.unwrap().score,
+        prediction.score,
+        "same record, same score"
+    );
+}
+
+#[tokio::test]
+async fn explain_shows_the_decision_without_dispatching() {
+    let gateway = gateway_without_llm().await;
+    let mut client = gateway.client().await;
+    // The LLM backend is down, yet Explain answers: it never dispatches.
+    let decision = client
+        .explain(request("why is this customer likely to leave?", Some(telco_record())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(decision.label, "churn_explain");
+    assert_eq!(decision.target, "retention");
+    assert_eq!(decision.target_kind(), TargetKind::Hybrid);
+    assert!(decision.reason.contains("explain-record"), "{}", decision.reason);
+    assert!(!decision.top_labels.is_empty() && decision.top_labels.len() <= 5);
+    assert!(
+        decision
+            .top_labels
+            .windows(2)
+            .all(|w| w[0].probability >= w[1].probability)
+    );
+    assert_eq!(decision.top_labels[0].label, decision.label);
+
+    let plain = client
+        .explain(request("what is my checking account balance", None))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(plain.label, "balance");
+    assert_eq!(plain.label_group, "banking");
+    assert_eq!(plain.target_kind(), TargetKind::Llm);
+    assert!(plain.reason.contains("default target"), "{}", plain.reason);
+}
+
+#[tokio::test]
+async fn bad_inputs_get_invalid_argument_naming_the_problem() {
+    let gateway = gateway_without_llm().await;
+    let mut client = gateway.client().await;
+    let with = |edit: &dyn Fn(&mut prost_types::Struct)| {
+        let mut features = telco_record();
+        edit(&mut features);
+        request("", Some(features))
+    };
+    let nan = Value {
+        kind: Some(Kind::NumberValue(f64::NAN)),
+    };
+    let cases: Vec<(RouteRequest, &str)> = vec![
+        (
+            with(&|f| drop(f.fields.insert("shoe_size".into(), n(42.0)))),
+            "features.shoe_size: unknown feature",
+        ),
+        (
+            with(&|f| drop(f.fields.insert("tenure".into(), s("two")))),
+            "features.tenure: expected an integer",
+        ),
+        (
+            with(&|f| drop(f.fields.insert("monthlycharges".into(), nan.clone()))),
+            "features.monthlycharges: NaN is not finite",
+        ),
+        (
+            with(&|f| drop(f.fields.remove("contract"))),
+            "features.contract: missing",
+        ),
+        (
+            with(&|f| drop(f.fields.insert("contract".into(), s("Weekly")))),
+            "features.contract: \"Weekly\" is not one of",
+        ),
+        (request("", None), "text: empty request"),
+        (
+            request(&"x".repeat(1 << 20), None),
+            "text: 1048576 bytes exceeds the limit",
+        ),
+        (
+            RouteRequest {
+                temperature: Some(9.0),
+                ..request("hi", None)
+            },
+            "temperature:",
+        ),
+    ];
+    for (req, expected) in cases {
+        let status = client.route(req.clone()).await.expect_err(expected);
+        assert_eq!(status.code(), Code::InvalidArgument, "{expected}: {status:?}");
+        assert!(
+            status.message().contains(expected),
+            "want {expected:?} in {:?}",
+            status.message()
+        );
+        let status = client.explain(req).await.expect_err(expected);
+        assert_eq!(status.code(), Code::InvalidArgument, "explain {expected}: {status:?}");
+    }
+    // Every bad field is named at once.
+    let status = client
+        .route(request("", Some(record(&[("tenure", n(-1.0)), ("bogus", n(1.0))]))))
+        .await
+        .expect_err("invalid");
+    assert!(status.message().contains("features.tenure: -1 is outside") && status.message().contains("features.bogus"));
+    // Nothing was lost: the same gateway still scores a valid record.
+    assert!(client.route(request("", Some(telco_record()))).await.is_ok());
+}
+
+#[tokio::test]
+async fn force_target_is_honoured_only_where_the_policy_allows() {
+    let gateway = gateway_without_llm().await;
+    let mut client = gateway.client().await;
+    let forced = RouteRequest {
+        force_target: "churn".into(),
+        ..request("what time is it", Some(telco_record()))
+    };
+    let response = client.route(forced).await.unwrap().into_inner();
+    assert_eq!(response.decision.unwrap().target, "churn");
+    assert!(response.prediction.is_some());
+    let refused = RouteRequest {
+        force_target: "retention".into(),
+        ..request("hi", None)
+    };
+    let status = client.route(refused).await.expect_err("not allowed");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(status.message().contains("retention"));
+    // A forced classical target without a record says which field is missing.
+    let no_record = RouteRequest {
+        force_target: "churn".into(),
+        ..request("hi", None)
+    };
+    let status = client.route(no_record).await.expect_err("needs a record");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("features:"), "{}", status.message());
+    let reject = RouteRequest {
+        force_target: "refuse".into(),
+        ..request("hi", None)
+    };
+    let response = client.route(reject).await.unwrap().into_inner();
+    assert_eq!(response.rejection.unwrap().reason, "not here");
+    assert_eq!(response.decision.unwrap().target_kind(), TargetKind::Reject);
+}
+
+#[tokio::test]
+async fn llm_down_answers_unavailable_naming_the_backend_and_scores_still_work() {
+    let gateway = gateway_without_llm().await;
+    let mut client = gateway.client().await;
+    let status = client
+        .route(request("tell me a joke", None))
+        .await
+        .expect_err("backend down");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("llm backend local"), "{}", status.message());
+    let status = client
+        .route_stream(request("tell me a joke", None))
+        .await
+        .expect_err("backend down");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        client
+            .route(request("", Some(telco_record())))
+            .await
+            .unwrap()
+            .into_inner()
+            .prediction
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn backend_errors_map_to_unavailable_and_deadline_exceeded() {
+    let failing = FakeLlm::start(Fault::Status500).await;
+    let gateway = Gateway::start(&config(&failing.base_url(), "2s")).await;
+    let mut client = gateway.client().await;
+    let status = client.route(request("tell me a joke", None)).await.expect_err("500");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("local") && status.message().contains("500"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(failing.requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    let slow = FakeLlm::start(Fault::Delay(Duration::from_secs(5))).await;
+    let gateway = Gateway::start(&config(&slow.base_url(), "500ms")).await;
+    let mut client = gateway.client().await;
+    let status = client
+        .route(request("tell me a joke", None))
+        .await
+        .expect_err("timeout");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(
+        status.message().contains("llm backend local timed out"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn a_scored_stream_sends_decision_prediction_then_summary() {
+    let gateway = gateway_without_llm().await;
+    let mut client = gateway.client().await;
+    let mut stream = client
+        .route_stream(request("", Some(telco_record())))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(event) = stream.message().await.unwrap() {
+        events.push(event.event.unwrap());
+    }
+    assert!(matches!(events[0], Event::Decision(_)), "{events:?}");
+    assert!(matches!(events[1], Event::Prediction(_)), "{events:?}");
+    assert!(matches!(events.last(), Some(Event::Summary(_))), "{events:?}");
+    assert_eq!(events.len(), 3);
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
+    let slow = FakeLlm::start(Fault::Delay(Duration::from_millis(1500))).await;
+    let mut gateway = Gateway::start(&config(&slow.base_url(), "10s")).await;
+    let mut client = gateway.client().await;
+    let in_flight = tokio::spawn(async move { client.route(request("tell me a joke", None)).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gateway.terminate();
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes")
+        .into_inner();
+    assert_eq!(response.generation.unwrap().text, "fake answer");
+    let status = tokio::task::spawn_blocking(move || gateway.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}

@@ -1,0 +1,411 @@
+//! Test harness: the real `switchyard` binary on an ephemeral port, the real local `llama-server`, and a
+//! scriptable fake OpenAI-compatible server for fault injection.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use prost_types::value::Kind;
+use prost_types::{Struct, Value};
+use switchyard_proto::v1::RouteRequest;
+use switchyard_proto::v1::router_client::RouterClient;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A config for tests: the repository's models, the given `[backends.local]` URL, short timeouts.
+pub fn config(llm_base_url: &str, backend_timeout: &str) -> String {
+    let models = repo().join("classical/models");
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:1"
+shutdown_grace = "5s"
+request_timeout = "30s"
+max_text_bytes = 32768
+
+[models]
+classifier = "{classifier}"
+scorer = "{scorer}"
+workers = 2
+queue_capacity = 64
+
+[backends.local]
+base_url = "{llm_base_url}"
+model = "smollm2"
+connect_timeout = "1s"
+request_timeout = "{backend_timeout}"
+
+[targets.churn]
+kind = "classical"
+
+[targets.assistant]
+kind = "llm"
+backend = "local"
+max_tokens = 24
+temperature = 0.0
+
+[targets.retention]
+kind = "hybrid"
+backend = "local"
+max_tokens = 24
+temperature = 0.0
+
+[targets.refuse]
+kind = "reject"
+message = "not here"
+
+[policy]
+default_target = "assistant"
+allow_force_target = ["churn", "assistant", "refuse"]
+
+[[policy.rules]]
+name = "score-record"
+label = "churn_score"
+min_confidence = 0.5
+target = "churn"
+fallback = "retention"
+
+[[policy.rules]]
+name = "explain-record"
+label = "churn_explain"
+target = "retention"
+"#,
+        classifier = models.join("request-classifier/1.0.0/model.onnx").display(),
+        scorer = models.join("churn-scorer/1.0.0/model.onnx").display(),
+    )
+}
+
+/// A running gateway process; killed on drop.
+pub struct Gateway {
+    pub child: Child,
+    pub addr: SocketAddr,
+    _dir: TempDir,
+}
+
+impl Gateway {
+    /// Starts `switchyard serve` with `config_text` and waits until health says SERVING.
+    pub async fn start(config_text: &str) -> Self {
+        let dir = TempDir::new();
+        let path = dir.0.join("switchyard.toml");
+        std::fs::write(&path, config_text).unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args([
+                "serve",
+                "--config",
+                path.to_str().unwrap(),
+                "--listen",
+                &addr.to_string(),
+            ])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn switchyard");
+        let gateway = Self { child, addr, _dir: dir };
+        gateway.wait_serving().await;
+        gateway
+    }
+
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A connected Router client.
+    pub async fn client(&self) -> RouterClient<Channel> {
+        RouterClient::connect(self.url()).await.unwrap()
+    }
+
+    /// A connected channel.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url()).unwrap().connect().await.unwrap()
+    }
+
+    /// The health status of `service`.
+    pub async fn health(&self, service: &str) -> ServingStatus {
+        let mut health = HealthClient::new(self.channel().await);
+        let response = health
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+            .unwrap();
+        ServingStatus::try_from(response.into_inner().status).unwrap()
+    }
+
+    async fn wait_serving(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(channel) = Channel::from_shared(self.url()).unwrap().connect().await
+                && let Ok(r) = HealthClient::new(channel)
+                    .check(HealthCheckRequest { service: String::new() })
+                    .await
+                && r.into_inner().status == ServingStatus::Serving as i32
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "gateway did not become SERVING");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "switchyard-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The real local `llama-server` (paths from `SWITCHYARD_LLAMA_SERVER` / `SWITCHYARD_LLAMA_MODEL`, which the
+/// README's test command sets); killed on drop.
+pub struct LlamaServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl LlamaServer {
+    pub async fn start() -> Self {
+        let server = std::env::var("SWITCHYARD_LLAMA_SERVER")
+            .expect("SWITCHYARD_LLAMA_SERVER must name llama-server (deploy/test.sh sets it)");
+        let model = std::env::var("SWITCHYARD_LLAMA_MODEL").expect("SWITCHYARD_LLAMA_MODEL must name the GGUF");
+        let port = free_port();
+        let child = Command::new(server)
+            .args(["-m", &model, "--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["-c", "2048", "-t", "2", "--alias", "smollm2", "--log-disable"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn llama-server");
+        let llama = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = format!("http://127.0.0.1:{port}/health");
+        while !reqwest::get(&url)
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+        {
+            assert!(Instant::now() < deadline, "llama-server did not become healthy");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        llama
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// What the fake backend does with each request.
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    /// HTTP 500 with a JSON error body.
+    Status500,
+    /// Waits this long, then answers normally.
+    Delay(Duration),
+    /// A normal completion.
+    Ok,
+}
+
+/// A fake OpenAI-compatible server on loopback that answers every request per its `Fault`; counts requests.
+pub struct FakeLlm {
+    pub port: u16,
+    pub requests: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeLlm {
+    pub async fn start(fault: Fault) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let count = requests.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 65536];
+                    let mut read = 0;
+                    // Read headers and body (Content-Length) before answering.
+                    loop {
+                        let Ok(n) = socket.read(&mut buffer[read..]).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        read += n;
+                        let text = String::from_utf8_lossy(&buffer[..read]).to_string();
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let length = text
+                                .lines()
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase()
+                                        .strip_prefix("content-length:")
+                                        .map(|v| v.trim().to_owned())
+                                })
+                                .and_then(|v| v.parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if read >= end + 4 + length {
+                                break;
+                            }
+                        }
+                    }
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let (status, body) = match fault {
+                        Fault::Status500 => (
+                            "500 Internal Server Error",
+                            r#"{"error":{"message":"boom"}}"#.to_owned(),
+                        ),
+                        Fault::Delay(d) => {
+                            tokio::time::sleep(d).await;
+                            ("200 OK", completion())
+                        }
+                        Fault::Ok => ("200 OK", completion()),
+                    };
+                    let response = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        Self { port, requests, task }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+}
+
+impl Drop for FakeLlm {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn completion() -> String {
+    r#"{"model":"fake","choices":[{"message":{"role":"assistant","content":"fake answer"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#.to_owned()
+}
+
+/// A real Telco customer (from the test split) as a `Struct`.
+pub fn telco_record() -> Struct {
+    record(&[
+        ("gender", s("Female")),
+        ("seniorcitizen", n(0.0)),
+        ("partner", s("No")),
+        ("dependents", s("No")),
+        ("tenure", n(2.0)),
+        ("phoneservice", s("Yes")),
+        ("multiplelines", s("No")),
+        ("internetservice", s("Fiber optic")),
+        ("onlinesecurity", s("No")),
+        ("onlinebackup", s("No")),
+        ("deviceprotection", s("No")),
+        ("techsupport", s("No")),
+        ("streamingtv", s("Yes")),
+        ("streamingmovies", s("Yes")),
+        ("contract", s("Month-to-month")),
+        ("paperlessbilling", s("Yes")),
+        ("paymentmethod", s("Electronic check")),
+        ("monthlycharges", n(95.5)),
+        ("totalcharges", n(190.1)),
+    ])
+}
+
+pub fn record(fields: &[(&str, Value)]) -> Struct {
+    Struct {
+        fields: fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
+    }
+}
+
+pub fn s(v: &str) -> Value {
+    Value {
+        kind: Some(Kind::StringValue(v.to_owned())),
+    }
+}
+
+pub fn n(v: f64) -> Value {
+    Value {
+        kind: Some(Kind::NumberValue(v)),
+    }
+}
+
+/// A request with text and an optional record.
+pub fn request(text: &str, features: Option<Struct>) -> RouteRequest {
+    RouteRequest {
+        text: text.to_owned(),
+        features,
+        ..Default::default()
+    }
+}
