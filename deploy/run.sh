@@ -9,7 +9,8 @@ llm_port="${SWITCHYARD_LLM_PORT:-8081}"
 
 ORT_DYLIB_PATH="$(deploy/setup/onnxruntime.sh)"
 export ORT_DYLIB_PATH
-mapfile -t llama < <(deploy/setup/llama-server.sh)
+llama_paths="$(deploy/setup/llama-server.sh)"  # a failure here stops the script (set -e)
+mapfile -t llama <<<"$llama_paths"
 cargo build --release --locked -p switchyard
 
 "${llama[0]}" -m "${llama[1]}" --host 127.0.0.1 --port "$llm_port" -c 2048 -t 2 --alias smollm2 --log-disable &

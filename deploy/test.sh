@@ -9,6 +9,10 @@ cd "$root"
 
 ORT_DYLIB_PATH="$(deploy/setup/onnxruntime.sh)"
 export ORT_DYLIB_PATH
+# The real local LLM backend the integration tests start (built once, cached).
+llama_paths="$(deploy/setup/llama-server.sh)"  # a failure here stops the script (set -e)
+mapfile -t llama <<<"$llama_paths"
+export SWITCHYARD_LLAMA_SERVER="${llama[0]}" SWITCHYARD_LLAMA_MODEL="${llama[1]}"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

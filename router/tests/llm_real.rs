@@ -1,0 +1,92 @@
+//! End to end against the real local `llama-server` (SmolLM2-135M, temperature 0): plain, hybrid and streamed
+//! answers. Structure is asserted, not wording. One llama-server for the whole file, started by the test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use support::{Gateway, LlamaServer, config, request, telco_record};
+use switchyard_proto::v1::{TargetKind, route_event::Event};
+
+#[tokio::test]
+async fn plain_hybrid_and_streamed_answers_from_a_real_llm() {
+    let llama = LlamaServer::start().await;
+    let gateway = Gateway::start(&config(&llama.base_url(), "60s")).await;
+    let mut client = gateway.client().await;
+
+    // A plain question without a record: an LLM answer.
+    let response = client
+        .route(request("what is the capital of france?", None))
+        .await
+        .unwrap()
+        .into_inner();
+    let decision = response.decision.unwrap();
+    assert_eq!(decision.target_kind(), TargetKind::Llm, "{decision:?}");
+    let generation = response.generation.expect("an LLM answer");
+    assert_eq!(generation.backend, "local");
+    assert!(!generation.text.trim().is_empty());
+    assert!(
+        generation.input_tokens > 0 && generation.output_tokens > 0,
+        "{generation:?}"
+    );
+    assert!(
+        generation.output_tokens <= 24,
+        "max_tokens from the target is honoured: {generation:?}"
+    );
+    assert!(
+        ["stop", "length"].contains(&generation.finish_reason.as_str()),
+        "{generation:?}"
+    );
+    assert!(response.prediction.is_none());
+
+    // A question about a record: hybrid, a score and its explanation.
+    let response = client
+        .route(request("why is this customer likely to leave?", Some(telco_record())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.decision.unwrap().target_kind(), TargetKind::Hybrid);
+    let prediction = response.prediction.expect("a score");
+    assert!(prediction.score > 0.0 && prediction.score < 1.0);
+    let generation = response.generation.expect("an explanation");
+    assert!(!generation.text.trim().is_empty());
+    // The record and the probability went into the prompt: far more input tokens than the question alone.
+    assert!(generation.input_tokens > 150, "{generation:?}");
+
+    // Streamed: decision, prediction, deltas, summary; the deltas add up to text.
+    let mut stream = client
+        .route_stream(request(
+            "what should we do to keep this customer?",
+            Some(telco_record()),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(event) = stream.message().await.unwrap() {
+        events.push(event.event.unwrap());
+    }
+    assert!(matches!(events.first(), Some(Event::Decision(_))), "{events:?}");
+    assert!(matches!(events.get(1), Some(Event::Prediction(_))), "{events:?}");
+    let text: String = events
+        .iter()
+        .filter_map(|e| {
+            if let Event::Delta(d) = e {
+                Some(d.text.as_str())
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert!(!text.trim().is_empty());
+    assert!(
+        events.iter().filter(|e| matches!(e, Event::Delta(_))).count() > 1,
+        "text arrives in pieces"
+    );
+    let Some(Event::Summary(summary)) = events.last() else {
+        panic!("last event is the summary: {events:?}")
+    };
+    assert_eq!(summary.backend, "local");
+    assert!(summary.output_tokens > 0 && summary.input_tokens > 0, "{summary:?}");
+    assert!(!summary.finish_reason.is_empty());
+}
