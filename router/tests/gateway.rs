@@ -317,3 +317,67 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
         .unwrap();
     assert!(status.success(), "exit status {status:?}");
 }
+
+#[tokio::test]
+async fn the_cli_client_routes_and_explains_against_a_running_gateway() {
+    let gateway = gateway_without_llm().await;
+    let features = r#"{"gender":"Female","seniorcitizen":0,"partner":"No","dependents":"No","tenure":2,
+        "phoneservice":"Yes","multiplelines":"No","internetservice":"Fiber optic","onlinesecurity":"No",
+        "onlinebackup":"No","deviceprotection":"No","techsupport":"No","streamingtv":"Yes","streamingmovies":"Yes",
+        "contract":"Month-to-month","paperlessbilling":"Yes","paymentmethod":"Electronic check",
+        "monthlycharges":95.5,"totalcharges":190.1}"#;
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+                .args(args)
+                .output()
+                .unwrap()
+        })
+    };
+    let addr = gateway.url();
+    let explain = run(vec![
+        "explain".into(),
+        "--addr".into(),
+        addr.clone(),
+        "--text".into(),
+        "why is this customer likely to leave?".into(),
+        "--features".into(),
+        features.into(),
+    ])
+    .await
+    .unwrap();
+    let out = String::from_utf8_lossy(&explain.stdout);
+    assert!(explain.status.success(), "{}", String::from_utf8_lossy(&explain.stderr));
+    assert!(
+        out.contains("target: retention (HYBRID)") && out.contains("reason: rule \"explain-record\""),
+        "{out}"
+    );
+    let route = run(vec![
+        "route".into(),
+        "--addr".into(),
+        addr.clone(),
+        "--features".into(),
+        features.into(),
+    ])
+    .await
+    .unwrap();
+    let out = String::from_utf8_lossy(&route.stdout);
+    assert!(
+        route.status.success() && out.contains("prediction: churn-scorer 1.0.0"),
+        "{out}"
+    );
+    let bad = run(vec![
+        "route".into(),
+        "--addr".into(),
+        addr,
+        "--features".into(),
+        r#"{"tenure":"x"}"#.into(),
+    ])
+    .await
+    .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("features.tenure"),
+        "errors reach the user"
+    );
+}
