@@ -54,10 +54,14 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     reporter
         .set_service_status(ROUTER_SERVICE, ServingStatus::NotServing)
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(switchyard_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Reflection in both protocol versions: grpcurl and many tools still speak only v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(switchyard_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let engine: SharedEngine = Arc::new(tokio::sync::OnceCell::new());
     let router = RouterServer::new(RouterService::new(engine.clone()));
@@ -69,7 +73,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
         // Bounds the work one connection can queue; excess waits in HTTP/2 flow control, not in memory.
         .concurrency_limit_per_connection(config.server.concurrency_per_connection)
         .add_service(health)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(router)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             let _ = stopped.await;

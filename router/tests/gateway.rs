@@ -41,6 +41,22 @@ async fn health_is_serving_per_service_and_reflection_lists_the_router() {
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     assert!(names.contains(&"switchyard.v1.Router".to_owned()), "{names:?}");
     assert!(names.contains(&"grpc.health.v1.Health".to_owned()), "{names:?}");
+
+    // grpcurl (1.8) and other tools speak only the v1alpha protocol.
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as AlphaClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as AlphaResponse;
+    let mut alpha = AlphaClient::new(gateway.channel().await);
+    let requests = tokio_stream::iter([tonic_reflection::pb::v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(AlphaRequest::FileContainingSymbol("switchyard.v1.Router".into())),
+    }]);
+    let mut responses = alpha.server_reflection_info(requests).await.unwrap().into_inner();
+    let response = responses.message().await.unwrap().expect("a v1alpha answer");
+    let Some(AlphaResponse::FileDescriptorResponse(files)) = response.message_response else {
+        panic!("expected the file defining switchyard.v1.Router")
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
 }
 
 #[tokio::test]

@@ -124,7 +124,7 @@ impl Gateway {
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn switchyard");
-        let gateway = Self { child, addr, _dir: dir };
+        let mut gateway = Self { child, addr, _dir: dir };
         gateway.wait_serving().await;
         gateway
     }
@@ -156,9 +156,12 @@ impl Gateway {
         ServingStatus::try_from(response.into_inner().status).unwrap()
     }
 
-    async fn wait_serving(&self) {
+    async fn wait_serving(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("switchyard exited before serving: {status}");
+            }
             if let Ok(channel) = Channel::from_shared(self.url()).unwrap().connect().await
                 && let Ok(r) = HealthClient::new(channel)
                     .check(HealthCheckRequest { service: String::new() })
