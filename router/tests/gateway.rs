@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use prost_types::Value;
 use prost_types::value::Kind;
-use support::{FakeLlm, Fault, Gateway, config, free_port, n, record, request, s, telco_record};
+use support::{FakeLlm, Fault, Gateway, config, free_port, n, record, request, s, stream_events, telco_record};
 use switchyard_proto::v1::{RouteRequest, TargetKind, route_event::Event};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -299,15 +299,7 @@ async fn backend_errors_map_to_unavailable_and_deadline_exceeded() {
 async fn a_scored_stream_sends_decision_prediction_then_summary() {
     let gateway = gateway_without_llm().await;
     let mut client = gateway.client().await;
-    let mut stream = client
-        .route_stream(request("", Some(telco_record())))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut events = Vec::new();
-    while let Some(event) = stream.message().await.unwrap() {
-        events.push(event.event.unwrap());
-    }
+    let events = stream_events(&mut client, request("", Some(telco_record()))).await;
     assert!(matches!(events[0], Event::Decision(_)), "{events:?}");
     assert!(matches!(events[1], Event::Prediction(_)), "{events:?}");
     assert!(matches!(events.last(), Some(Event::Summary(_))), "{events:?}");

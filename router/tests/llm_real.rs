@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::{Gateway, LlamaServer, config, request, telco_record};
+use support::{Gateway, LlamaServer, config, request, stream_events, telco_record};
 use switchyard_proto::v1::{TargetKind, route_event::Event};
 
 #[tokio::test]
@@ -54,18 +54,11 @@ async fn plain_hybrid_and_streamed_answers_from_a_real_llm() {
     assert!(generation.input_tokens > 150, "{generation:?}");
 
     // Streamed: decision, prediction, deltas, summary; the deltas add up to text.
-    let mut stream = client
-        .route_stream(request(
-            "what should we do to keep this customer?",
-            Some(telco_record()),
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut events = Vec::new();
-    while let Some(event) = stream.message().await.unwrap() {
-        events.push(event.event.unwrap());
-    }
+    let events = stream_events(
+        &mut client,
+        request("what should we do to keep this customer?", Some(telco_record())),
+    )
+    .await;
     assert!(matches!(events.first(), Some(Event::Decision(_))), "{events:?}");
     assert!(matches!(events.get(1), Some(Event::Prediction(_))), "{events:?}");
     let text: String = events

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use prost_types::value::Kind;
 use prost_types::{Struct, Value};
 use switchyard_proto::v1::RouteRequest;
+use switchyard_proto::v1::route_event::Event;
 use switchyard_proto::v1::router_client::RouterClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -402,6 +403,16 @@ pub fn n(v: f64) -> Value {
     Value {
         kind: Some(Kind::NumberValue(v)),
     }
+}
+
+/// Sends `RouteStream` and collects every event until the stream ends.
+pub async fn stream_events(client: &mut RouterClient<Channel>, request: RouteRequest) -> Vec<Event> {
+    let mut stream = client.route_stream(request).await.unwrap().into_inner();
+    let mut events = Vec::new();
+    while let Some(event) = stream.message().await.unwrap() {
+        events.push(event.event.unwrap());
+    }
+    events
 }
 
 /// A request with text and an optional record.
