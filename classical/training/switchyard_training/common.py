@@ -63,7 +63,12 @@ def expected_calibration_error(y_true: np.ndarray, prob: np.ndarray, bins: int =
 
 
 def set_metadata(model: onnx.ModelProto, props: dict[str, object]) -> None:
-    """Write `props` into the model's metadata_props; non-string values are stored as compact JSON."""
+    """Write `props` into the model's metadata_props; non-string values are stored as compact JSON.
+
+    The graph is also named after the model: skl2onnx names it with a random UUID, which would make every
+    retrain a new file even when nothing else changed.
+    """
+    model.graph.name = str(props["switchyard.model_name"])
     del model.metadata_props[:]
     for key, value in props.items():
         entry = model.metadata_props.add()
