@@ -25,6 +25,8 @@ pub struct BackendConfig {
     pub connect_timeout: Duration,
     /// Limit for the whole exchange, streamed bodies included.
     pub request_timeout: Duration,
+    /// Extra headers sent with every request (e.g. an organisation id).
+    pub headers: Vec<(String, String)>,
 }
 
 /// One chat message.
@@ -113,7 +115,20 @@ pub struct ChatBackend {
 impl ChatBackend {
     /// Builds the HTTP client for `config`.
     pub fn new(config: BackendConfig) -> Result<Self, LlmError> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (name, value) in &config.headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|e| LlmError::Protocol {
+                backend: config.name.clone(),
+                detail: format!("header {name:?}: {e}"),
+            })?;
+            let value = reqwest::header::HeaderValue::from_str(value).map_err(|e| LlmError::Protocol {
+                backend: config.name.clone(),
+                detail: format!("header {name}: {e}"),
+            })?;
+            headers.insert(name, value);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .build()

@@ -39,6 +39,24 @@ pub enum LlmError {
         /// The start of the response body.
         body: String,
     },
+    /// The backend's circuit breaker is open: recent calls failed, so this one was not attempted.
+    #[error("llm backend {backend} circuit open after repeated failures; retry in {retry_in:?}")]
+    CircuitOpen {
+        /// The backend's name.
+        backend: String,
+        /// Time until the breaker lets a probe through.
+        retry_in: Duration,
+    },
+    /// The backend is at its concurrency limit and its wait queue is full.
+    #[error("llm backend {backend} overloaded: {in_flight} in flight and {queued} queued")]
+    Overloaded {
+        /// The backend's name.
+        backend: String,
+        /// Requests in flight (the limit).
+        in_flight: usize,
+        /// Requests waiting (the queue bound).
+        queued: usize,
+    },
     /// The backend's answer could not be understood (bad JSON, broken stream, an error event).
     #[error("llm backend {backend} protocol error: {detail}")]
     Protocol {
@@ -57,7 +75,43 @@ impl LlmError {
             | Self::Timeout { backend, .. }
             | Self::RateLimited { backend, .. }
             | Self::Upstream { backend, .. }
+            | Self::CircuitOpen { backend, .. }
+            | Self::Overloaded { backend, .. }
             | Self::Protocol { backend, .. } => backend,
+        }
+    }
+
+    /// Whether another attempt could succeed: connect errors, timeouts, 429 and 502/503/504. Other statuses,
+    /// protocol errors, an open circuit and local overload are not retried.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Connect { .. } | Self::Timeout { .. } | Self::RateLimited { .. } => true,
+            Self::Upstream { status, .. } => matches!(status, 502..=504),
+            Self::CircuitOpen { .. } | Self::Overloaded { .. } | Self::Protocol { .. } => false,
+        }
+    }
+
+    /// Whether this failure says the backend is unhealthy (counts against its circuit breaker). Client-side
+    /// refusals (overload, open circuit) and 4xx answers other than 429 do not.
+    pub fn is_backend_failure(&self) -> bool {
+        match self {
+            Self::Connect { .. } | Self::Timeout { .. } | Self::RateLimited { .. } | Self::Protocol { .. } => true,
+            Self::Upstream { status, .. } => *status >= 500,
+            Self::CircuitOpen { .. } | Self::Overloaded { .. } => false,
+        }
+    }
+
+    /// A stable, lowercase name of the error kind (for logs, metrics, `error.type`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connect { .. } => "connect",
+            Self::Timeout { .. } => "timeout",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Upstream { status, .. } if *status >= 500 => "upstream_5xx",
+            Self::Upstream { .. } => "upstream_4xx",
+            Self::CircuitOpen { .. } => "circuit_open",
+            Self::Overloaded { .. } => "overloaded",
+            Self::Protocol { .. } => "protocol",
         }
     }
 

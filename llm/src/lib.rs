@@ -2,9 +2,13 @@
 //! through `POST {base_url}/chat/completions`, whole or streamed as server-sent events.
 
 mod backend;
+mod breaker;
 mod error;
+mod resilient;
 mod sse;
 mod wire;
 
 pub use backend::{BackendConfig, ChatBackend, ChatCompletion, ChatMessage, ChatRequest, StreamEvent, Usage};
+pub use breaker::{BreakerConfig, CircuitState};
 pub use error::LlmError;
+pub use resilient::{CallReport, GuardConfig, GuardedBackend, OpenStream};

@@ -31,10 +31,28 @@ pub struct Config {
     pub server: ServerConfig,
     /// Model files and the inference pool.
     pub models: ModelsConfig,
-    /// LLM backends by name.
-    pub backends: BTreeMap<String, llm::BackendConfig>,
+    /// LLM backends by name, with their guards.
+    pub backends: BTreeMap<String, (llm::BackendConfig, llm::GuardConfig)>,
+    /// Token prices by backend name.
+    pub prices: BTreeMap<String, Prices>,
     /// The routing policy (targets and rules).
     pub policy: Policy,
+}
+
+/// A backend's token prices, in currency units per million tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Prices {
+    /// Per million input (prompt) tokens.
+    pub input_per_mtok: f64,
+    /// Per million output (generated) tokens.
+    pub output_per_mtok: f64,
+}
+
+impl Prices {
+    /// The cost of a call.
+    pub fn cost(&self, input_tokens: u32, output_tokens: u32) -> f64 {
+        (f64::from(input_tokens) * self.input_per_mtok + f64::from(output_tokens) * self.output_per_mtok) / 1e6
+    }
 }
 
 /// Server settings.
@@ -127,6 +145,66 @@ struct RawBackend {
     connect_timeout: String,
     #[serde(default = "default_backend_timeout")]
     request_timeout: String,
+    #[serde(default = "default_first_token_timeout")]
+    first_token_timeout: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default = "default_max_concurrent")]
+    max_concurrent: usize,
+    #[serde(default = "default_max_queued")]
+    max_queued: usize,
+    #[serde(default = "default_max_attempts")]
+    max_attempts: u32,
+    #[serde(default = "default_base_backoff")]
+    base_backoff: String,
+    #[serde(default = "default_max_backoff")]
+    max_backoff: String,
+    #[serde(default = "default_retry_budget")]
+    retry_budget_ratio: f64,
+    #[serde(default = "default_breaker_failures")]
+    breaker_failures: u32,
+    #[serde(default = "default_breaker_open_for")]
+    breaker_open_for: String,
+    #[serde(default)]
+    input_price_per_mtok: f64,
+    #[serde(default)]
+    output_price_per_mtok: f64,
+}
+
+fn default_first_token_timeout() -> String {
+    "20s".to_owned()
+}
+
+fn default_max_concurrent() -> usize {
+    8
+}
+
+fn default_max_queued() -> usize {
+    32
+}
+
+fn default_max_attempts() -> u32 {
+    3
+}
+
+fn default_base_backoff() -> String {
+    "100ms".to_owned()
+}
+
+fn default_max_backoff() -> String {
+    "2s".to_owned()
+}
+
+fn default_retry_budget() -> f64 {
+    0.2
+}
+
+fn default_breaker_failures() -> u32 {
+    5
+}
+
+fn default_breaker_open_for() -> String {
+    "10s".to_owned()
 }
 
 fn default_connect_timeout() -> String {
@@ -152,6 +230,10 @@ struct RawTarget {
     kind: RawKind,
     #[serde(default)]
     backend: Option<String>,
+    #[serde(default)]
+    fallbacks: Vec<String>,
+    #[serde(default)]
+    degrade_to_score: bool,
     #[serde(default)]
     system_prompt: Option<String>,
     #[serde(default)]
@@ -255,6 +337,7 @@ fn validate(path: &Path, base: &Path, raw: RawConfig, version: String) -> Result
     };
 
     let mut backends = BTreeMap::new();
+    let mut prices = BTreeMap::new();
     for (name, b) in raw.backends {
         let key = |field: &str| format!("backends.{name}.{field}");
         let base_url = b.base_url.trim_end_matches('/').to_owned();
@@ -278,21 +361,82 @@ fn validate(path: &Path, base: &Path, raw: RawConfig, version: String) -> Result
             api_key,
             connect_timeout: duration(&key("connect_timeout"), &b.connect_timeout)?,
             request_timeout: duration(&key("request_timeout"), &b.request_timeout)?,
+            headers: b.headers.into_iter().collect(),
         };
-        backends.insert(name, config);
+        if !(0.0..=1.0).contains(&b.retry_budget_ratio) {
+            return Err(err(
+                &key("retry_budget_ratio"),
+                format!("{} is outside [0, 1]", b.retry_budget_ratio),
+            ));
+        }
+        for (field, price) in [
+            ("input_price_per_mtok", b.input_price_per_mtok),
+            ("output_price_per_mtok", b.output_price_per_mtok),
+        ] {
+            if !(price.is_finite() && price >= 0.0) {
+                return Err(err(&key(field), format!("{price} is not a price")));
+            }
+        }
+        let guard = llm::GuardConfig {
+            max_concurrent: positive(path, &key("max_concurrent"), b.max_concurrent)?,
+            max_queued: b.max_queued,
+            first_token_timeout: duration(&key("first_token_timeout"), &b.first_token_timeout)?,
+            max_attempts: u32::try_from(positive(path, &key("max_attempts"), b.max_attempts as usize)?).unwrap_or(1),
+            base_backoff: duration(&key("base_backoff"), &b.base_backoff)?,
+            max_backoff: duration(&key("max_backoff"), &b.max_backoff)?,
+            retry_budget_ratio: b.retry_budget_ratio,
+            breaker: llm::BreakerConfig {
+                failure_threshold: u32::try_from(positive(
+                    path,
+                    &key("breaker_failures"),
+                    b.breaker_failures as usize,
+                )?)
+                .unwrap_or(1),
+                open_for: duration(&key("breaker_open_for"), &b.breaker_open_for)?,
+            },
+        };
+        prices.insert(
+            name.clone(),
+            Prices {
+                input_per_mtok: b.input_price_per_mtok,
+                output_per_mtok: b.output_price_per_mtok,
+            },
+        );
+        backends.insert(name, (config, guard));
     }
 
     let mut targets = BTreeMap::new();
     for (name, t) in raw.targets {
         let key = |field: &str| format!("targets.{name}.{field}");
         let needs_backend = matches!(t.kind, RawKind::Llm | RawKind::Hybrid);
-        let backend = match (&t.backend, needs_backend) {
-            (Some(b), true) if backends.contains_key(b) => Some(b.clone()),
-            (Some(b), true) => return Err(err(&key("backend"), format!("no backend named {b:?} in [backends]"))),
+        let chain = match (&t.backend, needs_backend) {
+            (Some(b), true) => std::iter::once(b).chain(&t.fallbacks).cloned().collect::<Vec<_>>(),
             (None, true) => return Err(err(&key("backend"), "required for llm and hybrid targets".to_owned())),
             (Some(_), false) => return Err(err(&key("backend"), "only llm and hybrid targets take one".to_owned())),
-            (None, false) => None,
+            (None, false) if !t.fallbacks.is_empty() => {
+                return Err(err(
+                    &key("fallbacks"),
+                    "only llm and hybrid targets take them".to_owned(),
+                ));
+            }
+            (None, false) => Vec::new(),
         };
+        for (i, b) in chain.iter().enumerate() {
+            if !backends.contains_key(b) {
+                let field = if i == 0 {
+                    "backend".to_owned()
+                } else {
+                    format!("fallbacks[{}]", i - 1)
+                };
+                return Err(err(&key(&field), format!("no backend named {b:?} in [backends]")));
+            }
+        }
+        if t.degrade_to_score && !matches!(t.kind, RawKind::Hybrid) {
+            return Err(err(
+                &key("degrade_to_score"),
+                "only hybrid targets can degrade to a score".to_owned(),
+            ));
+        }
         if let Some(temperature) = t.temperature
             && !(0.0..=2.0).contains(&temperature)
         {
@@ -323,7 +467,8 @@ fn validate(path: &Path, base: &Path, raw: RawConfig, version: String) -> Result
             Target {
                 name,
                 kind,
-                backend,
+                backends: chain,
+                degrade_to_score: t.degrade_to_score,
                 system_prompt,
                 max_tokens: t.max_tokens.unwrap_or(256),
                 temperature: t.temperature,
@@ -377,6 +522,7 @@ fn validate(path: &Path, base: &Path, raw: RawConfig, version: String) -> Result
         server,
         models,
         backends,
+        prices,
         policy,
     })
 }

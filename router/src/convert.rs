@@ -66,6 +66,10 @@ impl From<&Generation> for pb::Generation {
             finish_reason: g.completion.finish_reason.clone(),
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
+            attempts: g.attempts,
+            failed_backends: g.failed_backends.clone(),
+            cost: g.cost,
+            usage_estimated: g.usage_estimated,
         }
     }
 }
@@ -78,6 +82,16 @@ pub fn response(request_id: String, outcome: &Outcome) -> pb::RouteResponse {
         prediction: outcome.prediction.as_ref().map(Into::into),
         generation: outcome.generation.as_ref().map(Into::into),
         rejection: outcome.rejection.clone().map(|reason| pb::Rejection { reason }),
+        degraded: outcome.degraded.is_some(),
+        degraded_reason: outcome.degraded.clone().unwrap_or_default(),
+        backends: outcome
+            .backends
+            .iter()
+            .map(|b| pb::BackendState {
+                name: b.name.clone(),
+                circuit: b.circuit.to_owned(),
+            })
+            .collect(),
     }
 }
 

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use classical::schema::ValidRecord;
 use classical::{InferencePool, OnnxRuntime};
 use futures::stream::BoxStream;
-use llm::{ChatBackend, ChatCompletion, LlmError, StreamEvent};
+use llm::{ChatBackend, ChatCompletion, ChatRequest, GuardedBackend, LlmError, StreamEvent};
+use tokio::time::Instant;
 use tracing::instrument;
 
-use crate::config::Config;
+use crate::config::{Config, Prices};
 use crate::error::RouterError;
 use crate::policy::{Classified, Decision, Policy, RequestFacts, Target, TargetKind};
 use crate::prompt;
@@ -22,8 +23,10 @@ const TOP_LABELS: usize = 5;
 pub struct Engine {
     pool: InferencePool,
     policy: Policy,
-    backends: BTreeMap<String, ChatBackend>,
+    backends: BTreeMap<String, Arc<GuardedBackend>>,
+    prices: BTreeMap<String, Prices>,
     max_text_bytes: usize,
+    spend: std::sync::Mutex<BTreeMap<String, f64>>,
 }
 
 /// One label with its probability and group.
@@ -65,13 +68,46 @@ pub struct Prediction {
     pub threshold: f32,
 }
 
-/// An LLM's whole answer, with the backend that gave it.
+/// An LLM's whole answer, with the backend that gave it and what it took.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Generation {
     /// Backend name in config.
     pub backend: String,
-    /// The completion.
+    /// The completion (usage filled in, estimated when the backend sent none).
     pub completion: ChatCompletion,
+    /// Attempts on the answering backend.
+    pub attempts: u32,
+    /// Backends that failed before this one answered.
+    pub failed_backends: Vec<String>,
+    /// Cost from the backend's prices.
+    pub cost: f64,
+    /// Whether the token counts are estimates.
+    pub usage_estimated: bool,
+}
+
+/// An LLM stream that produced its first event, with what it took to open it.
+pub struct OpenedStream {
+    /// Backend name in config.
+    pub backend: String,
+    /// The events (the first included).
+    pub events: BoxStream<'static, Result<StreamEvent, LlmError>>,
+    /// Attempts on the answering backend.
+    pub attempts: u32,
+    /// Backends that failed before this one answered.
+    pub failed_backends: Vec<String>,
+    /// The backend's prices, for the summary's cost.
+    pub prices: Prices,
+    /// Prompt size in characters, for estimating input tokens when the backend sends no usage.
+    pub prompt_chars: usize,
+}
+
+/// A backend of the chosen target and its circuit state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendState {
+    /// Backend name.
+    pub name: String,
+    /// `closed`, `open` or `half_open`.
+    pub circuit: &'static str,
 }
 
 /// What `Route` answers.
@@ -85,6 +121,10 @@ pub struct Outcome {
     pub generation: Option<Generation>,
     /// Present for reject targets.
     pub rejection: Option<String>,
+    /// Why a hybrid answer carries the score alone.
+    pub degraded: Option<String>,
+    /// The target's LLM backends and their circuit state.
+    pub backends: Vec<BackendState>,
 }
 
 /// The first half of a streamed answer: routing and prediction are known, text is still to come.
@@ -95,8 +135,10 @@ pub struct StreamStart {
     pub prediction: Option<Prediction>,
     /// Present for reject targets.
     pub rejection: Option<String>,
-    /// The LLM's events and the backend producing them (llm and hybrid targets).
-    pub generation: Option<(String, BoxStream<'static, Result<StreamEvent, LlmError>>)>,
+    /// The LLM stream (llm and hybrid targets, unless degraded).
+    pub generation: Option<OpenedStream>,
+    /// Why a hybrid answer carries the score alone.
+    pub degraded: Option<String>,
 }
 
 impl Engine {
@@ -110,14 +152,26 @@ impl Engine {
         let backends = config
             .backends
             .iter()
-            .map(|(name, backend)| Ok((name.clone(), ChatBackend::new(backend.clone())?)))
+            .map(|(name, (backend, guard))| {
+                Ok((
+                    name.clone(),
+                    Arc::new(GuardedBackend::new(ChatBackend::new(backend.clone())?, *guard)),
+                ))
+            })
             .collect::<Result<_, LlmError>>()?;
         Ok(Self {
             pool,
             policy: config.policy.clone(),
             backends,
+            prices: config.prices.clone(),
             max_text_bytes: config.server.max_text_bytes,
+            spend: std::sync::Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Every backend with its guards (for health).
+    pub fn backends(&self) -> &BTreeMap<String, Arc<GuardedBackend>> {
+        &self.backends
     }
 
     /// Classifies and decides, without dispatching.
@@ -130,50 +184,176 @@ impl Engine {
         self.classify_and_decide(input).await
     }
 
-    /// Classifies, decides, and dispatches, waiting for the whole answer.
+    /// Classifies, decides, and dispatches, waiting for the whole answer; LLM calls end by `deadline`.
     #[instrument(skip_all, fields(request_id = %input.request_id))]
-    pub async fn route(&self, input: &RouteInput) -> Result<Outcome, RouterError> {
+    pub async fn route(&self, input: &RouteInput, deadline: Option<Instant>) -> Result<Outcome, RouterError> {
         let prepared = self.prepare(input).await?;
-        let generation = match prepared.backend {
-            None => None,
-            Some(backend) => {
-                let request = self.llm_request(&prepared.routing.decision.target, input, prepared.prediction.as_ref());
-                let completion = backend.complete(&request).await?;
-                Some(Generation {
-                    backend: backend.name().to_owned(),
-                    completion,
-                })
+        let target = &prepared.routing.decision.target;
+        let mut generation = None;
+        let mut degraded = None;
+        if !target.backends.is_empty() {
+            let request = self.llm_request(target, input, prepared.prediction.as_ref());
+            let mut failed = Vec::new();
+            let mut last_error = None;
+            for name in &target.backends {
+                let backend = self.backend(target, name)?;
+                let (result, report) = backend.complete(&request, deadline).await;
+                match result {
+                    Ok(completion) => {
+                        generation = Some(self.account(target, name, &request, completion, report.attempts, failed));
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(backend = %name, kind = error.kind(), attempts = report.attempts, "llm backend failed");
+                        failed.push(name.clone());
+                        last_error = Some(error);
+                        if deadline.is_some_and(|at| Instant::now() >= at) {
+                            break;
+                        }
+                    }
+                }
             }
-        };
+            if generation.is_none() {
+                degraded = Some(self.degrade(target, prepared.prediction.is_some(), last_error)?);
+            }
+        }
         Ok(Outcome {
+            backends: self.backend_states(target),
             routing: prepared.routing,
             prediction: prepared.prediction,
             generation,
             rejection: prepared.rejection,
+            degraded,
         })
     }
 
-    /// Classifies, decides, scores, and opens the LLM stream (when the target has one).
+    /// Classifies, decides, scores, and opens the LLM stream (when the target has one) by `deadline`.
     #[instrument(skip_all, fields(request_id = %input.request_id))]
-    pub async fn route_stream(&self, input: &RouteInput) -> Result<StreamStart, RouterError> {
+    pub async fn route_stream(
+        &self,
+        input: &RouteInput,
+        deadline: Option<Instant>,
+    ) -> Result<StreamStart, RouterError> {
         let prepared = self.prepare(input).await?;
-        let generation = match prepared.backend {
-            None => None,
-            Some(backend) => {
-                let request = self.llm_request(&prepared.routing.decision.target, input, prepared.prediction.as_ref());
-                Some((backend.name().to_owned(), backend.stream(&request).await?))
+        let target = &prepared.routing.decision.target;
+        let mut generation = None;
+        let mut degraded = None;
+        if !target.backends.is_empty() {
+            let request = self.llm_request(target, input, prepared.prediction.as_ref());
+            let prompt_chars = request.messages.iter().map(|m| m.content.chars().count()).sum();
+            let mut failed = Vec::new();
+            let mut last_error = None;
+            for name in &target.backends {
+                let backend = self.backend(target, name)?;
+                let (result, report) = backend.stream(&request, deadline).await;
+                match result {
+                    Ok(open) => {
+                        generation = Some(OpenedStream {
+                            backend: name.clone(),
+                            events: open.events,
+                            attempts: report.attempts,
+                            failed_backends: failed,
+                            prices: self.prices.get(name).copied().unwrap_or_default(),
+                            prompt_chars,
+                        });
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(backend = %name, kind = error.kind(), attempts = report.attempts, "llm backend failed");
+                        failed.push(name.clone());
+                        last_error = Some(error);
+                        if deadline.is_some_and(|at| Instant::now() >= at) {
+                            break;
+                        }
+                    }
+                }
             }
-        };
+            if generation.is_none() {
+                degraded = Some(self.degrade(target, prepared.prediction.is_some(), last_error)?);
+            }
+        }
         Ok(StreamStart {
             routing: prepared.routing,
             prediction: prepared.prediction,
             rejection: prepared.rejection,
             generation,
+            degraded,
         })
     }
 
-    /// Everything up to the LLM call: validation, classification, decision, scoring, the backend to call.
-    async fn prepare(&self, input: &RouteInput) -> Result<Prepared<'_>, RouterError> {
+    /// Every backend failed: a hybrid target allowed to degrade answers with its score; otherwise the last error.
+    fn degrade(&self, target: &Target, scored: bool, last_error: Option<LlmError>) -> Result<String, RouterError> {
+        match last_error {
+            Some(error) if target.degrade_to_score && scored => Ok(format!("no LLM answer ({error}); score only")),
+            Some(error) => Err(error.into()),
+            None => Err(RouterError::Policy(crate::policy::PolicyError::UnknownTarget(
+                target.name.clone(),
+            ))),
+        }
+    }
+
+    /// Fills in usage (estimated at ~4 characters a token when the backend sent none), prices it, and adds the
+    /// cost to the target's running total.
+    fn account(
+        &self,
+        target: &Target,
+        backend: &str,
+        request: &ChatRequest,
+        mut completion: ChatCompletion,
+        attempts: u32,
+        failed_backends: Vec<String>,
+    ) -> Generation {
+        let usage_estimated = completion.usage.is_none();
+        let usage = *completion.usage.get_or_insert_with(|| llm::Usage {
+            input_tokens: estimate_tokens(request.messages.iter().map(|m| m.content.chars().count()).sum()),
+            output_tokens: estimate_tokens(completion.text.chars().count()),
+        });
+        let cost = self
+            .prices
+            .get(backend)
+            .copied()
+            .unwrap_or_default()
+            .cost(usage.input_tokens, usage.output_tokens);
+        self.add_spend(&target.name, cost);
+        Generation {
+            backend: backend.to_owned(),
+            completion,
+            attempts,
+            failed_backends,
+            cost,
+            usage_estimated,
+        }
+    }
+
+    /// Adds to a target's running cost total.
+    pub fn add_spend(&self, target: &str, cost: f64) {
+        let mut spend = self.spend.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *spend.entry(target.to_owned()).or_default() += cost;
+    }
+
+    /// Cost so far, per target.
+    pub fn spend(&self) -> BTreeMap<String, f64> {
+        self.spend
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn backend_states(&self, target: &Target) -> Vec<BackendState> {
+        target
+            .backends
+            .iter()
+            .filter_map(|name| {
+                self.backends.get(name).map(|b| BackendState {
+                    name: name.clone(),
+                    circuit: b.circuit().as_str(),
+                })
+            })
+            .collect()
+    }
+
+    /// Everything up to the LLM call: validation, classification, decision, scoring.
+    async fn prepare(&self, input: &RouteInput) -> Result<Prepared, RouterError> {
         self.check_limits(input)?;
         let valid = input.record.as_ref().map(|r| self.validate_record(r)).transpose()?;
         let routing = self.classify_and_decide(input).await?;
@@ -190,15 +370,10 @@ impl Engine {
             None
         };
         let rejection = (target.kind == TargetKind::Reject).then(|| target.message.clone());
-        let backend = match target.kind {
-            TargetKind::Llm | TargetKind::Hybrid => Some(self.backend(target)?),
-            TargetKind::Classical | TargetKind::Reject => None,
-        };
         Ok(Prepared {
             routing,
             prediction,
             rejection,
-            backend,
         })
     }
 
@@ -281,21 +456,24 @@ impl Engine {
         }
     }
 
-    fn backend(&self, target: &Target) -> Result<&ChatBackend, RouterError> {
-        target
-            .backend
-            .as_ref()
-            .and_then(|b| self.backends.get(b))
+    fn backend(&self, target: &Target, name: &str) -> Result<&GuardedBackend, RouterError> {
+        self.backends
+            .get(name)
+            .map(Arc::as_ref)
             .ok_or_else(|| RouterError::Policy(crate::policy::PolicyError::UnknownTarget(target.name.clone())))
     }
 }
 
 /// The request after everything but the LLM call.
-struct Prepared<'a> {
+struct Prepared {
     routing: Routing,
     prediction: Option<Prediction>,
     rejection: Option<String>,
-    backend: Option<&'a ChatBackend>,
+}
+
+/// Tokens for `chars` characters when the backend reports none (about four characters a token in English).
+pub fn estimate_tokens(chars: usize) -> u32 {
+    u32::try_from(chars.div_ceil(4)).unwrap_or(u32::MAX)
 }
 
 /// Shared handle to the engine once it is loaded.

@@ -58,9 +58,11 @@ impl RouterError {
             },
             Self::Llm(e) => match e {
                 LlmError::Timeout { .. } => Code::DeadlineExceeded,
-                LlmError::Connect { .. } | LlmError::RateLimited { .. } | LlmError::Protocol { .. } => {
-                    Code::Unavailable
-                }
+                LlmError::Connect { .. }
+                | LlmError::RateLimited { .. }
+                | LlmError::Protocol { .. }
+                | LlmError::CircuitOpen { .. } => Code::Unavailable,
+                LlmError::Overloaded { .. } => Code::ResourceExhausted,
                 LlmError::Upstream { status, .. } if *status >= 500 => Code::Unavailable,
                 LlmError::Upstream { .. } => Code::Internal,
             },

@@ -30,8 +30,10 @@ pub struct Target {
     pub name: String,
     /// What it does.
     pub kind: TargetKind,
-    /// The LLM backend (llm and hybrid targets).
-    pub backend: Option<String>,
+    /// The LLM backends to try in order: the primary, then its fallbacks (llm and hybrid targets).
+    pub backends: Vec<String>,
+    /// A hybrid target answers with the score alone, flagged as degraded, when every backend fails.
+    pub degrade_to_score: bool,
     /// System prompt for the LLM (llm and hybrid targets).
     pub system_prompt: String,
     /// Default output token limit.
@@ -189,7 +191,8 @@ mod tests {
         Target {
             name: name.to_owned(),
             kind,
-            backend: None,
+            backends: Vec::new(),
+            degrade_to_score: false,
             system_prompt: String::new(),
             max_tokens: 16,
             temperature: None,

@@ -93,6 +93,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
                     let _ = engine.set(loaded);
                     reporter.set_service_status("", ServingStatus::Serving).await;
                     reporter.set_service_status(ROUTER_SERVICE, ServingStatus::Serving).await;
+                    tokio::spawn(report_backends(engine.clone(), reporter.clone()));
                     tracing::info!(policy_version = %config.policy.version, "models loaded; serving");
                 }
                 Ok(Err(error)) => {
@@ -116,6 +117,11 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
         () = &mut shutdown => {}
     }
     tracing::info!(grace = ?config.server.shutdown_grace, "shutting down: draining in-flight requests");
+    if let Some(engine) = engine.get() {
+        for (target, cost) in engine.spend() {
+            tracing::info!(%target, cost, "llm cost since start");
+        }
+    }
     reporter.set_service_status("", ServingStatus::NotServing).await;
     reporter
         .set_service_status(ROUTER_SERVICE, ServingStatus::NotServing)
@@ -127,6 +133,28 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
             tracing::warn!("grace period over: dropping the requests still in flight");
             server.abort();
             Ok(())
+        }
+    }
+}
+
+/// How often backend health follows the circuit breakers.
+const BACKEND_HEALTH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Keeps one health entry per LLM backend (`switchyard.backend.<name>`) in step with its circuit breaker:
+/// SERVING while closed or half-open, NOT_SERVING while open.
+async fn report_backends(engine: SharedEngine, reporter: tonic_health::server::HealthReporter) {
+    let Some(engine) = engine.get() else { return };
+    let mut ticker = tokio::time::interval(BACKEND_HEALTH_INTERVAL);
+    loop {
+        ticker.tick().await;
+        for (name, backend) in engine.backends() {
+            let status = match backend.circuit() {
+                llm::CircuitState::Open => ServingStatus::NotServing,
+                llm::CircuitState::Closed | llm::CircuitState::HalfOpen => ServingStatus::Serving,
+            };
+            reporter
+                .set_service_status(&format!("switchyard.backend.{name}"), status)
+                .await;
         }
     }
 }

@@ -1,18 +1,20 @@
 //! The `switchyard.v1.Router` gRPC service: converts at the edge and delegates to the engine.
 
 use std::pin::Pin;
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use llm::StreamEvent;
 use switchyard_proto::v1 as pb;
 use switchyard_proto::v1::route_event::Event;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use crate::convert;
-use crate::engine::{Engine, SharedEngine, StreamStart};
+use crate::engine::{Engine, SharedEngine, StreamStart, estimate_tokens};
 use crate::error::RouterError;
 use crate::request::RouteInput;
 
@@ -42,8 +44,9 @@ impl pb::router_server::Router for RouterService {
     #[instrument(skip_all, fields(rpc = "Route"))]
     async fn route(&self, request: Request<pb::RouteRequest>) -> Result<Response<pb::RouteResponse>, Status> {
         let engine = self.engine()?;
+        let deadline = deadline(request.metadata());
         let input = RouteInput::try_from(request.into_inner())?;
-        let outcome = engine.route(&input).await?;
+        let outcome = engine.route(&input, deadline).await?;
         Ok(Response::new(convert::response(input.request_id, &outcome)))
     }
 
@@ -52,10 +55,11 @@ impl pb::router_server::Router for RouterService {
     #[instrument(skip_all, fields(rpc = "RouteStream"))]
     async fn route_stream(&self, request: Request<pb::RouteRequest>) -> Result<Response<EventStream>, Status> {
         let engine = self.engine()?;
+        let deadline = deadline(request.metadata());
         let input = RouteInput::try_from(request.into_inner())?;
-        let start = engine.route_stream(&input).await?;
+        let start = engine.route_stream(&input, deadline).await?;
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(forward(input.request_id, start, sender));
+        tokio::spawn(forward(self.engine.clone(), input.request_id, start, sender));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
@@ -70,7 +74,12 @@ impl pb::router_server::Router for RouterService {
 
 /// Sends decision, prediction, deltas and summary in order. Stops, dropping the LLM stream (and so its HTTP
 /// connection), as soon as the client is gone.
-async fn forward(request_id: String, start: StreamStart, sender: mpsc::Sender<Result<pb::RouteEvent, Status>>) {
+async fn forward(
+    engine: SharedEngine,
+    request_id: String,
+    start: StreamStart,
+    sender: mpsc::Sender<Result<pb::RouteEvent, Status>>,
+) {
     let send = |event: Event| {
         let sender = sender.clone();
         let message = convert::event(&request_id, event);
@@ -88,21 +97,34 @@ async fn forward(request_id: String, start: StreamStart, sender: mpsc::Sender<Re
         let _ = send(Event::Rejection(pb::Rejection { reason })).await;
         return;
     }
-    let Some((backend, mut events)) = start.generation else {
-        let _ = send(Event::Summary(pb::Summary {
-            finish_reason: "scored".to_owned(),
-            ..Default::default()
-        }))
-        .await;
+    let Some(mut stream) = start.generation else {
+        let summary = match start.degraded {
+            Some(reason) => pb::Summary {
+                finish_reason: "degraded".to_owned(),
+                degraded: true,
+                degraded_reason: reason,
+                ..Default::default()
+            },
+            None => pb::Summary {
+                finish_reason: "scored".to_owned(),
+                ..Default::default()
+            },
+        };
+        let _ = send(Event::Summary(summary)).await;
         return;
     };
     let mut summary = pb::Summary {
-        backend,
+        backend: stream.backend,
+        attempts: stream.attempts,
+        failed_backends: stream.failed_backends,
         ..Default::default()
     };
-    while let Some(event) = events.next().await {
+    let mut usage = None;
+    let mut output_chars = 0;
+    while let Some(event) = stream.events.next().await {
         match event {
             Ok(StreamEvent::Delta(text)) => {
+                output_chars += text.chars().count();
                 if !send(Event::Delta(pb::TextDelta { text })).await {
                     return;
                 }
@@ -111,15 +133,61 @@ async fn forward(request_id: String, start: StreamStart, sender: mpsc::Sender<Re
                 summary.finish_reason = finish_reason;
                 summary.model = model.unwrap_or_default();
             }
-            Ok(StreamEvent::Usage(usage)) => {
-                summary.input_tokens = usage.input_tokens;
-                summary.output_tokens = usage.output_tokens;
-            }
+            Ok(StreamEvent::Usage(reported)) => usage = Some(reported),
             Err(error) => {
                 let _ = sender.send(Err(RouterError::Llm(error).into())).await;
                 return;
             }
         }
     }
+    summary.usage_estimated = usage.is_none();
+    let usage = usage.unwrap_or(llm::Usage {
+        input_tokens: estimate_tokens(stream.prompt_chars),
+        output_tokens: estimate_tokens(output_chars),
+    });
+    summary.input_tokens = usage.input_tokens;
+    summary.output_tokens = usage.output_tokens;
+    summary.cost = stream.prices.cost(usage.input_tokens, usage.output_tokens);
+    if let Some(engine) = engine.get() {
+        engine.add_spend(&start.routing.decision.target.name, summary.cost);
+    }
     let _ = send(Event::Summary(summary)).await;
+}
+
+/// The caller's deadline from the `grpc-timeout` header (`<digits><unit>`, unit one of H M S m u n).
+fn deadline(metadata: &tonic::metadata::MetadataMap) -> Option<Instant> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let amount: u64 = digits.parse().ok()?;
+    let timeout = match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    };
+    Instant::now().checked_add(timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_header_becomes_a_deadline() {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        assert!(deadline(&metadata).is_none());
+        metadata.insert("grpc-timeout", "1500m".parse().unwrap());
+        let left = deadline(&metadata).unwrap().saturating_duration_since(Instant::now());
+        assert!(
+            left <= Duration::from_millis(1500) && left > Duration::from_millis(1400),
+            "{left:?}"
+        );
+        metadata.insert("grpc-timeout", "2X".parse().unwrap());
+        assert!(deadline(&metadata).is_none());
+    }
 }

@@ -1,0 +1,307 @@
+//! One backend behind its guards: a concurrency limit with a bounded wait queue, a circuit breaker, deadlines
+//! (the caller's and the time to first token), and retries with exponential backoff, full jitter and a budget.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::breaker::{BreakerConfig, CircuitBreaker, CircuitState};
+use crate::{ChatBackend, ChatCompletion, ChatRequest, LlmError, StreamEvent};
+
+/// How one backend is guarded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GuardConfig {
+    /// Requests in flight at once.
+    pub max_concurrent: usize,
+    /// Requests that may wait for a slot; beyond it, `Overloaded`.
+    pub max_queued: usize,
+    /// Limit for the first token (streams) or the response headers (whole answers).
+    pub first_token_timeout: Duration,
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// First backoff; doubles per retry, capped by `max_backoff`, fully jittered.
+    pub base_backoff: Duration,
+    /// Largest backoff (and largest honoured `Retry-After`).
+    pub max_backoff: Duration,
+    /// Retries allowed per successful first attempt, so retries cannot multiply load (e.g. 0.2 = 20 %).
+    pub retry_budget_ratio: f64,
+    /// Circuit breaker settings.
+    pub breaker: BreakerConfig,
+}
+
+/// What a guarded call did, whatever its result: for responses, logs and traces.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallReport {
+    /// Attempts made (0 when refused before any).
+    pub attempts: u32,
+}
+
+/// A streamed answer whose first event has arrived.
+pub struct OpenStream {
+    /// The events, starting with the first one received; holds the concurrency slot until dropped.
+    pub events: BoxStream<'static, Result<StreamEvent, LlmError>>,
+}
+
+/// Retry tokens: each first attempt deposits `ratio`, each retry withdraws one; capped so a burst of
+/// successes cannot bank unlimited retries.
+#[derive(Debug)]
+struct RetryBudget {
+    ratio: f64,
+    tokens: Mutex<f64>,
+}
+
+const BUDGET_CAP: f64 = 10.0;
+
+impl RetryBudget {
+    fn deposit(&self) {
+        let mut t = self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *t = (*t + self.ratio).min(BUDGET_CAP);
+    }
+
+    fn withdraw(&self) -> bool {
+        let mut t = self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *t >= 1.0 {
+            *t -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A backend with its guards. Share it (`Arc`) across requests: the guards are per backend.
+#[derive(Debug)]
+pub struct GuardedBackend {
+    backend: ChatBackend,
+    config: GuardConfig,
+    slots: std::sync::Arc<Semaphore>,
+    waiting: AtomicUsize,
+    breaker: CircuitBreaker,
+    budget: RetryBudget,
+}
+
+impl GuardedBackend {
+    /// Wraps `backend`.
+    pub fn new(backend: ChatBackend, config: GuardConfig) -> Self {
+        Self {
+            backend,
+            slots: std::sync::Arc::new(Semaphore::new(config.max_concurrent.max(1))),
+            waiting: AtomicUsize::new(0),
+            breaker: CircuitBreaker::new(config.breaker),
+            budget: RetryBudget {
+                ratio: config.retry_budget_ratio,
+                tokens: Mutex::new(BUDGET_CAP),
+            },
+            config,
+        }
+    }
+
+    /// The backend's name in config.
+    pub fn name(&self) -> &str {
+        self.backend.name()
+    }
+
+    /// The model asked for.
+    pub fn model(&self) -> &str {
+        self.backend.model()
+    }
+
+    /// The circuit breaker's state now.
+    pub fn circuit(&self) -> CircuitState {
+        self.breaker.state()
+    }
+
+    /// A whole answer, within `deadline` (the caller's), with retries.
+    pub async fn complete(
+        &self,
+        request: &ChatRequest,
+        deadline: Option<Instant>,
+    ) -> (Result<ChatCompletion, LlmError>, CallReport) {
+        let mut report = CallReport::default();
+        let _slot = match self.acquire(deadline).await {
+            Ok(slot) => slot,
+            Err(e) => return (Err(e), report),
+        };
+        // Whole answers are bounded by the backend's request timeout (in the HTTP client) and the caller's deadline.
+        let result = self
+            .attempts(deadline, &mut report, None, || self.backend.complete(request))
+            .await;
+        (result, report)
+    }
+
+    /// A streamed answer, opened within `deadline` with retries until the first event arrives; after that,
+    /// failures reach the caller (no retry once text may have been shown).
+    pub async fn stream(
+        &self,
+        request: &ChatRequest,
+        deadline: Option<Instant>,
+    ) -> (Result<OpenStream, LlmError>, CallReport) {
+        let mut report = CallReport::default();
+        let slot = match self.acquire(deadline).await {
+            Ok(slot) => slot,
+            Err(e) => return (Err(e), report),
+        };
+        let name = self.name().to_owned();
+        let first_token = Some(self.config.first_token_timeout);
+        let opened = self
+            .attempts(deadline, &mut report, first_token, || {
+                let name = name.clone();
+                async move {
+                    let mut events = self.backend.stream(request).await?;
+                    match events.next().await {
+                        Some(Ok(first)) => Ok((first, events)),
+                        Some(Err(e)) => Err(e),
+                        None => Err(LlmError::Protocol {
+                            backend: name,
+                            detail: "stream ended before any event".into(),
+                        }),
+                    }
+                }
+            })
+            .await;
+        let result = opened.map(|(first, rest)| {
+            let events = futures::stream::once(async move { Ok(first) }).chain(rest);
+            // The slot travels with the stream: released when the caller drops it.
+            let guarded = events.map(move |event| {
+                let _hold: &OwnedSemaphorePermit = &slot;
+                event
+            });
+            OpenStream {
+                events: guarded.boxed(),
+            }
+        });
+        (result, report)
+    }
+
+    async fn acquire(&self, deadline: Option<Instant>) -> Result<OwnedSemaphorePermit, LlmError> {
+        if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+            return Ok(slot);
+        }
+        let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _leave = Leave(&self.waiting);
+        if waiting >= self.config.max_queued {
+            return Err(LlmError::Overloaded {
+                backend: self.name().to_owned(),
+                in_flight: self.config.max_concurrent,
+                queued: self.config.max_queued,
+            });
+        }
+        let acquire = self.slots.clone().acquire_owned();
+        let slot = match deadline {
+            Some(at) => {
+                let started = Instant::now();
+                tokio::time::timeout_at(at, acquire)
+                    .await
+                    .map_err(|_| LlmError::Timeout {
+                        backend: self.name().to_owned(),
+                        after: started.elapsed(),
+                    })?
+            }
+            None => acquire.await,
+        };
+        slot.map_err(|_| LlmError::Overloaded {
+            backend: self.name().to_owned(),
+            in_flight: self.config.max_concurrent,
+            queued: self.config.max_queued,
+        })
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, runs out of attempts, budget or time.
+    /// `per_attempt` bounds each attempt (the time to first token for streams).
+    async fn attempts<T, F, Fut>(
+        &self,
+        deadline: Option<Instant>,
+        report: &mut CallReport,
+        per_attempt: Option<Duration>,
+        attempt: F,
+    ) -> Result<T, LlmError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, LlmError>>,
+    {
+        let started = Instant::now();
+        let mut backoff = self.config.base_backoff;
+        loop {
+            let admission = self.breaker.admit().map_err(|retry_in| LlmError::CircuitOpen {
+                backend: self.name().to_owned(),
+                retry_in,
+            })?;
+            report.attempts += 1;
+            if report.attempts == 1 {
+                self.budget.deposit();
+            }
+            let remaining = deadline.map(|at| at.saturating_duration_since(Instant::now()));
+            let limit = match (per_attempt, remaining) {
+                (Some(a), Some(r)) => Some(a.min(r)),
+                (a, r) => a.or(r),
+            };
+            let outcome = match limit {
+                None => attempt().await,
+                Some(limit) => match tokio::time::timeout(limit, attempt()).await {
+                    Ok(result) => result,
+                    Err(_) => Err(LlmError::Timeout {
+                        backend: self.name().to_owned(),
+                        after: started.elapsed(),
+                    }),
+                },
+            };
+            let error = match outcome {
+                Ok(value) => {
+                    self.breaker.record(admission, false);
+                    return Ok(value);
+                }
+                Err(error) => error,
+            };
+            self.breaker.record(admission, error.is_backend_failure());
+            let out_of_time = deadline.is_some_and(|at| Instant::now() >= at);
+            if !error.is_retryable() || out_of_time || report.attempts >= self.config.max_attempts {
+                return Err(error);
+            }
+            let mut delay = jitter(backoff);
+            if let LlmError::RateLimited {
+                retry_after: Some(after),
+                ..
+            } = &error
+            {
+                delay = delay.max(*after);
+            }
+            let delay = delay.min(self.config.max_backoff);
+            if deadline.is_some_and(|at| Instant::now() + delay >= at) || !self.budget.withdraw() {
+                return Err(error);
+            }
+            tracing::debug!(
+                backend = self.name(),
+                kind = error.kind(),
+                ?delay,
+                attempt = report.attempts,
+                "retrying"
+            );
+            tokio::time::sleep(delay).await;
+            backoff = (backoff * 2).min(self.config.max_backoff);
+        }
+    }
+}
+
+/// Decrements the waiting count when a queued request leaves the queue (served, refused or cancelled).
+struct Leave<'a>(&'a AtomicUsize);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Full jitter: a uniform delay in [0, backoff], from the clock's nanoseconds (no RNG dependency needed for
+/// spreading retries).
+fn jitter(backoff: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    backoff.mul_f64(f64::from(nanos % 1000) / 1000.0)
+}
