@@ -27,6 +27,8 @@ pub struct BackendConfig {
     pub request_timeout: Duration,
     /// Extra headers sent with every request (e.g. an organisation id).
     pub headers: Vec<(String, String)>,
+    /// Largest reply accepted, in bytes (whole body, or all of a stream); beyond it the call fails.
+    pub max_response_bytes: usize,
 }
 
 /// One chat message.
@@ -154,8 +156,14 @@ impl ChatBackend {
 
     /// Asks for a whole answer.
     pub async fn complete(&self, request: &ChatRequest) -> Result<ChatCompletion, LlmError> {
-        let response = self.send(request, false).await?;
-        let body = response.bytes().await.map_err(|e| self.transport(&e))?;
+        let mut response = self.send(request, false).await?;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(&e))? {
+            if body.len() + chunk.len() > self.config.max_response_bytes {
+                return Err(self.protocol(format!("reply larger than {} bytes", self.config.max_response_bytes)));
+            }
+            body.extend_from_slice(&chunk);
+        }
         let completion: Completion = serde_json::from_slice(&body).map_err(|e| self.protocol(e))?;
         let choice = completion
             .choices

@@ -1,5 +1,7 @@
 //! Server-sent events of a streamed chat completion → [`StreamEvent`]s.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use eventsource_stream::{EventStreamError, Eventsource};
@@ -19,15 +21,29 @@ where
     S: Stream<Item = Result<B, (bool, String)>> + Send + Unpin + 'static,
     B: AsRef<[u8]> + Send + 'static,
 {
-    let mut done = false;
+    let done = Arc::new(AtomicBool::new(false));
+    let seen_done = done.clone();
+    let ended_backend = backend.clone();
+    // A stream that ends without `[DONE]` was cut off (connection closed mid-answer): an error, not an end.
+    let cut_off = futures::stream::once(async move {
+        if done.load(Ordering::SeqCst) {
+            None
+        } else {
+            Some(Err(LlmError::Protocol {
+                backend: ended_backend,
+                detail: "stream ended before [DONE]".to_owned(),
+            }))
+        }
+    })
+    .filter_map(futures::future::ready);
     bytes
         .eventsource()
         .take_while(move |event| {
-            let keep = !done;
-            if let Ok(e) = event {
-                done = e.data.trim() == "[DONE]";
+            let is_done = matches!(event, Ok(e) if e.data.trim() == "[DONE]");
+            if is_done {
+                seen_done.store(true, Ordering::SeqCst);
             }
-            futures::future::ready(keep && !done)
+            futures::future::ready(!is_done)
         })
         .flat_map(move |event| {
             let items: Vec<Result<StreamEvent, LlmError>> = match event {
@@ -59,6 +75,7 @@ where
             };
             futures::stream::iter(items)
         })
+        .chain(cut_off)
 }
 
 fn parse(data: &str, backend: &str) -> Vec<Result<StreamEvent, LlmError>> {
@@ -145,8 +162,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stream_cut_off_before_done_ends_with_an_error() {
+        let events = collect("data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n").await;
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0], Ok(StreamEvent::Delta("Hel".into())));
+        assert!(
+            events[1]
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("before [DONE]"))
+        );
+    }
+
+    #[tokio::test]
     async fn malformed_and_error_chunks_become_protocol_errors_naming_the_backend() {
-        let events = collect("data: {not json\n\ndata: {\"error\":{\"message\":\"boom\"}}\n\n").await;
+        let events = collect("data: {not json\n\ndata: {\"error\":{\"message\":\"boom\"}}\n\ndata: [DONE]\n\n").await;
         assert_eq!(events.len(), 2);
         for event in events {
             let error = event.expect_err("protocol error");

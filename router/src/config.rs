@@ -165,10 +165,16 @@ struct RawBackend {
     breaker_failures: u32,
     #[serde(default = "default_breaker_open_for")]
     breaker_open_for: String,
+    #[serde(default = "default_max_response_bytes")]
+    max_response_bytes: usize,
     #[serde(default)]
     input_price_per_mtok: f64,
     #[serde(default)]
     output_price_per_mtok: f64,
+}
+
+fn default_max_response_bytes() -> usize {
+    4 * 1024 * 1024
 }
 
 fn default_first_token_timeout() -> String {
@@ -362,6 +368,7 @@ fn validate(path: &Path, base: &Path, raw: RawConfig, version: String) -> Result
             connect_timeout: duration(&key("connect_timeout"), &b.connect_timeout)?,
             request_timeout: duration(&key("request_timeout"), &b.request_timeout)?,
             headers: b.headers.into_iter().collect(),
+            max_response_bytes: positive(path, &key("max_response_bytes"), b.max_response_bytes)?,
         };
         if !(0.0..=1.0).contains(&b.retry_budget_ratio) {
             return Err(err(

@@ -154,7 +154,9 @@ async fn forward(
     let _ = send(Event::Summary(summary)).await;
 }
 
-/// The caller's deadline from the `grpc-timeout` header (`<digits><unit>`, unit one of H M S m u n).
+/// The caller's deadline from the `grpc-timeout` header (`<digits><unit>`, unit one of H M S m u n), less a
+/// small margin: the LLM call gives up just before the caller does, so the caller receives DEADLINE_EXCEEDED
+/// naming the backend rather than a bare cancellation from the transport's own timer.
 fn deadline(metadata: &tonic::metadata::MetadataMap) -> Option<Instant> {
     let value = metadata.get("grpc-timeout")?.to_str().ok()?;
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
@@ -168,7 +170,8 @@ fn deadline(metadata: &tonic::metadata::MetadataMap) -> Option<Instant> {
         "n" => Duration::from_nanos(amount),
         _ => return None,
     };
-    Instant::now().checked_add(timeout)
+    let margin = (timeout / 10).min(Duration::from_millis(50));
+    Instant::now().checked_add(timeout - margin)
 }
 
 #[cfg(test)]

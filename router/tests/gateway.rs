@@ -268,7 +268,7 @@ async fn llm_down_answers_unavailable_naming_the_backend_and_scores_still_work()
 
 #[tokio::test]
 async fn backend_errors_map_to_unavailable_and_deadline_exceeded() {
-    let failing = FakeLlm::start(Fault::Status500).await;
+    let failing = FakeLlm::start(vec![Fault::Status(500, None)]).await;
     let gateway = Gateway::start(&config(&failing.base_url(), "2s")).await;
     let mut client = gateway.client().await;
     let status = client.route(request("tell me a joke", None)).await.expect_err("500");
@@ -280,7 +280,7 @@ async fn backend_errors_map_to_unavailable_and_deadline_exceeded() {
     );
     assert_eq!(failing.requests.load(std::sync::atomic::Ordering::SeqCst), 1);
 
-    let slow = FakeLlm::start(Fault::Delay(Duration::from_secs(5))).await;
+    let slow = FakeLlm::start(vec![Fault::Delay(Duration::from_secs(5))]).await;
     let gateway = Gateway::start(&config(&slow.base_url(), "500ms")).await;
     let mut client = gateway.client().await;
     let status = client
@@ -308,7 +308,7 @@ async fn a_scored_stream_sends_decision_prediction_then_summary() {
 
 #[tokio::test]
 async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
-    let slow = FakeLlm::start(Fault::Delay(Duration::from_millis(1500))).await;
+    let slow = FakeLlm::start(vec![Fault::Delay(Duration::from_millis(1500))]).await;
     let mut gateway = Gateway::start(&config(&slow.base_url(), "10s")).await;
     let mut client = gateway.client().await;
     let in_flight = tokio::spawn(async move { client.route(request("tell me a joke", None)).await });

@@ -1,12 +1,11 @@
 //! Test harness: the real `switchyard` binary on an ephemeral port, the real local `llama-server`, and a
 //! scriptable fake OpenAI-compatible server for fault injection.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -15,8 +14,6 @@ use prost_types::{Struct, Value};
 use switchyard_proto::v1::RouteRequest;
 use switchyard_proto::v1::route_event::Event;
 use switchyard_proto::v1::router_client::RouterClient;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -266,101 +263,8 @@ impl Drop for LlamaServer {
     }
 }
 
-/// What the fake backend does with each request.
-#[derive(Clone, Copy, Debug)]
-pub enum Fault {
-    /// HTTP 500 with a JSON error body.
-    Status500,
-    /// Waits this long, then answers normally.
-    Delay(Duration),
-    /// A normal completion.
-    Ok,
-}
-
-/// A fake OpenAI-compatible server on loopback that answers every request per its `Fault`; counts requests.
-pub struct FakeLlm {
-    pub port: u16,
-    pub requests: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl FakeLlm {
-    pub async fn start(fault: Fault) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let requests = Arc::new(AtomicUsize::new(0));
-        let count = requests.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let count = count.clone();
-                tokio::spawn(async move {
-                    let mut buffer = vec![0u8; 65536];
-                    let mut read = 0;
-                    // Read headers and body (Content-Length) before answering.
-                    loop {
-                        let Ok(n) = socket.read(&mut buffer[read..]).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        read += n;
-                        let text = String::from_utf8_lossy(&buffer[..read]).to_string();
-                        if let Some(end) = text.find("\r\n\r\n") {
-                            let length = text
-                                .lines()
-                                .find_map(|l| {
-                                    l.to_ascii_lowercase()
-                                        .strip_prefix("content-length:")
-                                        .map(|v| v.trim().to_owned())
-                                })
-                                .and_then(|v| v.parse::<usize>().ok())
-                                .unwrap_or(0);
-                            if read >= end + 4 + length {
-                                break;
-                            }
-                        }
-                    }
-                    count.fetch_add(1, Ordering::SeqCst);
-                    let (status, body) = match fault {
-                        Fault::Status500 => (
-                            "500 Internal Server Error",
-                            r#"{"error":{"message":"boom"}}"#.to_owned(),
-                        ),
-                        Fault::Delay(d) => {
-                            tokio::time::sleep(d).await;
-                            ("200 OK", completion())
-                        }
-                        Fault::Ok => ("200 OK", completion()),
-                    };
-                    let response = format!(
-                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = socket.write_all(response.as_bytes()).await;
-                });
-            }
-        });
-        Self { port, requests, task }
-    }
-
-    pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}/v1", self.port)
-    }
-}
-
-impl Drop for FakeLlm {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-fn completion() -> String {
-    r#"{"model":"fake","choices":[{"message":{"role":"assistant","content":"fake answer"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#.to_owned()
-}
+pub mod fake_llm;
+pub use fake_llm::{FakeLlm, Fault};
 
 /// A real Telco customer (from the test split) as a `Struct`.
 pub fn telco_record() -> Struct {
@@ -422,4 +326,20 @@ pub fn request(text: &str, features: Option<Struct>) -> RouteRequest {
         features,
         ..Default::default()
     }
+}
+
+/// `config` with extra lines for `[backends.local]` (e.g. `max_attempts = 1`).
+pub fn with_backend_settings(config_text: &str, settings: &str) -> String {
+    config_text.replacen("[backends.local]\n", &format!("[backends.local]\n{settings}\n"), 1)
+}
+
+/// `config` with a second backend `secondary` at `url`, as the fallback of both LLM targets.
+pub fn with_secondary(config_text: &str, url: &str) -> String {
+    let text = config_text.replace(
+        "backend = \"local\"\n",
+        "backend = \"local\"\nfallbacks = [\"secondary\"]\n",
+    );
+    format!(
+        "{text}\n[backends.secondary]\nbase_url = \"{url}\"\nmodel = \"smollm2\"\nconnect_timeout = \"1s\"\nrequest_timeout = \"60s\"\n"
+    )
 }

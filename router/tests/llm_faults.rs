@@ -1,0 +1,337 @@
+//! The LLM path under faults, against a scriptable fake backend: status, message, retries (the fake's request
+//! count), circuit state, fallbacks, degradation, backpressure, deadlines and cancellation.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{
+    FakeLlm, Fault, Gateway, config, free_port, request, stream_events, telco_record, with_backend_settings,
+    with_secondary,
+};
+use switchyard_proto::v1::route_event::Event;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+/// Quick retries, so tests stay fast.
+const FAST: &str = "base_backoff = \"20ms\"\nmax_backoff = \"200ms\"";
+
+async fn start_gateway(fake: &FakeLlm, settings: &str) -> Gateway {
+    Gateway::start(&with_backend_settings(
+        &config(&fake.base_url(), "3s"),
+        &format!("{FAST}\n{settings}"),
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn retryable_failures_are_retried_then_answered() {
+    let fake = FakeLlm::start(vec![Fault::Status(503, None), Fault::Status(502, None), Fault::Ok]).await;
+    let gateway = start_gateway(&fake, "max_attempts = 3").await;
+    let mut client = gateway.client().await;
+    let response = client
+        .route(request("tell me a joke", None))
+        .await
+        .unwrap()
+        .into_inner();
+    let generation = response.generation.unwrap();
+    assert_eq!(generation.text, "fake answer");
+    assert_eq!(generation.attempts, 3);
+    assert_eq!(fake.count(), 3);
+    assert_eq!(response.backends[0].circuit, "closed");
+}
+
+#[tokio::test]
+async fn non_retryable_statuses_fail_at_once_naming_the_backend() {
+    let fake = FakeLlm::start(vec![Fault::Status(500, None)]).await;
+    let gateway = start_gateway(&fake, "max_attempts = 3").await;
+    let status = gateway
+        .client()
+        .await
+        .route(request("tell me a joke", None))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("llm backend local answered HTTP 500"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(fake.count(), 1, "500 is not retried");
+}
+
+#[tokio::test]
+async fn rate_limiting_honours_retry_after() {
+    let fake = FakeLlm::start(vec![Fault::Status(429, Some(1)), Fault::Ok]).await;
+    let settings = "base_backoff = \"20ms\"\nmax_backoff = \"5s\"\nmax_attempts = 2";
+    let gateway = Gateway::start(&with_backend_settings(&config(&fake.base_url(), "3s"), settings)).await;
+    let started = Instant::now();
+    let response = gateway
+        .client()
+        .await
+        .route(request("tell me a joke", None))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited for Retry-After: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(response.generation.unwrap().attempts, 2);
+    assert_eq!(fake.count(), 2);
+}
+
+#[tokio::test]
+async fn connection_refused_is_unavailable_after_retries_and_opens_the_circuit() {
+    let url = format!("http://127.0.0.1:{}/v1", free_port());
+    let text = with_backend_settings(
+        &config(&url, "3s"),
+        &format!("{FAST}\nmax_attempts = 2\nbreaker_failures = 2\nbreaker_open_for = \"60s\""),
+    );
+    let gateway = Gateway::start(&text).await;
+    let mut client = gateway.client().await;
+    let status = client.route(request("tell me a joke", None)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("llm backend local unreachable"),
+        "{}",
+        status.message()
+    );
+    // Two consecutive failures opened the circuit: the next call fails fast without trying.
+    let started = Instant::now();
+    let status = client.route(request("tell me a joke", None)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(status.message().contains("circuit open"), "{}", status.message());
+    assert!(started.elapsed() < Duration::from_millis(500));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        gateway.health("switchyard.backend.local").await,
+        ServingStatus::NotServing
+    );
+    assert_eq!(
+        gateway.health("switchyard.v1.Router").await,
+        ServingStatus::Serving,
+        "scores still served"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_primary_falls_back_to_the_secondary() {
+    let secondary = FakeLlm::start(vec![Fault::Ok]).await;
+    let primary_url = format!("http://127.0.0.1:{}/v1", free_port());
+    let text = with_secondary(
+        &with_backend_settings(&config(&primary_url, "3s"), &format!("{FAST}\nmax_attempts = 1")),
+        &secondary.base_url(),
+    );
+    let gateway = Gateway::start(&text).await;
+    let response = gateway
+        .client()
+        .await
+        .route(request("tell me a joke", None))
+        .await
+        .unwrap()
+        .into_inner();
+    let generation = response.generation.unwrap();
+    assert_eq!(generation.backend, "secondary");
+    assert_eq!(generation.failed_backends, vec!["local".to_owned()]);
+    assert_eq!(response.backends.len(), 2);
+    let events = stream_events(&mut gateway.client().await, request("tell me a joke", None)).await;
+    let Some(Event::Summary(summary)) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(summary.backend, "secondary");
+    assert_eq!(summary.failed_backends, vec!["local".to_owned()]);
+}
+
+#[tokio::test]
+async fn hybrid_degrades_to_the_score_when_allowed() {
+    let url = format!("http://127.0.0.1:{}/v1", free_port());
+    let base = with_backend_settings(&config(&url, "3s"), &format!("{FAST}\nmax_attempts = 1"));
+    let degrading = base.replace(
+        "[targets.retention]\n",
+        "[targets.retention]\ndegrade_to_score = true\n",
+    );
+    let gateway = Gateway::start(&degrading).await;
+    let mut client = gateway.client().await;
+    let hybrid = request("why is this customer likely to leave?", Some(telco_record()));
+    let response = client.route(hybrid.clone()).await.unwrap().into_inner();
+    assert!(response.degraded, "{response:?}");
+    assert!(
+        response.degraded_reason.contains("llm backend local"),
+        "{}",
+        response.degraded_reason
+    );
+    assert!(response.prediction.is_some() && response.generation.is_none());
+    let events = stream_events(&mut client, hybrid.clone()).await;
+    assert!(matches!(events.get(1), Some(Event::Prediction(_))), "{events:?}");
+    let Some(Event::Summary(summary)) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert!(summary.degraded && summary.finish_reason == "degraded");
+    // Without the flag, the same failure is an error.
+    let strict = Gateway::start(&base).await;
+    let status = strict.client().await.route(hybrid).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+}
+
+#[tokio::test]
+async fn a_slow_first_token_times_out_as_deadline_exceeded() {
+    let fake = FakeLlm::start(vec![Fault::SlowFirstToken(Duration::from_secs(3))]).await;
+    let gateway = start_gateway(&fake, "max_attempts = 1\nfirst_token_timeout = \"300ms\"").await;
+    let started = Instant::now();
+    let status = gateway
+        .client()
+        .await
+        .route_stream(request("tell me a joke", None))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(status.message().contains("local"));
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn the_callers_deadline_bounds_the_upstream_call() {
+    let fake = FakeLlm::start(vec![Fault::Delay(Duration::from_secs(5))]).await;
+    let gateway = start_gateway(&fake, "max_attempts = 3").await;
+    // The header alone (no client-side timer), so the answer comes from the server.
+    let mut request = tonic::Request::new(request("tell me a joke", None));
+    request.metadata_mut().insert("grpc-timeout", "400m".parse().unwrap());
+    let started = Instant::now();
+    let status = gateway.client().await.route(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn mid_stream_faults_reach_the_caller_after_the_text_so_far() {
+    for (fault, code) in [
+        (Fault::DisconnectMidStream, Code::Unavailable),
+        (Fault::StallMidStream, Code::DeadlineExceeded),
+    ] {
+        let fake = FakeLlm::start(vec![fault.clone()]).await;
+        // request_timeout (the whole exchange) ends the stall.
+        let text = with_backend_settings(&config(&fake.base_url(), "1s"), &format!("{FAST}\nmax_attempts = 3"));
+        let gateway = Gateway::start(&text).await;
+        let mut stream = gateway
+            .client()
+            .await
+            .route_stream(request("tell me a joke", None))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut deltas = 0;
+        let status = loop {
+            match stream.message().await {
+                Ok(Some(event)) => deltas += usize::from(matches!(event.event, Some(Event::Delta(_)))),
+                Ok(None) => panic!("{fault:?}: the stream ended without an error"),
+                Err(status) => break status,
+            }
+        };
+        assert_eq!(deltas, 2, "{fault:?}: the text before the fault arrived");
+        assert_eq!(status.code(), code, "{fault:?}: {status:?}");
+        assert!(status.message().contains("local"));
+        assert_eq!(fake.count(), 1, "{fault:?}: no retry after the first token");
+    }
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_replies_are_protocol_errors() {
+    let fake = FakeLlm::start(vec![Fault::MalformedSse]).await;
+    let gateway = start_gateway(&fake, "max_attempts = 1").await;
+    let status = gateway
+        .client()
+        .await
+        .route_stream(request("tell me a joke", None))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(status.message().contains("protocol error"), "{}", status.message());
+
+    let fake = FakeLlm::start(vec![Fault::Huge(50 << 20)]).await;
+    let gateway = start_gateway(&fake, "max_attempts = 1\nmax_response_bytes = 1048576").await;
+    let status = gateway
+        .client()
+        .await
+        .route(request("tell me a joke", None))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("reply larger than 1048576 bytes"),
+        "{}",
+        status.message()
+    );
+    // The gateway is unharmed.
+    assert!(
+        gateway
+            .client()
+            .await
+            .route(request("", Some(telco_record())))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_backend_at_its_limit_refuses_beyond_its_queue() {
+    let fake = FakeLlm::start(vec![Fault::Delay(Duration::from_millis(800))]).await;
+    let gateway = start_gateway(&fake, "max_attempts = 1\nmax_concurrent = 1\nmax_queued = 0").await;
+    let mut first = gateway.client().await;
+    let busy = tokio::spawn(async move { first.route(request("tell me a joke", None)).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = gateway
+        .client()
+        .await
+        .route(request("tell me another", None))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("llm backend local overloaded"),
+        "{}",
+        status.message()
+    );
+    assert!(busy.await.unwrap().is_ok(), "the request in flight is unaffected");
+}
+
+#[tokio::test]
+async fn cancelling_a_stream_drops_the_upstream_request_at_once() {
+    let fake = FakeLlm::start(vec![Fault::Endless]).await;
+    let gateway = start_gateway(&fake, "max_attempts = 1").await;
+    let mut stream = gateway
+        .client()
+        .await
+        .route_stream(request("tell me a joke", None))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut deltas = 0;
+    while deltas < 5 {
+        if let Some(Event::Delta(_)) = stream.message().await.unwrap().unwrap().event {
+            deltas += 1;
+        }
+    }
+    let cancelled = Instant::now();
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let closed = loop {
+        if let Some(at) = *fake.closed_at.lock().unwrap() {
+            break at;
+        }
+        assert!(Instant::now() < deadline, "the backend never saw the connection close");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let lag = closed.saturating_duration_since(cancelled);
+    assert!(
+        lag < Duration::from_millis(100),
+        "backend saw the close {lag:?} after the cancel"
+    );
+}
