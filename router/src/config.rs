@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::policy::{Matcher, Policy, Rule, Target, TargetKind};
+use crate::prompt;
 
 /// Why a config file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +174,10 @@ struct RawBackend {
     output_price_per_mtok: f64,
 }
 
+fn default_max_prompt_chars() -> usize {
+    16_000
+}
+
 fn default_max_response_bytes() -> usize {
     4 * 1024 * 1024
 }
@@ -242,6 +247,10 @@ struct RawTarget {
     degrade_to_score: bool,
     #[serde(default)]
     system_prompt: Option<String>,
+    #[serde(default)]
+    user_prompt: Option<String>,
+    #[serde(default = "default_max_prompt_chars")]
+    max_prompt_chars: usize,
     #[serde(default)]
     max_tokens: Option<u32>,
     #[serde(default)]
@@ -461,14 +470,24 @@ fn validate(path: &Path, base: &Path, raw: RawConfig, version: String) -> Result
             (_, Some(_)) => return Err(err(&key("message"), "only reject targets take one".to_owned())),
             (_, None) => String::new(),
         };
+        let hybrid = kind == TargetKind::Hybrid;
         let system_prompt = t.system_prompt.unwrap_or_else(|| {
-            if kind == TargetKind::Hybrid {
+            if hybrid {
                 DEFAULT_HYBRID_PROMPT
             } else {
                 DEFAULT_SYSTEM_PROMPT
             }
             .to_owned()
         });
+        let user_prompt = t.user_prompt.unwrap_or_else(|| {
+            if hybrid {
+                prompt::DEFAULT_HYBRID_TEMPLATE
+            } else {
+                prompt::DEFAULT_CHAT_TEMPLATE
+            }
+            .to_owned()
+        });
+        let max_prompt_chars = positive(path, &key("max_prompt_chars"), t.max_prompt_chars)?;
         targets.insert(
             name.clone(),
             Target {
@@ -477,6 +496,8 @@ fn validate(path: &Path, base: &Path, raw: RawConfig, version: String) -> Result
                 backends: chain,
                 degrade_to_score: t.degrade_to_score,
                 system_prompt,
+                user_prompt,
+                max_prompt_chars,
                 max_tokens: t.max_tokens.unwrap_or(256),
                 temperature: t.temperature,
                 message,
@@ -518,6 +539,8 @@ fn validate(path: &Path, base: &Path, raw: RawConfig, version: String) -> Result
             fallback: r.fallback.map(|f| target_ref(key("fallback"), &f)).transpose()?,
         });
     }
+    // Templates are compiled now so a syntax error is a config error, not a failed request.
+    prompt::Prompts::compile(targets.values()).map_err(|(key, reason)| err(&key, reason))?;
     let policy = Policy {
         version,
         targets,

@@ -13,7 +13,7 @@ use tracing::instrument;
 use crate::config::{Config, Prices};
 use crate::error::RouterError;
 use crate::policy::{Classified, Decision, Policy, RequestFacts, Target, TargetKind};
-use crate::prompt;
+use crate::prompt::Prompts;
 use crate::request::RouteInput;
 
 /// How many labels a decision reports.
@@ -25,6 +25,7 @@ pub struct Engine {
     policy: Policy,
     backends: BTreeMap<String, Arc<GuardedBackend>>,
     prices: BTreeMap<String, Prices>,
+    prompts: Prompts,
     max_text_bytes: usize,
     spend: std::sync::Mutex<BTreeMap<String, f64>>,
 }
@@ -164,6 +165,8 @@ impl Engine {
             policy: config.policy.clone(),
             backends,
             prices: config.prices.clone(),
+            prompts: Prompts::compile(config.policy.targets.values())
+                .map_err(|(key, reason)| RouterError::Prompt { target: key, reason })?,
             max_text_bytes: config.server.max_text_bytes,
             spend: std::sync::Mutex::new(BTreeMap::new()),
         })
@@ -192,7 +195,7 @@ impl Engine {
         let mut generation = None;
         let mut degraded = None;
         if !target.backends.is_empty() {
-            let request = self.llm_request(target, input, prepared.prediction.as_ref());
+            let request = self.llm_request(target, input, prepared.prediction.as_ref())?;
             let mut failed = Vec::new();
             let mut last_error = None;
             for name in &target.backends {
@@ -239,7 +242,7 @@ impl Engine {
         let mut generation = None;
         let mut degraded = None;
         if !target.backends.is_empty() {
-            let request = self.llm_request(target, input, prepared.prediction.as_ref());
+            let request = self.llm_request(target, input, prepared.prediction.as_ref())?;
             let prompt_chars = request.messages.iter().map(|m| m.content.chars().count()).sum();
             let mut failed = Vec::new();
             let mut last_error = None;
@@ -447,13 +450,14 @@ impl Engine {
         })
     }
 
-    fn llm_request(&self, target: &Target, input: &RouteInput, prediction: Option<&Prediction>) -> llm::ChatRequest {
-        match (target.kind, prediction, &input.record) {
-            (TargetKind::Hybrid, Some(prediction), Some(record)) => {
-                prompt::hybrid(target, input, &self.pool.scorer().schema, record, prediction)
-            }
-            _ => prompt::chat(target, input),
-        }
+    fn llm_request(
+        &self,
+        target: &Target,
+        input: &RouteInput,
+        prediction: Option<&Prediction>,
+    ) -> Result<ChatRequest, RouterError> {
+        let record = input.record.as_ref().map(|r| (&self.pool.scorer().schema, r));
+        self.prompts.render(target, input, record, prediction)
     }
 
     fn backend(&self, target: &Target, name: &str) -> Result<&GuardedBackend, RouterError> {

@@ -18,6 +18,14 @@ pub enum RouterError {
         /// What is wrong.
         reason: String,
     },
+    /// A target's prompt template failed to render.
+    #[error("prompt of target {target} failed to render: {reason}")]
+    Prompt {
+        /// The target.
+        target: String,
+        /// What failed.
+        reason: String,
+    },
     /// The models are still loading.
     #[error("not ready: the models are still loading")]
     NotReady,
@@ -46,6 +54,7 @@ impl RouterError {
         match self {
             Self::InvalidArgument { .. } => Code::InvalidArgument,
             Self::NotReady => Code::Unavailable,
+            Self::Prompt { .. } => Code::Internal,
             Self::Policy(PolicyError::ForceNotAllowed(_)) => Code::PermissionDenied,
             Self::Policy(PolicyError::UnknownTarget(_)) => Code::Internal,
             Self::Classical(e) => match e {

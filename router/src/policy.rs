@@ -34,8 +34,12 @@ pub struct Target {
     pub backends: Vec<String>,
     /// A hybrid target answers with the score alone, flagged as degraded, when every backend fails.
     pub degrade_to_score: bool,
-    /// System prompt for the LLM (llm and hybrid targets).
+    /// System message template (llm and hybrid targets).
     pub system_prompt: String,
+    /// User message template (llm and hybrid targets).
+    pub user_prompt: String,
+    /// Largest rendered prompt (system + user), in characters.
+    pub max_prompt_chars: usize,
     /// Default output token limit.
     pub max_tokens: u32,
     /// Default temperature (`None`: the backend's).
@@ -194,6 +198,8 @@ mod tests {
             backends: Vec::new(),
             degrade_to_score: false,
             system_prompt: String::new(),
+            user_prompt: String::new(),
+            max_prompt_chars: 1000,
             max_tokens: 16,
             temperature: None,
             message: String::new(),

@@ -1,76 +1,151 @@
-//! Prompts sent to LLM backends: the plain chat prompt and the hybrid (score explanation) prompt.
+//! Prompts: per-target templates (minijinja) for the system and user messages, rendered with the request, the
+//! customer record and the prediction, and held to a size limit.
 
 use std::collections::BTreeMap;
 
 use classical::schema::{FeatureSchema, FeatureValue};
 use llm::{ChatMessage, ChatRequest};
+use minijinja::value::Serde;
+use minijinja::{Environment, Value, context};
+use serde::Serialize;
 
 use crate::engine::Prediction;
-use crate::policy::Target;
+use crate::error::RouterError;
+use crate::policy::{Target, TargetKind};
 use crate::request::RouteInput;
+
+/// The default user-message template of LLM targets.
+pub const DEFAULT_CHAT_TEMPLATE: &str = "{{ text }}";
+
+/// The default user-message template of hybrid targets.
+pub const DEFAULT_HYBRID_TEMPLATE: &str = "Customer record:
+{% for field in record %}- {{ field.name }}: {{ field.value }}
+{% endfor %}
+Churn model {{ prediction.model }} {{ prediction.version }}: probability of leaving {{ prediction.score }} \
+(decision threshold {{ prediction.threshold }}: {{ prediction.verdict }}).
+
+Question: {{ question }}";
 
 /// The question used for a hybrid request that came without text.
 const DEFAULT_HYBRID_QUESTION: &str = "Why might this customer leave, and what could we do to keep them?";
 
-/// `[system, user]` for an LLM target.
-pub fn chat(target: &Target, input: &RouteInput) -> ChatRequest {
-    request(
-        target,
-        input,
-        vec![
-            ChatMessage::system(&target.system_prompt),
-            ChatMessage::user(&input.text),
-        ],
-    )
+/// Compiled templates of every target.
+pub struct Prompts {
+    env: Environment<'static>,
 }
 
-/// `[system, user]` for a hybrid target: the record (in schema order), the churn probability, then the question.
-pub fn hybrid(
-    target: &Target,
-    input: &RouteInput,
-    schema: &FeatureSchema,
-    record: &BTreeMap<String, FeatureValue>,
-    prediction: &Prediction,
-) -> ChatRequest {
-    let mut user = String::from("Customer record:\n");
-    for spec in schema.features() {
-        let value = match record.get(&spec.name) {
-            Some(FeatureValue::Text(t)) if t.trim().is_empty() => "(blank)".to_owned(),
-            Some(FeatureValue::Text(t)) => t.clone(),
-            Some(FeatureValue::Number(n)) => format!("{n}"),
-            Some(FeatureValue::Bool(b)) => format!("{b}"),
-            Some(FeatureValue::Null) | None => "(blank)".to_owned(),
-        };
-        user.push_str(&format!("- {}: {value}\n", spec.name));
+#[derive(Serialize)]
+struct Field {
+    name: String,
+    value: String,
+}
+
+#[derive(Serialize)]
+struct PredictionVars {
+    model: String,
+    version: String,
+    score: String,
+    threshold: String,
+    churn: bool,
+    verdict: &'static str,
+}
+
+impl Prompts {
+    /// Compiles the templates of every LLM and hybrid target; a syntax error names the target and field.
+    pub fn compile<'a>(targets: impl IntoIterator<Item = &'a Target>) -> Result<Self, (String, String)> {
+        let mut env = Environment::new();
+        for target in targets {
+            if target.backends.is_empty() {
+                continue;
+            }
+            for (field, source) in [
+                ("system_prompt", &target.system_prompt),
+                ("user_prompt", &target.user_prompt),
+            ] {
+                env.add_template_owned(format!("{}.{field}", target.name), source.clone())
+                    .map_err(|e| (format!("targets.{}.{field}", target.name), e.to_string()))?;
+            }
+        }
+        Ok(Self { env })
     }
-    user.push_str(&format!(
-        "\nChurn model {} {}: probability of leaving {:.2} (decision threshold {:.2}: {}).\n\nQuestion: {}",
-        prediction.model,
-        prediction.version,
-        prediction.score,
-        prediction.threshold,
-        if prediction.churn {
-            "likely to churn"
-        } else {
-            "not likely to churn"
-        },
-        if input.text.trim().is_empty() {
+
+    /// The chat request for an LLM or hybrid target.
+    pub fn render(
+        &self,
+        target: &Target,
+        input: &RouteInput,
+        record: Option<(&FeatureSchema, &BTreeMap<String, FeatureValue>)>,
+        prediction: Option<&Prediction>,
+    ) -> Result<ChatRequest, RouterError> {
+        let fields: Vec<Field> = record
+            .map(|(schema, record)| {
+                schema
+                    .features()
+                    .iter()
+                    .map(|spec| Field {
+                        name: spec.name.clone(),
+                        value: display(record.get(&spec.name)),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let prediction = prediction.map(|p| PredictionVars {
+            model: p.model.clone(),
+            version: p.version.clone(),
+            score: format!("{:.2}", p.score),
+            threshold: format!("{:.2}", p.threshold),
+            churn: p.churn,
+            verdict: if p.churn {
+                "likely to churn"
+            } else {
+                "not likely to churn"
+            },
+        });
+        let question = if input.text.trim().is_empty() && target.kind == TargetKind::Hybrid {
             DEFAULT_HYBRID_QUESTION
         } else {
             input.text.trim()
-        },
-    ));
-    request(
-        target,
-        input,
-        vec![ChatMessage::system(&target.system_prompt), ChatMessage::user(user)],
-    )
+        };
+        let vars = context! {
+            text => input.text.trim(),
+            question,
+            record => Value::from(Serde(&fields)),
+            prediction => Value::from(Serde(&prediction)),
+            tenant => input.tenant.as_str(),
+        };
+        let render = |field: &str| {
+            self.env
+                .get_template(&format!("{}.{field}", target.name))
+                .and_then(|t| t.render(&vars))
+                .map_err(|e| RouterError::Prompt {
+                    target: target.name.clone(),
+                    reason: e.to_string(),
+                })
+        };
+        let (system, user) = (render("system_prompt")?, render("user_prompt")?);
+        let size = system.chars().count() + user.chars().count();
+        if size > target.max_prompt_chars {
+            return Err(RouterError::invalid(
+                "text",
+                format!(
+                    "the prompt for target {:?} is {size} characters, over its limit of {}",
+                    target.name, target.max_prompt_chars
+                ),
+            ));
+        }
+        Ok(ChatRequest {
+            messages: vec![ChatMessage::system(system), ChatMessage::user(user)],
+            max_tokens: Some(input.max_tokens.unwrap_or(target.max_tokens)),
+            temperature: input.temperature.or(target.temperature),
+        })
+    }
 }
 
-fn request(target: &Target, input: &RouteInput, messages: Vec<ChatMessage>) -> ChatRequest {
-    ChatRequest {
-        messages,
-        max_tokens: Some(input.max_tokens.unwrap_or(target.max_tokens)),
-        temperature: input.temperature.or(target.temperature),
+fn display(value: Option<&FeatureValue>) -> String {
+    match value {
+        Some(FeatureValue::Text(t)) if !t.trim().is_empty() => t.clone(),
+        Some(FeatureValue::Number(n)) => format!("{n}"),
+        Some(FeatureValue::Bool(b)) => format!("{b}"),
+        Some(FeatureValue::Text(_) | FeatureValue::Null) | None => "(blank)".to_owned(),
     }
 }

@@ -84,6 +84,21 @@ fn invalid_configs_name_file_key_and_reason() {
             "models.classifier",
         ),
         (good.replace("[server]", "[server"), "line 2"),
+        (
+            good.replace(
+                "[targets.assistant]\n",
+                "[targets.assistant]\nuser_prompt = \"{{ text \"\n",
+            ),
+            "targets.assistant.user_prompt",
+        ),
+        (
+            good.replace("[targets.churn]\n", "[targets.churn]\nfallbacks = [\"local\"]\n"),
+            "targets.churn.fallbacks",
+        ),
+        (
+            good.replace("backend = \"local\"\n", "backend = \"local\"\nfallbacks = [\"nope\"]\n"),
+            "fallbacks[0]: no backend named \"nope\"",
+        ),
     ];
     for (text, expected) in cases {
         let (ok, stderr, path) = validate(&text);

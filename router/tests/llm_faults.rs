@@ -335,3 +335,59 @@ async fn cancelling_a_stream_drops_the_upstream_request_at_once() {
         "backend saw the close {lag:?} after the cancel"
     );
 }
+
+#[tokio::test]
+async fn prompts_come_from_the_targets_templates_with_record_and_prediction() {
+    let fake = FakeLlm::start(vec![Fault::Ok]).await;
+    let custom = config(&fake.base_url(), "3s").replace(
+        "[targets.assistant]\n",
+        "[targets.assistant]\nsystem_prompt = \"You help tenant {{ tenant }}.\"\nuser_prompt = \"Q: {{ text }}\"\n",
+    );
+    let gateway = Gateway::start(&custom).await;
+    let mut client = gateway.client().await;
+    let hybrid = request("why is this customer likely to leave?", Some(telco_record()));
+    let response = client.route(hybrid).await.unwrap().into_inner();
+    let score = response.prediction.unwrap().score;
+    let body: serde_json::Value = serde_json::from_str(&fake.bodies.lock().unwrap()[0]).unwrap();
+    let user = body["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        user.contains("- contract: Month-to-month") && user.contains("- tenure: 2"),
+        "{user}"
+    );
+    assert!(user.contains(&format!("probability of leaving {score:.2}")), "{user}");
+    assert!(
+        user.contains("Question: why is this customer likely to leave?"),
+        "{user}"
+    );
+    assert_eq!(body["messages"][0]["role"], "system");
+    assert_eq!(body["temperature"], 0.0);
+    assert_eq!(body["max_tokens"], 24);
+
+    let plain = switchyard_proto::v1::RouteRequest {
+        tenant: "acme".into(),
+        ..request("tell me a joke", None)
+    };
+    client.route(plain).await.unwrap();
+    let body: serde_json::Value = serde_json::from_str(&fake.bodies.lock().unwrap()[1]).unwrap();
+    assert_eq!(body["messages"][0]["content"], "You help tenant acme.");
+    assert_eq!(body["messages"][1]["content"], "Q: tell me a joke");
+
+    // A prompt over the target's limit is refused before any backend call.
+    let small = config(&fake.base_url(), "3s")
+        .replace("[targets.assistant]\n", "[targets.assistant]\nmax_prompt_chars = 100\n");
+    let gateway = Gateway::start(&small).await;
+    let before = fake.count();
+    let status = gateway
+        .client()
+        .await
+        .route(request(&"why ".repeat(40), None))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("over its limit of 100"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(fake.count(), before);
+}

@@ -35,6 +35,8 @@ pub enum Fault {
 pub struct FakeLlm {
     pub port: u16,
     pub requests: Arc<AtomicUsize>,
+    /// Every request body received, in order.
+    pub bodies: Arc<Mutex<Vec<String>>>,
     pub closed_at: Arc<Mutex<Option<Instant>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -47,15 +49,16 @@ impl FakeLlm {
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(AtomicUsize::new(0));
         let closed_at = Arc::new(Mutex::new(None));
-        let (count, closed) = (requests.clone(), closed_at.clone());
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let (count, closed, seen) = (requests.clone(), closed_at.clone(), bodies.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((socket, _)) = listener.accept().await else {
                     return;
                 };
-                let (count, closed, script) = (count.clone(), closed.clone(), script.clone());
+                let (count, closed, script, seen) = (count.clone(), closed.clone(), script.clone(), seen.clone());
                 tokio::spawn(async move {
-                    let Some(stream) = read_request(socket, &count, &script).await else {
+                    let Some(stream) = read_request(socket, &count, &script, &seen).await else {
                         return;
                     };
                     let (socket, fault, streaming) = stream;
@@ -66,6 +69,7 @@ impl FakeLlm {
         Self {
             port,
             requests,
+            bodies,
             closed_at,
             task,
         }
@@ -91,6 +95,7 @@ async fn read_request(
     mut socket: TcpStream,
     count: &AtomicUsize,
     script: &[Fault],
+    bodies: &Mutex<Vec<String>>,
 ) -> Option<(TcpStream, Fault, bool)> {
     let mut buffer = Vec::new();
     let mut chunk = vec![0u8; 65536];
@@ -115,6 +120,7 @@ async fn read_request(
                 let index = count.fetch_add(1, Ordering::SeqCst);
                 let fault = script[index.min(script.len() - 1)].clone();
                 let streaming = text[end..].contains("\"stream\":true");
+                bodies.lock().unwrap().push(text[end + 4..].to_owned());
                 return Some((socket, fault, streaming));
             }
         }
