@@ -391,3 +391,58 @@ async fn prompts_come_from_the_targets_templates_with_record_and_prediction() {
     );
     assert_eq!(fake.count(), before);
 }
+
+#[tokio::test]
+async fn faults_leak_no_connections_or_threads() {
+    let script = vec![
+        Fault::Ok,
+        Fault::Status(500, None),
+        Fault::DisconnectMidStream,
+        Fault::StallMidStream,
+        Fault::MalformedSse,
+        Fault::Huge(8 << 20),
+        Fault::SlowFirstToken(Duration::from_secs(3)),
+        Fault::Ok,
+    ];
+    let fake = FakeLlm::start(script).await;
+    let text = with_backend_settings(
+        &config(&fake.base_url(), "1s"),
+        &format!(
+            "{FAST}\nmax_attempts = 1\nfirst_token_timeout = \"500ms\"\nmax_response_bytes = 1048576\nbreaker_failures = 100"
+        ),
+    );
+    let gateway = Gateway::start(&text).await;
+    let mut client = gateway.client().await;
+    client.route(request("warm up", None)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (sockets, threads) = (gateway.open_sockets(), gateway.threads());
+    for i in 0..6 {
+        let outcome = if i % 2 == 0 {
+            client.route(request("tell me a joke", None)).await.map(|_| ())
+        } else {
+            match client.route_stream(request("tell me a joke", None)).await {
+                Ok(stream) => {
+                    let mut stream = stream.into_inner();
+                    loop {
+                        match stream.message().await {
+                            Ok(Some(_)) => continue,
+                            Ok(None) => break Ok(()),
+                            Err(status) => break Err(status),
+                        }
+                    }
+                }
+                Err(status) => Err(status),
+            }
+        };
+        assert!(outcome.is_err(), "fault {i} surfaced as an error");
+    }
+    client.route(request("still fine?", None)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        gateway.open_sockets() <= sockets,
+        "sockets {} -> {}",
+        sockets,
+        gateway.open_sockets()
+    );
+    assert_eq!(gateway.threads(), threads, "no thread was left behind");
+}

@@ -5,7 +5,9 @@
 
 mod support;
 
-use support::{Gateway, LlamaServer, config, request, stream_events, telco_record};
+use support::{
+    Gateway, LlamaServer, config, request, stream_events, telco_record, with_backend_settings, with_secondary,
+};
 use switchyard_proto::v1::{TargetKind, route_event::Event};
 
 #[tokio::test]
@@ -82,4 +84,37 @@ async fn plain_hybrid_and_streamed_answers_from_a_real_llm() {
     assert_eq!(summary.backend, "local");
     assert!(summary.output_tokens > 0 && summary.input_tokens > 0, "{summary:?}");
     assert!(!summary.finish_reason.is_empty());
+}
+
+#[tokio::test]
+async fn two_real_backends_fall_back_when_the_primary_is_stopped_mid_test() {
+    let mut primary = LlamaServer::start().await;
+    let secondary = LlamaServer::start().await;
+    let text = with_secondary(
+        &with_backend_settings(&config(&primary.base_url(), "60s"), "max_attempts = 1"),
+        &secondary.base_url(),
+    );
+    let gateway = Gateway::start(&text).await;
+    let mut client = gateway.client().await;
+    let question = || request("what is the capital of france?", None);
+
+    let before = client.route(question()).await.unwrap().into_inner().generation.unwrap();
+    assert_eq!(before.backend, "local");
+    assert!(before.failed_backends.is_empty());
+
+    primary.stop();
+    let after = client.route(question()).await.unwrap().into_inner().generation.unwrap();
+    assert_eq!(after.backend, "secondary");
+    assert_eq!(after.failed_backends, vec!["local".to_owned()]);
+    assert!(!after.text.trim().is_empty() && after.output_tokens > 0);
+
+    let events = stream_events(&mut client, question()).await;
+    let Some(Event::Summary(summary)) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(summary.backend, "secondary");
+    assert!(
+        summary.output_tokens > 0 && !summary.usage_estimated,
+        "usage came from the backend: {summary:?}"
+    );
 }
