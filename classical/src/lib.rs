@@ -22,4 +22,4 @@ pub use classifier::{Classification, ClassifierInfo, RequestClassifier, TextNorm
 pub use error::ClassicalError;
 pub use pool::{InferencePool, PoolConfig};
 pub use runtime::OnnxRuntime;
-pub use scorer::{ChurnScore, ChurnScorer, ScorerInfo};
+pub use scorer::{ChurnScore, ChurnScorer, Influence, ScorerInfo};

@@ -32,7 +32,8 @@ enum Job {
     },
     Score {
         record: ValidRecord,
-        reply: oneshot::Sender<Result<ChurnScore, ClassicalError>>,
+        explain: bool,
+        reply: oneshot::Sender<Result<Scored, ClassicalError>>,
     },
 }
 
@@ -109,8 +110,17 @@ impl InferencePool {
 
     /// Scores a validated record on a worker thread.
     pub async fn score(&self, record: ValidRecord) -> Result<ChurnScore, ClassicalError> {
+        Ok(self.score_job(record, false).await?.0)
+    }
+
+    /// Scores a validated record and attributes the score to its fields (see [`ChurnScorer::influences`]).
+    pub async fn score_explained(&self, record: ValidRecord) -> Result<Scored, ClassicalError> {
+        self.score_job(record, true).await
+    }
+
+    async fn score_job(&self, record: ValidRecord, explain: bool) -> Result<Scored, ClassicalError> {
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Score { record, reply })?;
+        self.submit(Job::Score { record, explain, reply })?;
         answer.await.map_err(|_| self.stopped())?
     }
 
@@ -142,21 +152,31 @@ fn work(queue: Receiver<Job>, mut classifier: RequestClassifier, mut scorer: Chu
             } if !reply.is_closed() => {
                 let _ = reply.send(classifier.classify(&text, has_record));
             }
-            Job::Score { record, reply } if !reply.is_closed() => {
-                let _ = reply.send(
-                    scorer
-                        .score_batch(std::slice::from_ref(&record))
-                        .and_then(|mut scores| {
-                            scores.pop().ok_or_else(|| ClassicalError::Inference {
-                                model: scorer.info().identity.to_string(),
-                                reason: "empty output".to_owned(),
-                            })
-                        }),
-                );
+            Job::Score { record, explain, reply } if !reply.is_closed() => {
+                let _ = reply.send(score(&mut scorer, &record, explain));
             }
             Job::Classify { .. } | Job::Score { .. } => tracing::debug!("skipped inference for a departed caller"),
         }
     }
+}
+
+/// A score and, when asked for, the fields' influences on it.
+pub type Scored = (ChurnScore, Vec<crate::Influence>);
+
+fn score(scorer: &mut ChurnScorer, record: &ValidRecord, explain: bool) -> Result<Scored, ClassicalError> {
+    let score = scorer
+        .score_batch(std::slice::from_ref(record))?
+        .pop()
+        .ok_or_else(|| ClassicalError::Inference {
+            model: scorer.info().identity.to_string(),
+            reason: "empty output".to_owned(),
+        })?;
+    let influences = if explain {
+        scorer.influences(record, score.probability)?
+    } else {
+        Vec::new()
+    };
+    Ok((score, influences))
 }
 
 impl std::fmt::Debug for InferencePool {

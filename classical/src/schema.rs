@@ -46,6 +46,9 @@ pub enum FeatureKind {
     String {
         /// The allowed values, exactly as in the training data.
         categories: Vec<String>,
+        /// The typical customer's value (the training data's most frequent), for attributions.
+        #[serde(default)]
+        reference: Option<String>,
     },
     /// A finite number in a plausible range.
     Number {
@@ -56,6 +59,9 @@ pub enum FeatureKind {
         /// Whether null (or a blank string, as the source data has it) is allowed.
         #[serde(default)]
         nullable: bool,
+        /// The typical customer's value (the training data's median), for attributions.
+        #[serde(default)]
+        reference: Option<f64>,
     },
     /// A whole number in a plausible range.
     Integer {
@@ -66,7 +72,22 @@ pub enum FeatureKind {
         /// Whether null is allowed.
         #[serde(default)]
         nullable: bool,
+        /// The typical customer's value (the training data's median), for attributions.
+        #[serde(default)]
+        reference: Option<f64>,
     },
+}
+
+impl FeatureSpec {
+    /// The typical customer's value of this field as a graph input, when the model file records one.
+    pub(crate) fn reference_input(&self) -> Option<InputValue> {
+        match &self.kind {
+            FeatureKind::String { reference, .. } => reference.clone().map(InputValue::Text),
+            FeatureKind::Number { reference, .. } | FeatureKind::Integer { reference, .. } => {
+                reference.map(|r| InputValue::Number(r as f32))
+            }
+        }
+    }
 }
 
 /// Why one field of a record was refused.
@@ -153,7 +174,7 @@ impl FeatureSchema {
 
 fn validate_value(spec: &FeatureSpec, value: &FeatureValue) -> Result<InputValue, String> {
     match (&spec.kind, value) {
-        (FeatureKind::String { categories }, FeatureValue::Text(text)) => {
+        (FeatureKind::String { categories, .. }, FeatureValue::Text(text)) => {
             if categories.iter().any(|c| c == text) {
                 Ok(InputValue::Text(text.clone()))
             } else {
@@ -161,7 +182,7 @@ fn validate_value(spec: &FeatureSpec, value: &FeatureValue) -> Result<InputValue
             }
         }
         (FeatureKind::String { .. }, other) => Err(format!("expected a string, got {}", other.type_name())),
-        (FeatureKind::Number { min, max, nullable } | FeatureKind::Integer { min, max, nullable }, value) => {
+        (FeatureKind::Number { min, max, nullable, .. } | FeatureKind::Integer { min, max, nullable, .. }, value) => {
             let integer = matches!(spec.kind, FeatureKind::Integer { .. });
             let expected = if integer { "an integer" } else { "a number" };
             match value {

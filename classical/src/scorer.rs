@@ -28,6 +28,16 @@ pub struct ChurnScorer {
     name: String,
 }
 
+/// How much one field moves a record's score: the record's probability minus its probability with this field
+/// set to the typical customer's value (positive: the field raises the churn risk).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Influence {
+    /// The field.
+    pub feature: String,
+    /// Probability change attributed to the field's value.
+    pub delta: f32,
+}
+
 /// The scorer's output for one record.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ChurnScore {
@@ -73,6 +83,40 @@ impl ChurnScorer {
             model: self.name.clone(),
             reason: "empty output".into(),
         })
+    }
+
+    /// Per-field influences on `probability` (this record's score), largest first, by occlusion: each field in
+    /// turn is set to the typical customer's value and the record re-scored, all in one batched run. Fields already
+    /// at the typical value, or without one in the model file, are left out.
+    pub fn influences(&mut self, record: &ValidRecord, probability: f32) -> Result<Vec<Influence>, ClassicalError> {
+        let mut variants = Vec::new();
+        let mut names = Vec::new();
+        for (column, spec) in self.info.schema.features().iter().enumerate() {
+            let Some(reference) = spec.reference_input() else {
+                continue;
+            };
+            if record.0.get(column) == Some(&reference) {
+                continue;
+            }
+            let mut variant = record.clone();
+            variant.0[column] = reference;
+            variants.push(variant);
+            names.push(spec.name.clone());
+        }
+        if variants.is_empty() {
+            return Ok(Vec::new());
+        }
+        let scores = self.score_batch(&variants)?;
+        let mut influences: Vec<Influence> = names
+            .into_iter()
+            .zip(scores)
+            .map(|(feature, s)| Influence {
+                feature,
+                delta: probability - s.probability,
+            })
+            .collect();
+        influences.sort_by(|a, b| b.delta.abs().total_cmp(&a.delta.abs()));
+        Ok(influences)
     }
 
     /// Scores already validated records in one run.

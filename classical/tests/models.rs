@@ -87,8 +87,13 @@ fn scorer_schema_lists_raw_csv_columns_without_the_identifier() {
         .find(|f| f.name == "contract")
         .expect("contract");
     match &contract.kind {
-        FeatureKind::String { categories } => {
-            assert!(categories.contains(&"Month-to-month".to_owned()))
+        FeatureKind::String { categories, reference } => {
+            assert!(categories.contains(&"Month-to-month".to_owned()));
+            assert_eq!(
+                reference.as_deref(),
+                Some("Month-to-month"),
+                "the most frequent contract"
+            );
         }
         other => panic!("contract is categorical, got {other:?}"),
     }
@@ -149,4 +154,38 @@ fn wrong_model_kind_is_refused_with_file_and_key() {
         message.contains("switchyard.model_kind") && message.contains("model.onnx"),
         "{message}"
     );
+}
+
+#[test]
+fn influences_are_occlusion_deltas_largest_first() {
+    let mut scorer = scorer();
+    let record = fixture_record();
+    let valid = scorer.info().schema.validate(&record).unwrap();
+    let probability = scorer.score(&record).unwrap().probability;
+    let influences = scorer.influences(&valid, probability).unwrap();
+    assert!(!influences.is_empty());
+    assert!(
+        influences.windows(2).all(|w| w[0].delta.abs() >= w[1].delta.abs()),
+        "{influences:?}"
+    );
+    // Each delta is the score change when that one field takes the typical customer's value.
+    let top = &influences[0];
+    let spec = scorer
+        .info()
+        .schema
+        .features()
+        .iter()
+        .find(|f| f.name == top.feature)
+        .unwrap()
+        .clone();
+    let reference = match spec.kind {
+        FeatureKind::String { reference, .. } => FeatureValue::Text(reference.unwrap()),
+        FeatureKind::Number { reference, .. } | FeatureKind::Integer { reference, .. } => {
+            FeatureValue::Number(reference.unwrap())
+        }
+    };
+    let mut swapped = record.clone();
+    swapped.insert(top.feature.clone(), reference);
+    let expected = probability - scorer.score(&swapped).unwrap().probability;
+    assert!((top.delta - expected).abs() < 1e-6, "{} vs {expected}", top.delta);
 }

@@ -52,6 +52,14 @@ impl From<&Prediction> for pb::Prediction {
             score: p.score,
             label: if p.churn { "churn" } else { "no_churn" }.to_owned(),
             threshold: p.threshold,
+            top_features: p
+                .top_features
+                .iter()
+                .map(|i| pb::FeatureInfluence {
+                    feature: i.feature.clone(),
+                    delta: i.delta,
+                })
+                .collect(),
         }
     }
 }

@@ -67,7 +67,12 @@ pub struct Prediction {
     pub churn: bool,
     /// The model's decision threshold.
     pub threshold: f32,
+    /// The fields that move the score most, largest first (hybrid targets only).
+    pub top_features: Vec<classical::Influence>,
 }
+
+/// How many field influences a prediction reports.
+const TOP_FEATURES: usize = 5;
 
 /// An LLM's whole answer, with the backend that gave it and what it took.
 #[derive(Debug, Clone, PartialEq)]
@@ -368,7 +373,7 @@ impl Engine {
                     format!("target {:?} ({:?}) needs a customer record", target.name, target.kind),
                 )
             })?;
-            Some(self.score(record).await?)
+            Some(self.score(record, target.kind == TargetKind::Hybrid).await?)
         } else {
             None
         };
@@ -438,8 +443,14 @@ impl Engine {
         })
     }
 
-    async fn score(&self, record: ValidRecord) -> Result<Prediction, RouterError> {
-        let score = self.pool.score(record).await?;
+    /// Scores a record; `explain` also attributes the score to the record's fields.
+    async fn score(&self, record: ValidRecord, explain: bool) -> Result<Prediction, RouterError> {
+        let (score, mut top_features) = if explain {
+            self.pool.score_explained(record).await?
+        } else {
+            (self.pool.score(record).await?, Vec::new())
+        };
+        top_features.truncate(TOP_FEATURES);
         let info = self.pool.scorer();
         Ok(Prediction {
             model: info.identity.name.clone(),
@@ -447,6 +458,7 @@ impl Engine {
             score: score.probability,
             churn: score.churn,
             threshold: info.decision_threshold,
+            top_features,
         })
     }
 

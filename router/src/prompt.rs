@@ -23,7 +23,9 @@ pub const DEFAULT_HYBRID_TEMPLATE: &str = "Customer record:
 {% endfor %}
 Churn model {{ prediction.model }} {{ prediction.version }}: probability of leaving {{ prediction.score }} \
 (decision threshold {{ prediction.threshold }}: {{ prediction.verdict }}).
-
+{% if influential %}Fields that move this customer's score most (change in probability against a typical customer):
+{% for f in influential %}- {{ f.feature }} = {{ f.value }}: {{ f.delta }}
+{% endfor %}{% endif %}
 Question: {{ question }}";
 
 /// The question used for a hybrid request that came without text.
@@ -38,6 +40,13 @@ pub struct Prompts {
 struct Field {
     name: String,
     value: String,
+}
+
+#[derive(Serialize)]
+struct InfluenceVars {
+    feature: String,
+    value: String,
+    delta: String,
 }
 
 #[derive(Serialize)]
@@ -89,7 +98,7 @@ impl Prompts {
                     .collect()
             })
             .unwrap_or_default();
-        let prediction = prediction.map(|p| PredictionVars {
+        let prediction_vars = prediction.map(|p| PredictionVars {
             model: p.model.clone(),
             version: p.version.clone(),
             score: format!("{:.2}", p.score),
@@ -101,6 +110,18 @@ impl Prompts {
                 "not likely to churn"
             },
         });
+        let influential: Vec<InfluenceVars> = prediction
+            .map(|p| {
+                p.top_features
+                    .iter()
+                    .map(|i| InfluenceVars {
+                        feature: i.feature.clone(),
+                        value: display(record.and_then(|(_, r)| r.get(&i.feature))),
+                        delta: format!("{:+.2}", i.delta),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let question = if input.text.trim().is_empty() && target.kind == TargetKind::Hybrid {
             DEFAULT_HYBRID_QUESTION
         } else {
@@ -110,7 +131,8 @@ impl Prompts {
             text => input.text.trim(),
             question,
             record => Value::from(Serde(&fields)),
-            prediction => Value::from(Serde(&prediction)),
+            prediction => Value::from(Serde(&prediction_vars)),
+            influential => Value::from(Serde(&influential)),
             tenant => input.tenant.as_str(),
         };
         let render = |field: &str| {

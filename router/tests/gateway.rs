@@ -87,6 +87,10 @@ async fn a_record_alone_is_scored_by_the_onnx_scorer() {
     );
     assert_eq!(prediction.label, "churn");
     assert!(response.generation.is_none() && response.rejection.is_none());
+    assert!(
+        prediction.top_features.is_empty(),
+        "attributions are computed for hybrid targets only"
+    );
 
     let kept = client
         .route(RouteRequest {

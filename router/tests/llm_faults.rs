@@ -347,7 +347,12 @@ async fn prompts_come_from_the_targets_templates_with_record_and_prediction() {
     let mut client = gateway.client().await;
     let hybrid = request("why is this customer likely to leave?", Some(telco_record()));
     let response = client.route(hybrid).await.unwrap().into_inner();
-    let score = response.prediction.unwrap().score;
+    let prediction = response.prediction.unwrap();
+    let score = prediction.score;
+    // Hybrid predictions carry the fields that move the score most, largest first.
+    let top = &prediction.top_features;
+    assert!(!top.is_empty() && top.len() <= 5, "{top:?}");
+    assert!(top.windows(2).all(|w| w[0].delta.abs() >= w[1].delta.abs()), "{top:?}");
     let body: serde_json::Value = serde_json::from_str(&fake.bodies.lock().unwrap()[0]).unwrap();
     let user = body["messages"][1]["content"].as_str().unwrap();
     assert!(
@@ -359,6 +364,8 @@ async fn prompts_come_from_the_targets_templates_with_record_and_prediction() {
         user.contains("Question: why is this customer likely to leave?"),
         "{user}"
     );
+    assert!(user.contains("Fields that move this customer's score most"), "{user}");
+    assert!(user.contains(&format!("- {} = ", top[0].feature)), "{user}");
     assert_eq!(body["messages"][0]["role"], "system");
     assert_eq!(body["temperature"], 0.0);
     assert_eq!(body["max_tokens"], 24);

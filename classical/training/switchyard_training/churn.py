@@ -164,10 +164,20 @@ def feature_schema(features: pd.DataFrame) -> list[dict]:
                     "nullable": column in NULLABLE,
                     "observed_min": common.rounded(observed.min(), 2),
                     "observed_max": common.rounded(observed.max(), 2),
+                    # The typical customer's value: what attributions swap in to see how much this field moves
+                    # the score.
+                    "reference": common.rounded(observed.median(), 2),
                 }
             )
         else:
-            schema.append({"name": column, "type": "string", "categories": sorted(features[column].unique())})
+            schema.append(
+                {
+                    "name": column,
+                    "type": "string",
+                    "categories": sorted(features[column].unique()),
+                    "reference": str(features[column].mode().iloc[0]),
+                }
+            )
     return schema
 
 
