@@ -162,6 +162,13 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn multi_line_data_and_crlf_line_ends_are_one_event() {
+        let body = "data: {\"choices\":\r\ndata: [{\"delta\":{\"content\":\"ok\"}}]}\r\n\r\ndata: [DONE]\r\n\r\n";
+        let events: Vec<StreamEvent> = collect(body).await.into_iter().map(Result::unwrap).collect();
+        assert_eq!(events, vec![StreamEvent::Delta("ok".into())]);
+    }
+
+    #[tokio::test]
     async fn a_stream_cut_off_before_done_ends_with_an_error() {
         let events = collect("data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n").await;
         assert_eq!(events.len(), 2);

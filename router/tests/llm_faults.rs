@@ -453,3 +453,24 @@ async fn faults_leak_no_connections_or_threads() {
     );
     assert_eq!(gateway.threads(), threads, "no thread was left behind");
 }
+
+#[tokio::test]
+async fn the_retry_budget_caps_retries_under_sustained_failure() {
+    // No deposits (ratio 0): only the bucket's initial 10 retries exist, however many requests fail.
+    let fake = FakeLlm::start(vec![Fault::Status(503, None)]).await;
+    let gateway = start_gateway(
+        &fake,
+        "max_attempts = 2\nretry_budget_ratio = 0.0\nbreaker_failures = 1000",
+    )
+    .await;
+    let mut client = gateway.client().await;
+    for _ in 0..14 {
+        let status = client.route(request("tell me a joke", None)).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable);
+    }
+    assert_eq!(
+        fake.count(),
+        14 + 10,
+        "14 first attempts and exactly 10 budgeted retries"
+    );
+}
