@@ -201,28 +201,21 @@ impl Engine {
         let mut degraded = None;
         if !target.backends.is_empty() {
             let request = self.llm_request(target, input, prepared.prediction.as_ref())?;
-            let mut failed = Vec::new();
-            let mut last_error = None;
-            for name in &target.backends {
-                let backend = self.backend(target, name)?;
-                let (result, report) = backend.complete(&request, deadline).await;
-                match result {
-                    Ok(completion) => {
-                        generation = Some(self.account(target, name, &request, completion, report.attempts, failed));
-                        break;
-                    }
-                    Err(error) => {
-                        tracing::warn!(backend = %name, kind = error.kind(), attempts = report.attempts, "llm backend failed");
-                        failed.push(name.clone());
-                        last_error = Some(error);
-                        if deadline.is_some_and(|at| Instant::now() >= at) {
-                            break;
-                        }
-                    }
+            match self
+                .first_answer(target, deadline, |backend| backend.complete(&request, deadline))
+                .await?
+            {
+                Ok(answer) => {
+                    generation = Some(self.account(
+                        target,
+                        &answer.backend,
+                        &request,
+                        answer.value,
+                        answer.attempts,
+                        answer.failed,
+                    ))
                 }
-            }
-            if generation.is_none() {
-                degraded = Some(self.degrade(target, prepared.prediction.is_some(), last_error)?);
+                Err(last) => degraded = Some(self.degrade(target, prepared.prediction.is_some(), last)?),
             }
         }
         Ok(Outcome {
@@ -249,35 +242,21 @@ impl Engine {
         if !target.backends.is_empty() {
             let request = self.llm_request(target, input, prepared.prediction.as_ref())?;
             let prompt_chars = request.messages.iter().map(|m| m.content.chars().count()).sum();
-            let mut failed = Vec::new();
-            let mut last_error = None;
-            for name in &target.backends {
-                let backend = self.backend(target, name)?;
-                let (result, report) = backend.stream(&request, deadline).await;
-                match result {
-                    Ok(open) => {
-                        generation = Some(OpenedStream {
-                            backend: name.clone(),
-                            events: open.events,
-                            attempts: report.attempts,
-                            failed_backends: failed,
-                            prices: self.prices.get(name).copied().unwrap_or_default(),
-                            prompt_chars,
-                        });
-                        break;
-                    }
-                    Err(error) => {
-                        tracing::warn!(backend = %name, kind = error.kind(), attempts = report.attempts, "llm backend failed");
-                        failed.push(name.clone());
-                        last_error = Some(error);
-                        if deadline.is_some_and(|at| Instant::now() >= at) {
-                            break;
-                        }
-                    }
+            match self
+                .first_answer(target, deadline, |backend| backend.stream(&request, deadline))
+                .await?
+            {
+                Ok(answer) => {
+                    generation = Some(OpenedStream {
+                        prices: self.prices.get(&answer.backend).copied().unwrap_or_default(),
+                        backend: answer.backend,
+                        events: answer.value.events,
+                        attempts: answer.attempts,
+                        failed_backends: answer.failed,
+                        prompt_chars,
+                    })
                 }
-            }
-            if generation.is_none() {
-                degraded = Some(self.degrade(target, prepared.prediction.is_some(), last_error)?);
+                Err(last) => degraded = Some(self.degrade(target, prepared.prediction.is_some(), last)?),
             }
         }
         Ok(StreamStart {
@@ -289,14 +268,51 @@ impl Engine {
         })
     }
 
+    /// Walks the target's backend chain (primary, then fallbacks) until one answers, the chain ends, or the
+    /// caller's deadline passes. `Ok(Err(last))` carries the last backend's error when none answered.
+    async fn first_answer<'a, T, F, Fut>(
+        &'a self,
+        target: &Target,
+        deadline: Option<Instant>,
+        call: F,
+    ) -> Result<Result<Answer<T>, LlmError>, RouterError>
+    where
+        F: Fn(&'a GuardedBackend) -> Fut,
+        Fut: std::future::Future<Output = (Result<T, LlmError>, llm::CallReport)>,
+    {
+        let mut failed = Vec::new();
+        let mut last = None;
+        for name in &target.backends {
+            let (result, report) = call(self.backend(target, name)?).await;
+            match result {
+                Ok(value) => {
+                    return Ok(Ok(Answer {
+                        backend: name.clone(),
+                        value,
+                        attempts: report.attempts,
+                        failed,
+                    }));
+                }
+                Err(error) => {
+                    tracing::warn!(backend = %name, kind = error.kind(), attempts = report.attempts, "llm backend failed");
+                    failed.push(name.clone());
+                    last = Some(error);
+                    if deadline.is_some_and(|at| Instant::now() >= at) {
+                        break;
+                    }
+                }
+            }
+        }
+        last.map(Err)
+            .ok_or_else(|| RouterError::Policy(crate::policy::PolicyError::UnknownTarget(target.name.clone())))
+    }
+
     /// Every backend failed: a hybrid target allowed to degrade answers with its score; otherwise the last error.
-    fn degrade(&self, target: &Target, scored: bool, last_error: Option<LlmError>) -> Result<String, RouterError> {
-        match last_error {
-            Some(error) if target.degrade_to_score && scored => Ok(format!("no LLM answer ({error}); score only")),
-            Some(error) => Err(error.into()),
-            None => Err(RouterError::Policy(crate::policy::PolicyError::UnknownTarget(
-                target.name.clone(),
-            ))),
+    fn degrade(&self, target: &Target, scored: bool, last: LlmError) -> Result<String, RouterError> {
+        if target.degrade_to_score && scored {
+            Ok(format!("no LLM answer ({last}); score only"))
+        } else {
+            Err(last.into())
         }
     }
 
@@ -478,6 +494,14 @@ impl Engine {
             .map(Arc::as_ref)
             .ok_or_else(|| RouterError::Policy(crate::policy::PolicyError::UnknownTarget(target.name.clone())))
     }
+}
+
+/// The first answer of a backend chain.
+struct Answer<T> {
+    backend: String,
+    value: T,
+    attempts: u32,
+    failed: Vec<String>,
 }
 
 /// The request after everything but the LLM call.
