@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use prost_types::Value;
 use prost_types::value::Kind;
-use support::{FakeLlm, Fault, Gateway, config, free_port, n, record, request, s, stream_events, telco_record};
+use support::{
+    FakeLlm, Fault, Gateway, assert_status, config, free_port, n, record, request, s, stream_events, telco_record,
+};
 use switchyard_proto::v1::{RouteRequest, TargetKind, route_event::Event};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -252,8 +254,7 @@ async fn llm_down_answers_unavailable_naming_the_backend_and_scores_still_work()
         .route(request("tell me a joke", None))
         .await
         .expect_err("backend down");
-    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    assert!(status.message().contains("llm backend local"), "{}", status.message());
+    assert_status(&status, Code::Unavailable, "llm backend local");
     let status = client
         .route_stream(request("tell me a joke", None))
         .await
@@ -291,12 +292,7 @@ async fn backend_errors_map_to_unavailable_and_deadline_exceeded() {
         .route(request("tell me a joke", None))
         .await
         .expect_err("timeout");
-    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
-    assert!(
-        status.message().contains("llm backend local timed out"),
-        "{}",
-        status.message()
-    );
+    assert_status(&status, Code::DeadlineExceeded, "llm backend local timed out");
 }
 
 #[tokio::test]

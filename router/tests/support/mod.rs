@@ -364,3 +364,13 @@ pub fn with_secondary(config_text: &str, url: &str) -> String {
         "{text}\n[backends.secondary]\nbase_url = \"{url}\"\nmodel = \"smollm2\"\nconnect_timeout = \"1s\"\nrequest_timeout = \"60s\"\n"
     )
 }
+
+/// Asserts a status's code and that its message contains `needle`.
+pub fn assert_status(status: &tonic::Status, code: tonic::Code, needle: &str) {
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(
+        status.message().contains(needle),
+        "want {needle:?} in {:?}",
+        status.message()
+    );
+}
