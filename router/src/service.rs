@@ -121,7 +121,13 @@ async fn forward(
     };
     let mut usage = None;
     let mut output_chars = 0;
-    while let Some(event) = stream.events.next().await {
+    loop {
+        // The caller leaving ends the upstream request at once, without waiting for the backend's next token.
+        let event = tokio::select! {
+            () = sender.closed() => return,
+            event = stream.events.next() => event,
+        };
+        let Some(event) = event else { break };
         match event {
             Ok(StreamEvent::Delta(text)) => {
                 output_chars += text.chars().count();
