@@ -28,6 +28,9 @@ pub enum Command {
         /// gRPC listen address, overriding the config's server.listen.
         #[arg(long, env = "SWITCHYARD_LISTEN")]
         listen: Option<SocketAddr>,
+        /// Admin HTTP address (`/metrics`, `/healthz`, `/readyz`), overriding the config's server.admin_listen.
+        #[arg(long, env = "SWITCHYARD_ADMIN_LISTEN")]
+        admin_listen: Option<SocketAddr>,
     },
     /// Check a config file; exits non-zero naming file, key and reason.
     Validate {

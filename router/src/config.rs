@@ -61,6 +61,8 @@ impl Prices {
 pub struct ServerConfig {
     /// gRPC listen address.
     pub listen: SocketAddr,
+    /// Admin HTTP address (`/metrics`, `/healthz`, `/readyz`).
+    pub admin_listen: SocketAddr,
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
     /// Upper bound for one request, whatever the caller's deadline.
@@ -96,6 +98,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields, default)]
 struct RawServer {
     listen: String,
+    admin_listen: String,
     shutdown_grace: String,
     request_timeout: String,
     max_text_bytes: usize,
@@ -106,6 +109,7 @@ impl Default for RawServer {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:50051".to_owned(),
+            admin_listen: "127.0.0.1:9464".to_owned(),
             shutdown_grace: "10s".to_owned(),
             request_timeout: "120s".to_owned(),
             max_text_bytes: 32 * 1024,
@@ -321,6 +325,12 @@ fn validate(path: &Path, base: &Path, raw: RawConfig, version: String) -> Result
             err(
                 "server.listen",
                 format!("{:?} is not a socket address ({e})", raw.server.listen),
+            )
+        })?,
+        admin_listen: raw.server.admin_listen.parse().map_err(|e| {
+            err(
+                "server.admin_listen",
+                format!("{:?} is not a socket address ({e})", raw.server.admin_listen),
             )
         })?,
         shutdown_grace: duration("server.shutdown_grace", &raw.server.shutdown_grace)?,

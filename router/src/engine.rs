@@ -12,9 +12,11 @@ use tracing::instrument;
 
 use crate::config::{Config, Prices};
 use crate::error::RouterError;
+use crate::metrics::SharedMetrics;
 use crate::policy::{Classified, Decision, Policy, RequestFacts, Target, TargetKind};
 use crate::prompt::Prompts;
 use crate::request::RouteInput;
+use opentelemetry::KeyValue;
 
 /// How many labels a decision reports.
 const TOP_LABELS: usize = 5;
@@ -28,6 +30,7 @@ pub struct Engine {
     prompts: Prompts,
     max_text_bytes: usize,
     spend: std::sync::Mutex<BTreeMap<String, f64>>,
+    metrics: SharedMetrics,
 }
 
 /// One label with its probability and group.
@@ -105,6 +108,8 @@ pub struct OpenedStream {
     pub prices: Prices,
     /// Prompt size in characters, for estimating input tokens when the backend sends no usage.
     pub prompt_chars: usize,
+    /// When the call to the answering backend started.
+    pub started: Instant,
 }
 
 /// A backend of the chosen target and its circuit state.
@@ -149,7 +154,7 @@ pub struct StreamStart {
 
 impl Engine {
     /// Loads the ONNX Runtime and the models (blocking: call from a blocking context) and builds the backends.
-    pub fn load(config: &Config) -> Result<Self, RouterError> {
+    pub fn load(config: &Config, metrics: SharedMetrics) -> Result<Self, RouterError> {
         let runtime = match &config.models.onnx_runtime {
             Some(path) => OnnxRuntime::load(path)?,
             None => OnnxRuntime::from_env()?,
@@ -174,7 +179,18 @@ impl Engine {
                 .map_err(|(key, reason)| RouterError::Prompt { target: key, reason })?,
             max_text_bytes: config.server.max_text_bytes,
             spend: std::sync::Mutex::new(BTreeMap::new()),
+            metrics,
         })
+    }
+
+    /// Inferences waiting for a worker now.
+    pub fn queue_depth(&self) -> usize {
+        self.pool.queue_depth()
+    }
+
+    /// The instruments.
+    pub fn metrics(&self) -> &SharedMetrics {
+        &self.metrics
     }
 
     /// Every backend with its guards (for health).
@@ -202,7 +218,7 @@ impl Engine {
         if !target.backends.is_empty() {
             let request = self.llm_request(target, input, prepared.prediction.as_ref())?;
             match self
-                .first_answer(target, deadline, |backend| backend.complete(&request, deadline))
+                .first_answer(target, deadline, false, |backend| backend.complete(&request, deadline))
                 .await?
             {
                 Ok(answer) => {
@@ -243,7 +259,7 @@ impl Engine {
             let request = self.llm_request(target, input, prepared.prediction.as_ref())?;
             let prompt_chars = request.messages.iter().map(|m| m.content.chars().count()).sum();
             match self
-                .first_answer(target, deadline, |backend| backend.stream(&request, deadline))
+                .first_answer(target, deadline, true, |backend| backend.stream(&request, deadline))
                 .await?
             {
                 Ok(answer) => {
@@ -254,6 +270,7 @@ impl Engine {
                         attempts: answer.attempts,
                         failed_backends: answer.failed,
                         prompt_chars,
+                        started: answer.started,
                     })
                 }
                 Err(last) => degraded = Some(self.degrade(target, prepared.prediction.is_some(), last)?),
@@ -270,10 +287,13 @@ impl Engine {
 
     /// Walks the target's backend chain (primary, then fallbacks) until one answers, the chain ends, or the
     /// caller's deadline passes. `Ok(Err(last))` carries the last backend's error when none answered.
+    /// `streaming` says what the call's duration measures: the time to the first event (streams) or the whole
+    /// operation.
     async fn first_answer<'a, T, F, Fut>(
         &'a self,
         target: &Target,
         deadline: Option<Instant>,
+        streaming: bool,
         call: F,
     ) -> Result<Result<Answer<T>, LlmError>, RouterError>
     where
@@ -283,17 +303,29 @@ impl Engine {
         let mut failed = Vec::new();
         let mut last = None;
         for name in &target.backends {
-            let (result, report) = call(self.backend(target, name)?).await;
+            let backend = self.backend(target, name)?;
+            let started = Instant::now();
+            let (result, report) = call(backend).await;
+            let elapsed = started.elapsed().as_secs_f64();
+            let mut attributes = llm_attributes(name, backend.model());
             match result {
                 Ok(value) => {
+                    if streaming {
+                        self.metrics.llm_first_token.record(elapsed, &attributes[2..]);
+                    } else {
+                        self.metrics.llm_duration.record(elapsed, &attributes);
+                    }
                     return Ok(Ok(Answer {
                         backend: name.clone(),
                         value,
                         attempts: report.attempts,
                         failed,
+                        started,
                     }));
                 }
                 Err(error) => {
+                    attributes.push(KeyValue::new("error.type", error.kind()));
+                    self.metrics.llm_duration.record(elapsed, &attributes);
                     tracing::warn!(backend = %name, kind = error.kind(), attempts = report.attempts, "llm backend failed");
                     failed.push(name.clone());
                     last = Some(error);
@@ -338,7 +370,7 @@ impl Engine {
             .copied()
             .unwrap_or_default()
             .cost(usage.input_tokens, usage.output_tokens);
-        self.add_spend(&target.name, cost);
+        self.record_usage(&target.name, backend, usage, cost);
         Generation {
             backend: backend.to_owned(),
             completion,
@@ -349,8 +381,18 @@ impl Engine {
         }
     }
 
-    /// Adds to a target's running cost total.
-    pub fn add_spend(&self, target: &str, cost: f64) {
+    /// Records a call's tokens and cost: token histograms, the cost counter and the target's running total.
+    pub fn record_usage(&self, target: &str, backend: &str, usage: llm::Usage, cost: f64) {
+        let backend = KeyValue::new("switchyard.backend", backend.to_owned());
+        for (kind, tokens) in [("input", usage.input_tokens), ("output", usage.output_tokens)] {
+            self.metrics.llm_tokens.record(
+                u64::from(tokens),
+                &[KeyValue::new("gen_ai.token.type", kind), backend.clone()],
+            );
+        }
+        self.metrics
+            .llm_cost
+            .add(cost, &[KeyValue::new("switchyard.target", target.to_owned())]);
         let mut spend = self.spend.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *spend.entry(target.to_owned()).or_default() += cost;
     }
@@ -450,6 +492,14 @@ impl Engine {
             },
         )?;
         tracing::debug!(label = %classified.label, confidence, target = %decision.target.name, "decided");
+        self.metrics.confidence.record(f64::from(confidence), &[]);
+        self.metrics.decisions.add(
+            1,
+            &[
+                KeyValue::new("switchyard.label_group", classified.group.clone()),
+                KeyValue::new("switchyard.target", decision.target.name.clone()),
+            ],
+        );
         let identity = &self.pool.classifier().identity;
         Ok(Routing {
             classified,
@@ -461,11 +511,14 @@ impl Engine {
 
     /// Scores a record; `explain` also attributes the score to the record's fields.
     async fn score(&self, record: ValidRecord, explain: bool) -> Result<Prediction, RouterError> {
-        let (score, mut top_features) = if explain {
-            self.pool.score_explained(record).await?
+        let started = Instant::now();
+        let scored = if explain {
+            self.pool.score_explained(record).await
         } else {
-            (self.pool.score(record).await?, Vec::new())
+            self.pool.score(record).await.map(|score| (score, Vec::new()))
         };
+        self.metrics.score_duration.record(started.elapsed().as_secs_f64(), &[]);
+        let (score, mut top_features) = scored?;
         top_features.truncate(TOP_FEATURES);
         let info = self.pool.scorer();
         Ok(Prediction {
@@ -502,6 +555,17 @@ struct Answer<T> {
     value: T,
     attempts: u32,
     failed: Vec<String>,
+    started: Instant,
+}
+
+/// `gen_ai.operation.name`, `gen_ai.request.model`, then `switchyard.backend` (the last alone labels per-backend
+/// measurements that are not operations).
+pub fn llm_attributes(backend: &str, model: &str) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new("gen_ai.operation.name", "chat"),
+        KeyValue::new("gen_ai.request.model", model.to_owned()),
+        KeyValue::new("switchyard.backend", backend.to_owned()),
+    ]
 }
 
 /// The request after everything but the LLM call.

@@ -1,11 +1,13 @@
 //! `switchyard`: parse the command line, validate config, build the service, serve, drain on SIGTERM.
 
+mod admin;
 mod cli;
 mod client;
 mod config;
 mod convert;
 mod engine;
 mod error;
+mod metrics;
 mod policy;
 mod prompt;
 mod request;
@@ -39,10 +41,17 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { config, listen } => {
+        Command::Serve {
+            config,
+            listen,
+            admin_listen,
+        } => {
             let mut config = Config::load(&config).map_err(|e| e.to_string())?;
             if let Some(listen) = listen {
                 config.server.listen = listen;
+            }
+            if let Some(admin_listen) = admin_listen {
+                config.server.admin_listen = admin_listen;
             }
             server::serve(config, shutdown_signal())
                 .await

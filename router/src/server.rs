@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use switchyard_proto::v1::router_server::RouterServer;
 use tokio::net::TcpListener;
@@ -9,8 +10,10 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
+use crate::admin;
 use crate::config::Config;
 use crate::engine::{Engine, SharedEngine};
+use crate::metrics::{Metrics, SharedMetrics};
 use crate::service::RouterService;
 
 /// The health service name of the router (besides "", the server as a whole).
@@ -63,8 +66,31 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
+    let metrics: SharedMetrics = Arc::new(Metrics::new().map_err(|e| ServeError::Load(e.to_string()))?);
+    let ready = Arc::new(AtomicBool::new(false));
+    let admin_addr = config.server.admin_listen;
+    let admin_listener = TcpListener::bind(admin_addr).await.map_err(|source| ServeError::Bind {
+        addr: admin_addr,
+        source,
+    })?;
+    let admin_local = admin_listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: admin_addr,
+        source,
+    })?;
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin =
+        axum::serve(admin_listener, admin::router(metrics.clone(), ready.clone())).with_graceful_shutdown(async {
+            let _ = admin_stopped.await;
+        });
+    tokio::spawn(async move {
+        if let Err(error) = admin.await {
+            tracing::error!(%error, "admin server failed");
+        }
+    });
+    tracing::info!(addr = %admin_local, "admin listening");
+
     let engine: SharedEngine = Arc::new(tokio::sync::OnceCell::new());
-    let router = RouterServer::new(RouterService::new(engine.clone()));
+    let router = RouterServer::new(RouterService::new(engine.clone(), metrics.clone()));
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = Server::builder()
@@ -84,7 +110,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
 
     // Models load off the async runtime while health already answers NOT_SERVING.
     let load_config = config.clone();
-    let loaded = tokio::task::spawn_blocking(move || Engine::load(&load_config));
+    let load_metrics = metrics.clone();
+    let loaded = tokio::task::spawn_blocking(move || Engine::load(&load_config, load_metrics));
     tokio::pin!(shutdown);
     tokio::select! {
         result = loaded => {
@@ -94,6 +121,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
                     reporter.set_service_status("", ServingStatus::Serving).await;
                     reporter.set_service_status(ROUTER_SERVICE, ServingStatus::Serving).await;
                     tokio::spawn(report_backends(engine.clone(), reporter.clone()));
+                    metrics.observe(engine.clone());
+                    ready.store(true, Ordering::SeqCst);
                     tracing::info!(policy_version = %config.policy.version, "models loaded; serving");
                 }
                 Ok(Err(error)) => {
@@ -122,19 +151,23 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
             tracing::info!(%target, cost, "llm cost since start");
         }
     }
+    ready.store(false, Ordering::SeqCst);
     reporter.set_service_status("", ServingStatus::NotServing).await;
     reporter
         .set_service_status(ROUTER_SERVICE, ServingStatus::NotServing)
         .await;
     let _ = stop.send(());
-    match tokio::time::timeout(config.server.shutdown_grace, &mut server).await {
+    let drained = match tokio::time::timeout(config.server.shutdown_grace, &mut server).await {
         Ok(result) => flatten(result),
         Err(_) => {
             tracing::warn!("grace period over: dropping the requests still in flight");
             server.abort();
             Ok(())
         }
-    }
+    };
+    // The admin port outlives the drain: /readyz says 503 and /metrics stays scrapeable until the end.
+    let _ = stop_admin.send(());
+    drained
 }
 
 /// How often backend health follows the circuit breakers.

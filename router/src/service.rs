@@ -14,9 +14,11 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use crate::convert;
-use crate::engine::{Engine, SharedEngine, StreamStart, estimate_tokens};
+use crate::engine::{Engine, SharedEngine, StreamStart, estimate_tokens, llm_attributes};
 use crate::error::RouterError;
+use crate::metrics::SharedMetrics;
 use crate::request::RouteInput;
+use opentelemetry::KeyValue;
 
 /// Events buffered between the LLM stream and a slow gRPC reader; beyond it the LLM read pauses.
 const STREAM_BUFFER: usize = 16;
@@ -24,12 +26,31 @@ const STREAM_BUFFER: usize = 16;
 /// The gRPC service. Answers UNAVAILABLE until the engine (models) is loaded.
 pub struct RouterService {
     engine: SharedEngine,
+    metrics: SharedMetrics,
 }
 
 impl RouterService {
     /// A service over the (possibly still loading) engine.
-    pub fn new(engine: SharedEngine) -> Self {
-        Self { engine }
+    pub fn new(engine: SharedEngine, metrics: SharedMetrics) -> Self {
+        Self { engine, metrics }
+    }
+
+    /// Records `rpc.server.duration` for one call: method, gRPC status code, and the target when decided.
+    fn record<T>(&self, method: &'static str, started: Instant, result: &Result<T, Status>, target: Option<&str>) {
+        let code = match result {
+            Ok(_) => tonic::Code::Ok,
+            Err(status) => status.code(),
+        };
+        self.metrics.rpc_duration.record(
+            started.elapsed().as_secs_f64(),
+            &[
+                KeyValue::new("rpc.system", "grpc"),
+                KeyValue::new("rpc.service", "switchyard.v1.Router"),
+                KeyValue::new("rpc.method", method),
+                KeyValue::new("rpc.grpc.status_code", code as i64),
+                KeyValue::new("switchyard.target", target.unwrap_or("").to_owned()),
+            ],
+        );
     }
 
     fn engine(&self) -> Result<&Engine, Status> {
@@ -43,32 +64,61 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<pb::RouteEvent, Status>> + S
 impl pb::router_server::Router for RouterService {
     #[instrument(skip_all, fields(rpc = "Route"))]
     async fn route(&self, request: Request<pb::RouteRequest>) -> Result<Response<pb::RouteResponse>, Status> {
-        let engine = self.engine()?;
-        let deadline = deadline(request.metadata());
-        let input = RouteInput::try_from(request.into_inner())?;
-        let outcome = engine.route(&input, deadline).await?;
-        Ok(Response::new(convert::response(input.request_id, &outcome)))
+        let started = Instant::now();
+        let result = async {
+            let engine = self.engine()?;
+            let deadline = deadline(request.metadata());
+            let input = RouteInput::try_from(request.into_inner())?;
+            let outcome = engine.route(&input, deadline).await?;
+            Ok(convert::response(input.request_id, &outcome))
+        }
+        .await;
+        let target = result
+            .as_ref()
+            .ok()
+            .and_then(|r: &pb::RouteResponse| r.decision.as_ref())
+            .map(|d| d.target.as_str());
+        self.record("Route", started, &result, target);
+        result.map(Response::new)
     }
 
     type RouteStreamStream = EventStream;
 
     #[instrument(skip_all, fields(rpc = "RouteStream"))]
     async fn route_stream(&self, request: Request<pb::RouteRequest>) -> Result<Response<EventStream>, Status> {
-        let engine = self.engine()?;
-        let deadline = deadline(request.metadata());
-        let input = RouteInput::try_from(request.into_inner())?;
-        let start = engine.route_stream(&input, deadline).await?;
+        let started = Instant::now();
+        let result = async {
+            let engine = self.engine()?;
+            let deadline = deadline(request.metadata());
+            let input = RouteInput::try_from(request.into_inner())?;
+            Ok((input.request_id.clone(), engine.route_stream(&input, deadline).await?))
+        }
+        .await;
+        let target = result
+            .as_ref()
+            .ok()
+            .map(|(_, start): &(String, StreamStart)| start.routing.decision.target.name.clone());
+        // Measured until the stream opened (decision made, first token received): the stream's length is the
+        // caller's reading pace, not the service's latency.
+        self.record("RouteStream", started, &result, target.as_deref());
+        let (request_id, start) = result?;
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(forward(self.engine.clone(), input.request_id, start, sender));
+        tokio::spawn(forward(self.engine.clone(), request_id, start, sender));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
     #[instrument(skip_all, fields(rpc = "Explain"))]
     async fn explain(&self, request: Request<pb::RouteRequest>) -> Result<Response<pb::RoutingDecision>, Status> {
-        let engine = self.engine()?;
-        let input = RouteInput::try_from(request.into_inner())?;
-        let routing = engine.explain(&input).await?;
-        Ok(Response::new((&routing).into()))
+        let started = Instant::now();
+        let result = async {
+            let engine = self.engine()?;
+            let input = RouteInput::try_from(request.into_inner())?;
+            Ok(pb::RoutingDecision::from(&engine.explain(&input).await?))
+        }
+        .await;
+        let target = result.as_ref().ok().map(|d: &pb::RoutingDecision| d.target.clone());
+        self.record("Explain", started, &result, target.as_deref());
+        result.map(Response::new)
     }
 }
 
@@ -155,7 +205,22 @@ async fn forward(
     summary.output_tokens = usage.output_tokens;
     summary.cost = stream.prices.cost(usage.input_tokens, usage.output_tokens);
     if let Some(engine) = engine.get() {
-        engine.add_spend(&start.routing.decision.target.name, summary.cost);
+        engine.record_usage(
+            &start.routing.decision.target.name,
+            &summary.backend,
+            usage,
+            summary.cost,
+        );
+        let model = engine
+            .backends()
+            .get(&summary.backend)
+            .map(|b| b.model().to_owned())
+            .unwrap_or_default();
+        let attributes = llm_attributes(&summary.backend, &model);
+        engine
+            .metrics()
+            .llm_duration
+            .record(stream.started.elapsed().as_secs_f64(), &attributes);
     }
     let _ = send(Event::Summary(summary)).await;
 }

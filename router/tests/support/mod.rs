@@ -100,6 +100,8 @@ target = "retention"
 pub struct Gateway {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The admin HTTP address (`/metrics`, `/healthz`, `/readyz`).
+    pub admin: SocketAddr,
     _dir: TempDir,
 }
 
@@ -110,6 +112,7 @@ impl Gateway {
         let path = dir.0.join("switchyard.toml");
         std::fs::write(&path, config_text).unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args([
                 "serve",
@@ -118,13 +121,25 @@ impl Gateway {
                 "--listen",
                 &addr.to_string(),
             ])
+            .args(["--admin-listen", &admin.to_string()])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn switchyard");
-        let mut gateway = Self { child, addr, _dir: dir };
+        let mut gateway = Self {
+            child,
+            addr,
+            admin,
+            _dir: dir,
+        };
         gateway.wait_serving().await;
         gateway
+    }
+
+    /// GET `path` on the admin port: (status, body).
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        let response = reqwest::get(format!("http://{}{path}", self.admin)).await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
     }
 
     /// `http://addr`.

@@ -1,0 +1,155 @@
+//! Metrics: OpenTelemetry instruments, exported as Prometheus text on the admin port (`/metrics`).
+//!
+//! Names follow OpenTelemetry semantic conventions where one exists (`rpc.server.duration`,
+//! `gen_ai.client.operation.duration`, `gen_ai.client.token.usage`); Switchyard's own are under `switchyard.`.
+//! The Prometheus exporter turns dots into underscores and adds unit and `_total` suffixes.
+
+use std::sync::Arc;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram, MeterProvider};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use prometheus::{Encoder, TextEncoder};
+
+use crate::engine::SharedEngine;
+
+/// Seconds buckets from 1 ms to 2 min.
+const SECONDS: [f64; 15] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
+];
+/// Probability buckets.
+const PROBABILITY: [f64; 10] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+/// Token-count buckets.
+const TOKENS: [f64; 12] = [
+    1.0, 4.0, 16.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0,
+];
+
+/// Every instrument Switchyard records.
+pub struct Metrics {
+    registry: prometheus::Registry,
+    provider: SdkMeterProvider,
+    /// `rpc.server.duration` by `rpc.method`, `rpc.grpc.status_code`, `switchyard.target`.
+    pub rpc_duration: Histogram<f64>,
+    /// `switchyard.decisions` by `switchyard.label_group`, `switchyard.target`.
+    pub decisions: Counter<u64>,
+    /// `switchyard.classifier.confidence`: the decided label's probability.
+    pub confidence: Histogram<f64>,
+    /// `switchyard.score.duration`: scoring, queue wait included.
+    pub score_duration: Histogram<f64>,
+    /// `gen_ai.client.operation.duration` by `gen_ai.operation.name`, `gen_ai.request.model`, `switchyard.backend`,
+    /// `error.type`.
+    pub llm_duration: Histogram<f64>,
+    /// `gen_ai.client.token.usage` by `gen_ai.token.type` (`input`, `output`), `switchyard.backend`.
+    pub llm_tokens: Histogram<u64>,
+    /// `switchyard.llm.time_to_first_token` by `switchyard.backend`.
+    pub llm_first_token: Histogram<f64>,
+    /// `switchyard.llm.cost` by `switchyard.target`.
+    pub llm_cost: Counter<f64>,
+}
+
+/// Why metrics could not be set up or encoded.
+#[derive(Debug, thiserror::Error)]
+#[error("metrics: {0}")]
+pub struct MetricsError(String);
+
+impl Metrics {
+    /// Builds the provider, the Prometheus registry and every instrument.
+    pub fn new() -> Result<Self, MetricsError> {
+        let registry = prometheus::Registry::new();
+        let exporter = opentelemetry_prometheus::exporter()
+            .with_registry(registry.clone())
+            .build()
+            .map_err(|e| MetricsError(e.to_string()))?;
+        let provider = SdkMeterProvider::builder().with_reader(exporter).build();
+        let meter = provider.meter("switchyard");
+        Ok(Self {
+            rpc_duration: meter
+                .f64_histogram("rpc.server.duration")
+                .with_unit("s")
+                .with_description("gRPC requests by method, status and target")
+                .with_boundaries(SECONDS.to_vec())
+                .build(),
+            decisions: meter
+                .u64_counter("switchyard.decisions")
+                .with_description("Routing decisions by label group and target")
+                .build(),
+            confidence: meter
+                .f64_histogram("switchyard.classifier.confidence")
+                .with_description("Probability of the classifier's decided label")
+                .with_boundaries(PROBABILITY.to_vec())
+                .build(),
+            score_duration: meter
+                .f64_histogram("switchyard.score.duration")
+                .with_unit("s")
+                .with_description("Churn scoring time, inference queue included")
+                .with_boundaries(SECONDS.to_vec())
+                .build(),
+            llm_duration: meter
+                .f64_histogram("gen_ai.client.operation.duration")
+                .with_unit("s")
+                .with_description("LLM calls, retries included")
+                .with_boundaries(SECONDS.to_vec())
+                .build(),
+            llm_tokens: meter
+                .u64_histogram("gen_ai.client.token.usage")
+                .with_unit("{token}")
+                .with_description("Tokens per LLM call by type")
+                .with_boundaries(TOKENS.to_vec())
+                .build(),
+            llm_first_token: meter
+                .f64_histogram("switchyard.llm.time_to_first_token")
+                .with_unit("s")
+                .with_description("Time until a streamed answer's first event")
+                .with_boundaries(SECONDS.to_vec())
+                .build(),
+            llm_cost: meter
+                .f64_counter("switchyard.llm.cost")
+                .with_description("LLM cost from configured token prices, by target")
+                .build(),
+            registry,
+            provider,
+        })
+    }
+
+    /// Registers the gauges read from the engine once it is loaded: inference queue depth and circuit states.
+    pub fn observe(&self, engine: SharedEngine) {
+        let meter = self.provider.meter("switchyard");
+        let queue = engine.clone();
+        meter
+            .u64_observable_gauge("switchyard.inference.queue_depth")
+            .with_description("Inferences waiting for a worker")
+            .with_callback(move |observer| {
+                if let Some(engine) = queue.get() {
+                    observer.observe(u64::try_from(engine.queue_depth()).unwrap_or(u64::MAX), &[]);
+                }
+            })
+            .build();
+        meter
+            .i64_observable_gauge("switchyard.backend.circuit_state")
+            .with_description("Circuit breaker per LLM backend: 0 closed, 1 half-open, 2 open")
+            .with_callback(move |observer| {
+                let Some(engine) = engine.get() else { return };
+                for (name, backend) in engine.backends() {
+                    let state = match backend.circuit() {
+                        llm::CircuitState::Closed => 0,
+                        llm::CircuitState::HalfOpen => 1,
+                        llm::CircuitState::Open => 2,
+                    };
+                    observer.observe(state, &[KeyValue::new("switchyard.backend", name.clone())]);
+                }
+            })
+            .build();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> Result<String, MetricsError> {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .map_err(|e| MetricsError(e.to_string()))?;
+        String::from_utf8(out).map_err(|e| MetricsError(e.to_string()))
+    }
+}
+
+/// Shared handle.
+pub type SharedMetrics = Arc<Metrics>;

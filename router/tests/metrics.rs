@@ -1,0 +1,134 @@
+//! The admin port: `/healthz`, `/readyz`, and `/metrics` moving by the right amounts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use support::{FakeLlm, Fault, Gateway, config, request, stream_events, telco_record, with_backend_settings};
+
+/// The sum of every sample of `metric` whose labels contain all of `labels` (`key="value"` strings).
+fn sample(text: &str, metric: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let name = series.split('{').next()?;
+            (name == metric && labels.iter().all(|l| series.contains(l))).then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn health_endpoints_answer_and_metrics_move_by_the_right_amounts() {
+    let fake = FakeLlm::start(vec![Fault::Ok]).await;
+    let prices = "input_price_per_mtok = 1000000.0\noutput_price_per_mtok = 2000000.0";
+    let gateway = Gateway::start(&with_backend_settings(&config(&fake.base_url(), "3s"), prices)).await;
+    assert_eq!(gateway.admin_get("/healthz").await.0, 200);
+    assert_eq!(gateway.admin_get("/readyz").await.0, 200);
+    let (status, before) = gateway.admin_get("/metrics").await;
+    assert_eq!(status, 200);
+
+    let mut client = gateway.client().await;
+    for _ in 0..2 {
+        client.route(request("", Some(telco_record()))).await.unwrap();
+    }
+    client
+        .explain(request("what is my checking account balance", None))
+        .await
+        .unwrap();
+    client.route(request("", None)).await.unwrap_err();
+    client.route(request("tell me a joke", None)).await.unwrap();
+    stream_events(&mut client, request("tell me a joke", None)).await;
+
+    let (_, after) = gateway.admin_get("/metrics").await;
+    let delta = |metric: &str, labels: &[&str]| sample(&after, metric, labels) - sample(&before, metric, labels);
+    let rpc = "rpc_server_duration_seconds_count";
+    assert_eq!(
+        delta(
+            rpc,
+            &[
+                "rpc_method=\"Route\"",
+                "rpc_grpc_status_code=\"0\"",
+                "switchyard_target=\"churn\""
+            ]
+        ),
+        2.0,
+        "{after}"
+    );
+    assert_eq!(
+        delta(rpc, &["rpc_method=\"Route\"", "rpc_grpc_status_code=\"3\""]),
+        1.0,
+        "INVALID_ARGUMENT counted"
+    );
+    assert_eq!(
+        delta(rpc, &["rpc_method=\"Explain\"", "rpc_grpc_status_code=\"0\""]),
+        1.0
+    );
+    assert_eq!(
+        delta(rpc, &["rpc_method=\"RouteStream\"", "switchyard_target=\"assistant\""]),
+        1.0
+    );
+    let decisions = "switchyard_decisions_total";
+    assert_eq!(
+        delta(
+            decisions,
+            &[
+                "switchyard_label_group=\"customer_record\"",
+                "switchyard_target=\"churn\""
+            ]
+        ),
+        2.0
+    );
+    assert_eq!(delta(decisions, &["switchyard_label_group=\"banking\""]), 1.0);
+    assert_eq!(
+        delta("switchyard_classifier_confidence_count", &[]),
+        5.0,
+        "two records, explain, two LLM questions"
+    );
+    assert_eq!(delta("switchyard_score_duration_seconds_count", &[]), 2.0);
+    let llm = "gen_ai_client_operation_duration_seconds_count";
+    assert_eq!(
+        delta(llm, &["gen_ai_operation_name=\"chat\"", "switchyard_backend=\"local\""]),
+        2.0,
+        "whole and streamed"
+    );
+    assert_eq!(delta("switchyard_llm_time_to_first_token_seconds_count", &[]), 1.0);
+    // The fake reports 3 input and 2 output tokens per call.
+    let tokens = "gen_ai_client_token_usage_sum";
+    assert_eq!(delta(tokens, &["gen_ai_token_type=\"input\""]), 6.0);
+    assert_eq!(delta(tokens, &["gen_ai_token_type=\"output\""]), 4.0);
+    // Prices of 1e6 and 2e6 per million tokens: 3 + 4 = 7 per call.
+    assert_eq!(
+        delta("switchyard_llm_cost_total", &["switchyard_target=\"assistant\""]),
+        14.0
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "switchyard_backend_circuit_state",
+            &["switchyard_backend=\"local\""]
+        ),
+        0.0
+    );
+    assert!(
+        after.contains("switchyard_inference_queue_depth"),
+        "queue depth gauge exported"
+    );
+}
+
+#[tokio::test]
+async fn readiness_fails_while_draining() {
+    let fake = FakeLlm::start(vec![Fault::Delay(std::time::Duration::from_millis(1500))]).await;
+    let gateway = Gateway::start(&config(&fake.base_url(), "10s")).await;
+    let mut client = gateway.client().await;
+    let in_flight = tokio::spawn(async move { client.route(request("tell me a joke", None)).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    gateway.terminate();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        gateway.admin_get("/readyz").await.0,
+        503,
+        "draining instances leave the load balancer"
+    );
+    assert!(in_flight.await.unwrap().is_ok());
+}
