@@ -29,7 +29,6 @@ pub struct Engine {
     prices: BTreeMap<String, Prices>,
     prompts: Prompts,
     max_text_bytes: usize,
-    spend: std::sync::Mutex<BTreeMap<String, f64>>,
     metrics: SharedMetrics,
 }
 
@@ -178,7 +177,6 @@ impl Engine {
             prompts: Prompts::compile(config.policy.targets.values())
                 .map_err(|(key, reason)| RouterError::Prompt { target: key, reason })?,
             max_text_bytes: config.server.max_text_bytes,
-            spend: std::sync::Mutex::new(BTreeMap::new()),
             metrics,
         })
     }
@@ -381,7 +379,7 @@ impl Engine {
         }
     }
 
-    /// Records a call's tokens and cost: token histograms, the cost counter and the target's running total.
+    /// Records a call's tokens and cost (the cost counter is the per-target running total).
     pub fn record_usage(&self, target: &str, backend: &str, usage: llm::Usage, cost: f64) {
         let backend = KeyValue::new("switchyard.backend", backend.to_owned());
         for (kind, tokens) in [("input", usage.input_tokens), ("output", usage.output_tokens)] {
@@ -393,16 +391,6 @@ impl Engine {
         self.metrics
             .llm_cost
             .add(cost, &[KeyValue::new("switchyard.target", target.to_owned())]);
-        let mut spend = self.spend.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *spend.entry(target.to_owned()).or_default() += cost;
-    }
-
-    /// Cost so far, per target.
-    pub fn spend(&self) -> BTreeMap<String, f64> {
-        self.spend
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
     }
 
     fn backend_states(&self, target: &Target) -> Vec<BackendState> {

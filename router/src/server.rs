@@ -146,11 +146,6 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
         () = &mut shutdown => {}
     }
     tracing::info!(grace = ?config.server.shutdown_grace, "shutting down: draining in-flight requests");
-    if let Some(engine) = engine.get() {
-        for (target, cost) in engine.spend() {
-            tracing::info!(%target, cost, "llm cost since start");
-        }
-    }
     ready.store(false, Ordering::SeqCst);
     reporter.set_service_status("", ServingStatus::NotServing).await;
     reporter
