@@ -1,5 +1,5 @@
 //! End to end against the real local `llama-server` (SmolLM2-135M, temperature 0): plain, hybrid and streamed
-//! answers. Structure is asserted, not wording. One llama-server for the whole file, started by the test.
+//! answers. Structure is asserted, not wording. Each test starts the llama-servers it needs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,8 +10,12 @@ use support::{
 };
 use switchyard_proto::v1::{TargetKind, route_event::Event};
 
+/// The real model is CPU-bound on a 2-core machine: tests that run it take turns.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn plain_hybrid_and_streamed_answers_from_a_real_llm() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let llama = LlamaServer::start().await;
     let gateway = Gateway::start(&config(&llama.base_url(), "60s")).await;
     let mut client = gateway.client().await;
@@ -88,6 +92,7 @@ async fn plain_hybrid_and_streamed_answers_from_a_real_llm() {
 
 #[tokio::test]
 async fn two_real_backends_fall_back_when_the_primary_is_stopped_mid_test() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let mut primary = LlamaServer::start().await;
     let secondary = LlamaServer::start().await;
     let text = with_secondary(
@@ -98,7 +103,13 @@ async fn two_real_backends_fall_back_when_the_primary_is_stopped_mid_test() {
     let mut client = gateway.client().await;
     let question = || request("what is the capital of france?", None);
 
-    let before = client.route(question()).await.unwrap().into_inner().generation.unwrap();
+    let before = client
+        .route(question())
+        .await
+        .expect("the primary answers")
+        .into_inner()
+        .generation
+        .unwrap();
     assert_eq!(before.backend, "local");
     assert!(before.failed_backends.is_empty());
 

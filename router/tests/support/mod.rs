@@ -24,13 +24,22 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A free TCP port on loopback.
+/// A free TCP port on loopback, never one this process handed out before (tests run in parallel, and a port
+/// released by one `bind(0)` can come back from the next).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A config for tests: the repository's models, the given `[backends.local]` URL, short timeouts.
@@ -41,7 +50,7 @@ pub fn config(llm_base_url: &str, backend_timeout: &str) -> String {
 [server]
 listen = "127.0.0.1:1"
 shutdown_grace = "5s"
-request_timeout = "30s"
+request_timeout = "60s"
 max_text_bytes = 32768
 
 [models]
@@ -269,7 +278,7 @@ impl LlamaServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn llama-server");
-        let llama = Self { child, port };
+        let mut llama = Self { child, port };
         let deadline = Instant::now() + Duration::from_secs(60);
         let url = format!("http://127.0.0.1:{port}/health");
         while !reqwest::get(&url)
@@ -280,6 +289,11 @@ impl LlamaServer {
             assert!(Instant::now() < deadline, "llama-server did not become healthy");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // Healthy must mean *this* server, not another process on a reused port.
+        assert!(
+            llama.child.try_wait().unwrap().is_none(),
+            "llama-server on port {port} exited"
+        );
         llama
     }
 
