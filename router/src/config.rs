@@ -63,6 +63,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Admin HTTP address (`/metrics`, `/healthz`, `/readyz`).
     pub admin_listen: SocketAddr,
+    /// Log line format.
+    pub log_format: crate::logging::LogFormat,
+    /// Log level filter (`RUST_LOG` overrides it).
+    pub log_level: String,
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
     /// Upper bound for one request, whatever the caller's deadline.
@@ -99,6 +103,8 @@ struct RawConfig {
 struct RawServer {
     listen: String,
     admin_listen: String,
+    log_format: RawLogFormat,
+    log_level: String,
     shutdown_grace: String,
     request_timeout: String,
     max_text_bytes: usize,
@@ -110,12 +116,21 @@ impl Default for RawServer {
         Self {
             listen: "127.0.0.1:50051".to_owned(),
             admin_listen: "127.0.0.1:9464".to_owned(),
+            log_format: RawLogFormat::Json,
+            log_level: "info".to_owned(),
             shutdown_grace: "10s".to_owned(),
             request_timeout: "120s".to_owned(),
             max_text_bytes: 32 * 1024,
             concurrency_per_connection: 64,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawLogFormat {
+    Json,
+    Text,
 }
 
 #[derive(Debug, Deserialize)]
@@ -333,6 +348,19 @@ fn validate(path: &Path, base: &Path, raw: RawConfig, version: String) -> Result
                 format!("{:?} is not a socket address ({e})", raw.server.admin_listen),
             )
         })?,
+        log_format: match raw.server.log_format {
+            RawLogFormat::Json => crate::logging::LogFormat::Json,
+            RawLogFormat::Text => crate::logging::LogFormat::Text,
+        },
+        log_level: match tracing_subscriber::EnvFilter::try_new(&raw.server.log_level) {
+            Ok(_) => raw.server.log_level.clone(),
+            Err(e) => {
+                return Err(err(
+                    "server.log_level",
+                    format!("{:?} is not a level filter ({e})", raw.server.log_level),
+                ));
+            }
+        },
         shutdown_grace: duration("server.shutdown_grace", &raw.server.shutdown_grace)?,
         request_timeout: duration("server.request_timeout", &raw.server.request_timeout)?,
         max_text_bytes: positive(path, "server.max_text_bytes", raw.server.max_text_bytes)?,

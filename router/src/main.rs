@@ -7,6 +7,7 @@ mod config;
 mod convert;
 mod engine;
 mod error;
+mod logging;
 mod metrics;
 mod policy;
 mod prompt;
@@ -23,13 +24,6 @@ use crate::config::Config;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -53,17 +47,25 @@ async fn run(cli: Cli) -> Result<(), String> {
             if let Some(admin_listen) = admin_listen {
                 config.server.admin_listen = admin_listen;
             }
+            logging::init(config.server.log_format, &config.server.log_level);
             server::serve(config, shutdown_signal())
                 .await
                 .map_err(|e| e.to_string())
         }
         Command::Validate { config } => {
+            logging::init(logging::LogFormat::Text, "warn");
             let loaded = Config::load(&config).map_err(|e| e.to_string())?;
             println!("{}: ok (policy version {})", config.display(), loaded.policy.version);
             Ok(())
         }
-        Command::Route(args) => client::route(args).await.map_err(|e| e.to_string()),
-        Command::Explain(args) => client::explain(args).await.map_err(|e| e.to_string()),
+        Command::Route(args) => {
+            logging::init(logging::LogFormat::Text, "warn");
+            client::route(args).await.map_err(|e| e.to_string())
+        }
+        Command::Explain(args) => {
+            logging::init(logging::LogFormat::Text, "warn");
+            client::explain(args).await.map_err(|e| e.to_string())
+        }
     }
 }
 

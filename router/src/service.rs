@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use crate::convert;
-use crate::engine::{Engine, SharedEngine, StreamStart, estimate_tokens, llm_attributes};
+use crate::engine::{Engine, Routing, SharedEngine, StreamStart, estimate_tokens, llm_attributes};
 use crate::error::RouterError;
 use crate::metrics::SharedMetrics;
 use crate::request::RouteInput;
@@ -35,21 +35,33 @@ impl RouterService {
         Self { engine, metrics }
     }
 
-    /// Records `rpc.server.duration` for one call: method, gRPC status code, and the target when decided.
-    fn record<T>(&self, method: &'static str, started: Instant, result: &Result<T, Status>, target: Option<&str>) {
+    /// Ends one call: `rpc.server.duration` and one access-log line (ids, decision, status; never content).
+    fn finish<T>(&self, method: &'static str, started: Instant, result: &Result<T, Status>, access: &Access) {
         let code = match result {
             Ok(_) => tonic::Code::Ok,
             Err(status) => status.code(),
         };
+        let elapsed = started.elapsed();
         self.metrics.rpc_duration.record(
-            started.elapsed().as_secs_f64(),
+            elapsed.as_secs_f64(),
             &[
                 KeyValue::new("rpc.system", "grpc"),
                 KeyValue::new("rpc.service", "switchyard.v1.Router"),
                 KeyValue::new("rpc.method", method),
                 KeyValue::new("rpc.grpc.status_code", code as i64),
-                KeyValue::new("switchyard.target", target.unwrap_or("").to_owned()),
+                KeyValue::new("switchyard.target", access.target.clone()),
             ],
+        );
+        tracing::info!(
+            target: "switchyard::access",
+            rpc_method = method,
+            request_id = %access.request_id,
+            tenant = %access.tenant,
+            label = %access.label,
+            route_target = %access.target,
+            grpc_status = code as i32,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
         );
     }
 
@@ -65,20 +77,17 @@ impl pb::router_server::Router for RouterService {
     #[instrument(skip_all, fields(rpc = "Route"))]
     async fn route(&self, request: Request<pb::RouteRequest>) -> Result<Response<pb::RouteResponse>, Status> {
         let started = Instant::now();
+        let mut access = Access::default();
         let result = async {
             let engine = self.engine()?;
             let deadline = deadline(request.metadata());
-            let input = RouteInput::try_from(request.into_inner())?;
+            let input = access.input(RouteInput::try_from(request.into_inner())?);
             let outcome = engine.route(&input, deadline).await?;
+            access.routing(&outcome.routing);
             Ok(convert::response(input.request_id, &outcome))
         }
         .await;
-        let target = result
-            .as_ref()
-            .ok()
-            .and_then(|r: &pb::RouteResponse| r.decision.as_ref())
-            .map(|d| d.target.as_str());
-        self.record("Route", started, &result, target);
+        self.finish("Route", started, &result, &access);
         result.map(Response::new)
     }
 
@@ -87,20 +96,19 @@ impl pb::router_server::Router for RouterService {
     #[instrument(skip_all, fields(rpc = "RouteStream"))]
     async fn route_stream(&self, request: Request<pb::RouteRequest>) -> Result<Response<EventStream>, Status> {
         let started = Instant::now();
+        let mut access = Access::default();
         let result = async {
             let engine = self.engine()?;
             let deadline = deadline(request.metadata());
-            let input = RouteInput::try_from(request.into_inner())?;
-            Ok((input.request_id.clone(), engine.route_stream(&input, deadline).await?))
+            let input = access.input(RouteInput::try_from(request.into_inner())?);
+            let start = engine.route_stream(&input, deadline).await?;
+            access.routing(&start.routing);
+            Ok((input.request_id, start))
         }
         .await;
-        let target = result
-            .as_ref()
-            .ok()
-            .map(|(_, start): &(String, StreamStart)| start.routing.decision.target.name.clone());
         // Measured until the stream opened (decision made, first token received): the stream's length is the
         // caller's reading pace, not the service's latency.
-        self.record("RouteStream", started, &result, target.as_deref());
+        self.finish("RouteStream", started, &result, &access);
         let (request_id, start) = result?;
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(forward(self.engine.clone(), request_id, start, sender));
@@ -110,15 +118,39 @@ impl pb::router_server::Router for RouterService {
     #[instrument(skip_all, fields(rpc = "Explain"))]
     async fn explain(&self, request: Request<pb::RouteRequest>) -> Result<Response<pb::RoutingDecision>, Status> {
         let started = Instant::now();
+        let mut access = Access::default();
         let result = async {
             let engine = self.engine()?;
-            let input = RouteInput::try_from(request.into_inner())?;
-            Ok(pb::RoutingDecision::from(&engine.explain(&input).await?))
+            let input = access.input(RouteInput::try_from(request.into_inner())?);
+            let routing = engine.explain(&input).await?;
+            access.routing(&routing);
+            Ok(pb::RoutingDecision::from(&routing))
         }
         .await;
-        let target = result.as_ref().ok().map(|d: &pb::RoutingDecision| d.target.clone());
-        self.record("Explain", started, &result, target.as_deref());
+        self.finish("Explain", started, &result, &access);
         result.map(Response::new)
+    }
+}
+
+/// What one request's access-log line and metrics carry: identifiers and the decision, never content.
+#[derive(Debug, Default)]
+struct Access {
+    request_id: String,
+    tenant: String,
+    label: String,
+    target: String,
+}
+
+impl Access {
+    fn input(&mut self, input: RouteInput) -> RouteInput {
+        self.request_id.clone_from(&input.request_id);
+        self.tenant.clone_from(&input.tenant);
+        input
+    }
+
+    fn routing(&mut self, routing: &Routing) {
+        self.label.clone_from(&routing.classified.label);
+        self.target.clone_from(&routing.decision.target.name);
     }
 }
 

@@ -132,3 +132,40 @@ async fn readiness_fails_while_draining() {
     );
     assert!(in_flight.await.unwrap().is_ok());
 }
+
+#[tokio::test]
+async fn one_json_access_line_per_request_and_no_content() {
+    let fake = FakeLlm::start(vec![Fault::Ok]).await;
+    let gateway = Gateway::start_logging(&config(&fake.base_url(), "3s")).await;
+    let mut client = gateway.client().await;
+    let marker = "zebra-marker-5f3a";
+    let question = switchyard_proto::v1::RouteRequest {
+        request_id: "req-42".into(),
+        tenant: "acme".into(),
+        ..request(&format!("tell me a joke about {marker}"), None)
+    };
+    client.route(question).await.unwrap();
+    client.route(request("", Some(telco_record()))).await.unwrap();
+    client.route(request("", None)).await.unwrap_err();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let logs = gateway.logs();
+    assert!(!logs.contains(marker), "request text must never be logged");
+    assert!(!logs.contains("Month-to-month"), "feature values must never be logged");
+    let access: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("every log line is JSON"))
+        .filter(|line| line["target"] == "switchyard::access")
+        .collect();
+    assert_eq!(access.len(), 3, "{logs}");
+    let first = &access[0];
+    assert_eq!(first["request_id"], "req-42");
+    assert_eq!(first["tenant"], "acme");
+    assert_eq!(first["rpc_method"], "Route");
+    assert_eq!(first["route_target"], "assistant");
+    assert_eq!(first["grpc_status"], 0);
+    assert!(first["duration_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(access[1]["route_target"], "churn");
+    assert_eq!(access[2]["grpc_status"], 3, "INVALID_ARGUMENT");
+    assert_eq!(first["level"], "INFO");
+}

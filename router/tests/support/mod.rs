@@ -117,6 +117,20 @@ pub struct Gateway {
 impl Gateway {
     /// Starts `switchyard serve` with `config_text` and waits until health says SERVING.
     pub async fn start(config_text: &str) -> Self {
+        Self::spawn(config_text, "warn", false).await
+    }
+
+    /// Like `start`, at log level `info`, with stderr (the log) kept in a file for [`Gateway::logs`].
+    pub async fn start_logging(config_text: &str) -> Self {
+        Self::spawn(config_text, "info", true).await
+    }
+
+    /// The log lines written so far (`start_logging` only).
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self._dir.0.join("stderr.log")).unwrap_or_default()
+    }
+
+    async fn spawn(config_text: &str, level: &str, keep_log: bool) -> Self {
         let dir = TempDir::new();
         let path = dir.0.join("switchyard.toml");
         std::fs::write(&path, config_text).unwrap();
@@ -131,8 +145,13 @@ impl Gateway {
                 &addr.to_string(),
             ])
             .args(["--admin-listen", &admin.to_string()])
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdin(Stdio::null())
+            .stderr(if keep_log {
+                Stdio::from(std::fs::File::create(dir.0.join("stderr.log")).unwrap())
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
             .expect("spawn switchyard");
         let mut gateway = Self {
