@@ -367,6 +367,13 @@ def train() -> dict:
     for label in (score, explain):
         got = predict_with_threshold(run(session, corpus[label]["eval"], 1.0), classes, threshold["value"])
         routing[label] = common.rounded(100 * (got == label).mean(), 2)
+    independent = {}
+    for label, texts in (
+        (score, record_phrasings.INDEPENDENT_SCORE),
+        (explain, record_phrasings.INDEPENDENT_EXPLAIN),
+    ):
+        got = predict_with_threshold(run(session, texts, 1.0), classes, threshold["value"])
+        independent[label] = common.rounded(100 * (got == label).mean(), 2)
     held_out_all = corpus[score]["eval"] + corpus[explain]["eval"]
     held_out_no_record = predict_with_threshold(run(session, held_out_all, 0.0), classes, threshold["value"])
     empty_with_record = predict_with_threshold(run(session, [""], 1.0), classes, threshold["value"])[0]
@@ -398,6 +405,8 @@ def train() -> dict:
             "eval_texts_per_label": RECORD_EVAL_PER_LABEL,
             "routing_accuracy_pct": routing,
             "routing_accuracy_pct_overall": common.rounded((routing[score] + routing[explain]) / 2, 2),
+            "independent_phrasings_routing_accuracy_pct": independent,
+            "independent_phrasings": {score: len(record_phrasings.INDEPENDENT_SCORE), explain: len(record_phrasings.INDEPENDENT_EXPLAIN)},
             "empty_text_with_record": str(empty_with_record),
             "plain_questions_sent_to_record_labels_pct": common.rounded(
                 100 * np.isin(plain, list(record_labels)).mean(), 3

@@ -196,6 +196,8 @@ The paper's rows are on its test split, ours on `val`.
 | routing accuracy `churn_score` % | {record['routing_accuracy_pct']['churn_score']} |
 | routing accuracy `churn_explain` % | {record['routing_accuracy_pct']['churn_explain']} |
 | routing accuracy overall % | {record['routing_accuracy_pct_overall']} |
+| independent phrasings, `churn_score` % ({record['independent_phrasings']['churn_score']} requests) | {record['independent_phrasings_routing_accuracy_pct']['churn_score']} |
+| independent phrasings, `churn_explain` % ({record['independent_phrasings']['churn_explain']} requests) | {record['independent_phrasings_routing_accuracy_pct']['churn_explain']} |
 | empty text with a record | `{record['empty_text_with_record']}` |
 | plain questions (`val` + `oos_val`) sent to record labels % | {record['plain_questions_sent_to_record_labels_pct']} |
 | held-out record phrasings without a record sent to record labels % | {record['held_out_phrasings_without_record_sent_to_record_labels_pct']} |

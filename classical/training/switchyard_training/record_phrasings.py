@@ -348,3 +348,73 @@ def generate(templates: list[str], rows: pd.DataFrame, count: int, rng: random.R
         text = template.format(who=who)
         texts.append(text.capitalize() if rng.random() < 0.3 else text)
     return texts
+
+
+# An independent evaluation set: whole requests written in one sitting, after the templates above and without
+# looking at model output on them, in the voices of agents, analysts and managers (some with typos). They are never
+# trained on; metrics.json reports routing accuracy on them separately from the held-out templates.
+INDEPENDENT_SCORE = [
+    "can u run the churn numbers on this one",
+    "I just need to know if this account is a flight risk, yes/no is fine",
+    "what would the model give this guy",
+    "pls score",
+    "risk level?",
+    "how risky is this customer on a scale of 0 to 1",
+    "give me this subscriber's propensity to cancel",
+    "is this one likely to churn in your opinion, number please",
+    "churn propensity for the attached",
+    "quick number on this account's likelihood of leaving",
+    "what are the chances we lose this customer",
+    "rate this record",
+    "evaluate churn likelihood",
+    "compute a risk estimate for the record below",
+    "How likely is it this customer walks away next quarter?",
+    "tell me the probability this person terminates their contract",
+    "put a probability on this customer cancelling",
+    "is the attached customer going to leave us?",
+    "churn likelihood score for the account attached",
+    "run the model on the record",
+    "what's the predicted churn",
+    "assess this customer for churn risk",
+    "give me a churn estimate",
+    "percent chance of churn?",
+    "do we expect this customer to churn",
+    "model output for this customer please",
+    "how big is the risk of losing them",
+    "odds this one cancels",
+    "predict whether the customer leaves",
+    "what does the scorer say",
+]
+
+INDEPENDENT_EXPLAIN = [
+    "why does the model flag this account",
+    "what's going on with this customer, why would they leave",
+    "help me figure out what to offer this customer so they stay",
+    "walk me through what is making this one risky",
+    "I'm calling this customer tomorrow, what should I say to keep them?",
+    "what is the story behind this customer's churn risk",
+    "which parts of the record push the risk up",
+    "can you tell me the reasons this customer might cancel",
+    "what would you do to save this account",
+    "how can I convince this customer to stay",
+    "any tips for retaining this one",
+    "explain to me why this subscriber is at risk",
+    "what levers do we have to keep this customer",
+    "why is this customer unhappy, and what can we do",
+    "what retention offer makes sense here",
+    "give me talking points for a retention call with this customer",
+    "what should the account manager do about this customer",
+    "break it down for me: why is the risk high",
+    "how do I stop this customer from switching to a competitor",
+    "what's the explanation for this prediction",
+    "what makes this customer want to leave",
+    "suggest ways to win this customer back",
+    "reasons for the churn risk?",
+    "what could reduce the chance they cancel",
+    "recommend next steps for this at-risk customer",
+    "what plan change would keep them",
+    "describe the drivers of this customer's churn",
+    "why?? this customer has been with us for years",
+    "advise the retention team on this account",
+    "what's behind this score",
+]
