@@ -96,8 +96,10 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let server = Server::builder()
         // A caller without a deadline still gets an answer or an error within this bound.
         .timeout(config.server.request_timeout)
-        // Bounds the work one connection can queue; excess waits in HTTP/2 flow control, not in memory.
+        // Bounds the requests one connection has in flight...
         .concurrency_limit_per_connection(config.server.concurrency_per_connection)
+        // ...and refuses the excess at once with RESOURCE_EXHAUSTED instead of queueing it without bound.
+        .load_shed(true)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

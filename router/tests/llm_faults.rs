@@ -453,3 +453,28 @@ async fn the_retry_budget_caps_retries_under_sustained_failure() {
         "14 first attempts and exactly 10 budgeted retries"
     );
 }
+
+#[tokio::test]
+async fn requests_beyond_the_per_connection_limit_are_shed() {
+    let fake = FakeLlm::start(vec![Fault::Delay(Duration::from_millis(800))]).await;
+    let text = config(&fake.base_url(), "3s").replace(
+        "max_text_bytes = 32768",
+        "max_text_bytes = 32768\nconcurrency_per_connection = 1",
+    );
+    let gateway = Gateway::start(&text).await;
+    let client = gateway.client().await;
+    let mut first = client.clone();
+    let busy = tokio::spawn(async move { first.route(request("tell me a joke", None)).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = client
+        .clone()
+        .route(request("tell me another", None))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(busy.await.unwrap().is_ok(), "the request in flight is unaffected");
+    assert!(
+        client.clone().route(request("", Some(telco_record()))).await.is_ok(),
+        "served again once free"
+    );
+}
