@@ -1,0 +1,224 @@
+//! The config file's shape as serde reads it: unknown keys refused, defaults filled in. `super::validate` turns
+//! it into typed values.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub(super) server: RawServer,
+    pub(super) models: RawModels,
+    #[serde(default)]
+    pub(super) backends: BTreeMap<String, RawBackend>,
+    pub(super) targets: BTreeMap<String, RawTarget>,
+    pub(super) policy: RawPolicy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawServer {
+    pub(super) listen: String,
+    pub(super) admin_listen: String,
+    pub(super) log_format: RawLogFormat,
+    pub(super) log_level: String,
+    pub(super) shutdown_grace: String,
+    pub(super) request_timeout: String,
+    pub(super) max_text_bytes: usize,
+    pub(super) concurrency_per_connection: usize,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:50051".to_owned(),
+            admin_listen: "127.0.0.1:9464".to_owned(),
+            log_format: RawLogFormat::Json,
+            log_level: "info".to_owned(),
+            shutdown_grace: "10s".to_owned(),
+            request_timeout: "120s".to_owned(),
+            max_text_bytes: 32 * 1024,
+            concurrency_per_connection: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum RawLogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawModels {
+    #[serde(default)]
+    pub(super) onnx_runtime: Option<PathBuf>,
+    pub(super) classifier: PathBuf,
+    pub(super) scorer: PathBuf,
+    #[serde(default = "default_workers")]
+    pub(super) workers: usize,
+    #[serde(default = "default_queue")]
+    pub(super) queue_capacity: usize,
+}
+
+pub(super) fn default_workers() -> usize {
+    2
+}
+
+pub(super) fn default_queue() -> usize {
+    256
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBackend {
+    pub(super) base_url: String,
+    pub(super) model: String,
+    #[serde(default)]
+    pub(super) api_key_env: Option<String>,
+    #[serde(default = "default_connect_timeout")]
+    pub(super) connect_timeout: String,
+    #[serde(default = "default_backend_timeout")]
+    pub(super) request_timeout: String,
+    #[serde(default = "default_first_token_timeout")]
+    pub(super) first_token_timeout: String,
+    #[serde(default)]
+    pub(super) headers: BTreeMap<String, String>,
+    #[serde(default = "default_max_concurrent")]
+    pub(super) max_concurrent: usize,
+    #[serde(default = "default_max_queued")]
+    pub(super) max_queued: usize,
+    #[serde(default = "default_max_attempts")]
+    pub(super) max_attempts: u32,
+    #[serde(default = "default_base_backoff")]
+    pub(super) base_backoff: String,
+    #[serde(default = "default_max_backoff")]
+    pub(super) max_backoff: String,
+    #[serde(default = "default_retry_budget")]
+    pub(super) retry_budget_ratio: f64,
+    #[serde(default = "default_breaker_failures")]
+    pub(super) breaker_failures: u32,
+    #[serde(default = "default_breaker_open_for")]
+    pub(super) breaker_open_for: String,
+    #[serde(default = "default_max_response_bytes")]
+    pub(super) max_response_bytes: usize,
+    #[serde(default)]
+    pub(super) input_price_per_mtok: f64,
+    #[serde(default)]
+    pub(super) output_price_per_mtok: f64,
+}
+
+pub(super) fn default_max_prompt_chars() -> usize {
+    16_000
+}
+
+pub(super) fn default_max_response_bytes() -> usize {
+    4 * 1024 * 1024
+}
+
+pub(super) fn default_first_token_timeout() -> String {
+    "20s".to_owned()
+}
+
+pub(super) fn default_max_concurrent() -> usize {
+    8
+}
+
+pub(super) fn default_max_queued() -> usize {
+    32
+}
+
+pub(super) fn default_max_attempts() -> u32 {
+    3
+}
+
+pub(super) fn default_base_backoff() -> String {
+    "100ms".to_owned()
+}
+
+pub(super) fn default_max_backoff() -> String {
+    "2s".to_owned()
+}
+
+pub(super) fn default_retry_budget() -> f64 {
+    0.2
+}
+
+pub(super) fn default_breaker_failures() -> u32 {
+    5
+}
+
+pub(super) fn default_breaker_open_for() -> String {
+    "10s".to_owned()
+}
+
+pub(super) fn default_connect_timeout() -> String {
+    "2s".to_owned()
+}
+
+pub(super) fn default_backend_timeout() -> String {
+    "60s".to_owned()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub(super) enum RawKind {
+    Classical,
+    Llm,
+    Hybrid,
+    Reject,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTarget {
+    pub(super) kind: RawKind,
+    #[serde(default)]
+    pub(super) backend: Option<String>,
+    #[serde(default)]
+    pub(super) fallbacks: Vec<String>,
+    #[serde(default)]
+    pub(super) degrade_to_score: bool,
+    #[serde(default)]
+    pub(super) system_prompt: Option<String>,
+    #[serde(default)]
+    pub(super) user_prompt: Option<String>,
+    #[serde(default = "default_max_prompt_chars")]
+    pub(super) max_prompt_chars: usize,
+    #[serde(default)]
+    pub(super) max_tokens: Option<u32>,
+    #[serde(default)]
+    pub(super) temperature: Option<f32>,
+    #[serde(default)]
+    pub(super) message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPolicy {
+    pub(super) default_target: String,
+    #[serde(default)]
+    pub(super) allow_force_target: Vec<String>,
+    #[serde(default)]
+    pub(super) rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRule {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) label: Option<String>,
+    #[serde(default)]
+    pub(super) group: Option<String>,
+    #[serde(default)]
+    pub(super) min_confidence: f32,
+    pub(super) target: String,
+    #[serde(default)]
+    pub(super) fallback: Option<String>,
+}
