@@ -164,13 +164,7 @@ fn work(queue: Receiver<Job>, mut classifier: RequestClassifier, mut scorer: Chu
 pub type Scored = (ChurnScore, Vec<crate::Influence>);
 
 fn score(scorer: &mut ChurnScorer, record: &ValidRecord, explain: bool) -> Result<Scored, ClassicalError> {
-    let score = scorer
-        .score_batch(std::slice::from_ref(record))?
-        .pop()
-        .ok_or_else(|| ClassicalError::Inference {
-            model: scorer.info().identity.to_string(),
-            reason: "empty output".to_owned(),
-        })?;
+    let score = scorer.score_valid(record)?;
     let influences = if explain {
         scorer.influences(record, score.probability)?
     } else {

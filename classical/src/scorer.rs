@@ -78,7 +78,12 @@ impl ChurnScorer {
             .schema
             .validate(record)
             .map_err(ClassicalError::InvalidFeatures)?;
-        let mut scores = self.score_batch(&[valid])?;
+        self.score_valid(&valid)
+    }
+
+    /// Scores one already validated record.
+    pub fn score_valid(&mut self, record: &ValidRecord) -> Result<ChurnScore, ClassicalError> {
+        let mut scores = self.score_batch(std::slice::from_ref(record))?;
         scores.pop().ok_or_else(|| ClassicalError::Inference {
             model: self.name.clone(),
             reason: "empty output".into(),

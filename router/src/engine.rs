@@ -27,7 +27,7 @@ pub struct Engine {
     policy: Policy,
     backends: BTreeMap<String, Arc<GuardedBackend>>,
     prices: BTreeMap<String, Prices>,
-    prompts: Prompts,
+    prompts: Arc<Prompts>,
     max_text_bytes: usize,
     metrics: SharedMetrics,
 }
@@ -97,6 +97,8 @@ pub struct Generation {
 pub struct OpenedStream {
     /// Backend name in config.
     pub backend: String,
+    /// The model asked of it.
+    pub model: String,
     /// The events (the first included).
     pub events: BoxStream<'static, Result<StreamEvent, LlmError>>,
     /// Attempts on the answering backend.
@@ -174,8 +176,7 @@ impl Engine {
             policy: config.policy.clone(),
             backends,
             prices: config.prices.clone(),
-            prompts: Prompts::compile(config.policy.targets.values())
-                .map_err(|(key, reason)| RouterError::Prompt { target: key, reason })?,
+            prompts: config.prompts.clone(),
             max_text_bytes: config.server.max_text_bytes,
             metrics,
         })
@@ -263,6 +264,7 @@ impl Engine {
                 Ok(answer) => {
                     generation = Some(OpenedStream {
                         prices: self.prices.get(&answer.backend).copied().unwrap_or_default(),
+                        model: self.backend(target, &answer.backend)?.model().to_owned(),
                         backend: answer.backend,
                         events: answer.value.events,
                         attempts: answer.attempts,

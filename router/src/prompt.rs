@@ -36,6 +36,12 @@ pub struct Prompts {
     env: Environment<'static>,
 }
 
+impl std::fmt::Debug for Prompts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prompts").finish_non_exhaustive()
+    }
+}
+
 #[derive(Serialize)]
 struct Field {
     name: String,

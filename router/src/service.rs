@@ -243,12 +243,7 @@ async fn forward(
             usage,
             summary.cost,
         );
-        let model = engine
-            .backends()
-            .get(&summary.backend)
-            .map(|b| b.model().to_owned())
-            .unwrap_or_default();
-        let attributes = llm_attributes(&summary.backend, &model);
+        let attributes = llm_attributes(&summary.backend, &stream.model);
         engine
             .metrics()
             .llm_duration

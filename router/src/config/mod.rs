@@ -40,6 +40,8 @@ pub struct Config {
     pub prices: BTreeMap<String, Prices>,
     /// The routing policy (targets and rules).
     pub policy: Policy,
+    /// The targets' prompt templates, compiled.
+    pub prompts: std::sync::Arc<prompt::Prompts>,
 }
 
 /// A backend's token prices, in currency units per million tokens.
@@ -363,7 +365,7 @@ fn validate(path: &Path, base: &Path, raw: RawConfig, version: String) -> Result
         });
     }
     // Templates are compiled now so a syntax error is a config error, not a failed request.
-    prompt::Prompts::compile(targets.values()).map_err(|(key, reason)| err(&key, reason))?;
+    let prompts = prompt::Prompts::compile(targets.values()).map_err(|(key, reason)| err(&key, reason))?;
     let policy = Policy {
         version,
         targets,
@@ -377,6 +379,7 @@ fn validate(path: &Path, base: &Path, raw: RawConfig, version: String) -> Result
         backends,
         prices,
         policy,
+        prompts: std::sync::Arc::new(prompts),
     })
 }
 
