@@ -7,6 +7,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
+use crate::telemetry::{self, ChatSpan, SpanTarget};
 use crate::wire::{Completion, RequestBody, StreamOptions};
 use crate::{LlmError, sse};
 
@@ -29,6 +30,10 @@ pub struct BackendConfig {
     pub headers: Vec<(String, String)>,
     /// Largest reply accepted, in bytes (whole body, or all of a stream); beyond it the call fails.
     pub max_response_bytes: usize,
+    /// `gen_ai.provider.name` on the backend's spans (`openai`, `llama.cpp`, `vllm`, ...).
+    pub provider: String,
+    /// Record prompts and answers on the backend's spans, cut to this many bytes; `None` (the default): never.
+    pub capture_content: Option<usize>,
 }
 
 /// One chat message.
@@ -87,6 +92,8 @@ pub struct ChatCompletion {
     pub finish_reason: String,
     /// The model the backend says answered (else the one asked for).
     pub model: String,
+    /// The backend's id for this completion, when it sent one.
+    pub id: Option<String>,
     /// Token counts, when the backend reported them.
     pub usage: Option<Usage>,
 }
@@ -102,6 +109,8 @@ pub enum StreamEvent {
         finish_reason: String,
         /// The answering model, if reported.
         model: Option<String>,
+        /// The backend's id for this completion, if reported.
+        id: Option<String>,
     },
     /// Token counts (`stream_options.include_usage`).
     Usage(Usage),
@@ -112,6 +121,9 @@ pub enum StreamEvent {
 pub struct ChatBackend {
     config: Arc<BackendConfig>,
     http: reqwest::Client,
+    /// Host and port of `base_url`, for `server.address` and `server.port`.
+    host: Option<String>,
+    port: Option<u16>,
 }
 
 impl ChatBackend {
@@ -138,10 +150,29 @@ impl ChatBackend {
                 backend: config.name.clone(),
                 detail: e.to_string(),
             })?;
+        let url = reqwest::Url::parse(&config.base_url).ok();
         Ok(Self {
+            host: url.as_ref().and_then(|u| u.host_str().map(str::to_owned)),
+            port: url.as_ref().and_then(reqwest::Url::port_or_known_default),
             config: Arc::new(config),
             http,
         })
+    }
+
+    /// Opens the `chat {model}` span of one call, a child of the current span.
+    pub(crate) fn chat_span(&self, request: &ChatRequest, streaming: bool) -> ChatSpan {
+        ChatSpan::start(
+            &SpanTarget {
+                name: &self.config.name,
+                provider: &self.config.provider,
+                model: &self.config.model,
+                host: self.host.as_deref(),
+                port: self.port,
+                capture: self.config.capture_content,
+            },
+            request,
+            streaming,
+        )
     }
 
     /// The backend's name in config.
@@ -174,6 +205,7 @@ impl ChatBackend {
             text: choice.message.content.unwrap_or_default(),
             finish_reason: choice.finish_reason.unwrap_or_else(|| "stop".to_owned()),
             model: completion.model.unwrap_or_else(|| self.config.model.clone()),
+            id: completion.id,
             usage: completion.usage.map(|u| Usage {
                 input_tokens: u.prompt_tokens,
                 output_tokens: u.completion_tokens,
@@ -204,9 +236,13 @@ impl ChatBackend {
             stream,
             stream_options: stream.then_some(StreamOptions { include_usage: true }),
         };
+        // The trace continues at the backend: its spans (where it emits any) become children of the chat span.
+        let mut trace_headers = reqwest::header::HeaderMap::new();
+        telemetry::inject_context(&mut trace_headers);
         let mut call = self
             .http
             .post(format!("{}/chat/completions", self.config.base_url))
+            .headers(trace_headers)
             .json(&body);
         if let Some(key) = &self.config.api_key {
             call = call.bearer_auth(key);

@@ -6,6 +6,7 @@ mod breaker;
 mod error;
 mod resilient;
 mod sse;
+pub mod telemetry;
 mod wire;
 
 pub use backend::{BackendConfig, ChatBackend, ChatCompletion, ChatMessage, ChatRequest, StreamEvent, Usage};

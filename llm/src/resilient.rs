@@ -10,7 +10,10 @@ use futures::stream::BoxStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use tracing::Instrument;
+
 use crate::breaker::{BreakerConfig, CircuitBreaker, CircuitState};
+use crate::telemetry::ChatSpan;
 use crate::{ChatBackend, ChatCompletion, ChatRequest, LlmError, StreamEvent};
 
 /// How one backend is guarded.
@@ -116,65 +119,84 @@ impl GuardedBackend {
         self.breaker.state()
     }
 
-    /// A whole answer, within `deadline` (the caller's), with retries.
+    /// A whole answer, within `deadline` (the caller's), with retries, under a `chat {model}` span.
     pub async fn complete(
         &self,
         request: &ChatRequest,
         deadline: Option<Instant>,
     ) -> (Result<ChatCompletion, LlmError>, CallReport) {
-        let mut report = CallReport::default();
-        let _slot = match self.acquire(deadline).await {
-            Ok(slot) => slot,
-            Err(e) => return (Err(e), report),
+        let span = self.backend.chat_span(request, false);
+        let call = async {
+            let mut report = CallReport::default();
+            let _slot = match self.acquire(deadline).await {
+                Ok(slot) => slot,
+                Err(e) => return (Err(e), report),
+            };
+            // Whole answers are bounded by the backend's request timeout (in the HTTP client) and the caller's
+            // deadline.
+            let result = self
+                .attempts(deadline, &mut report, None, &span, || self.backend.complete(request))
+                .await;
+            (result, report)
         };
-        // Whole answers are bounded by the backend's request timeout (in the HTTP client) and the caller's deadline.
-        let result = self
-            .attempts(deadline, &mut report, None, || self.backend.complete(request))
-            .await;
+        let (result, report) = call.instrument(span.span().clone()).await;
+        span.attempts(report.attempts);
+        match &result {
+            Ok(completion) => span.complete(completion),
+            Err(error) => span.fail(error),
+        }
         (result, report)
     }
 
     /// A streamed answer, opened within `deadline` with retries until the first event arrives; after that,
-    /// failures reach the caller (no retry once text may have been shown).
+    /// failures reach the caller (no retry once text may have been shown). The `chat {model}` span lasts until
+    /// the stream ends or is dropped.
     pub async fn stream(
         &self,
         request: &ChatRequest,
         deadline: Option<Instant>,
     ) -> (Result<OpenStream, LlmError>, CallReport) {
-        let mut report = CallReport::default();
-        let slot = match self.acquire(deadline).await {
-            Ok(slot) => slot,
-            Err(e) => return (Err(e), report),
-        };
-        let name = self.name().to_owned();
-        let first_token = Some(self.config.first_token_timeout);
-        let opened = self
-            .attempts(deadline, &mut report, first_token, || {
-                let name = name.clone();
-                async move {
-                    let mut events = self.backend.stream(request).await?;
-                    match events.next().await {
-                        Some(Ok(first)) => Ok((first, events)),
-                        Some(Err(e)) => Err(e),
-                        None => Err(LlmError::Protocol {
-                            backend: name,
-                            detail: "stream ended before any event".into(),
-                        }),
+        let span = self.backend.chat_span(request, true);
+        let call = async {
+            let mut report = CallReport::default();
+            let slot = match self.acquire(deadline).await {
+                Ok(slot) => slot,
+                Err(e) => return (Err(e), report),
+            };
+            let name = self.name().to_owned();
+            let first_token = Some(self.config.first_token_timeout);
+            let opened = self
+                .attempts(deadline, &mut report, first_token, &span, || {
+                    let name = name.clone();
+                    async move {
+                        let mut events = self.backend.stream(request).await?;
+                        match events.next().await {
+                            Some(Ok(first)) => Ok((first, events)),
+                            Some(Err(e)) => Err(e),
+                            None => Err(LlmError::Protocol {
+                                backend: name,
+                                detail: "stream ended before any event".into(),
+                            }),
+                        }
                     }
-                }
-            })
-            .await;
-        let result = opened.map(|(first, rest)| {
-            let events = futures::stream::once(async move { Ok(first) }).chain(rest);
-            // The slot travels with the stream: released when the caller drops it.
-            let guarded = events.map(move |event| {
-                let _hold: &OwnedSemaphorePermit = &slot;
-                event
-            });
-            OpenStream {
-                events: guarded.boxed(),
+                })
+                .await;
+            (opened.map(|opened| (opened, slot)), report)
+        };
+        let (opened, report) = call.instrument(span.span().clone()).await;
+        span.attempts(report.attempts);
+        let result = match opened {
+            Ok(((first, rest), slot)) => {
+                span.first_token();
+                Ok(OpenStream {
+                    events: traced(futures::stream::once(async move { Ok(first) }).chain(rest), span, slot),
+                })
             }
-        });
+            Err(error) => {
+                span.fail(&error);
+                Err(error)
+            }
+        };
         (result, report)
     }
 
@@ -218,6 +240,7 @@ impl GuardedBackend {
         deadline: Option<Instant>,
         report: &mut CallReport,
         per_attempt: Option<Duration>,
+        span: &ChatSpan,
         attempt: F,
     ) -> Result<T, LlmError>
     where
@@ -274,6 +297,7 @@ impl GuardedBackend {
             if deadline.is_some_and(|at| Instant::now() + delay >= at) || !self.budget.withdraw() {
                 return Err(error);
             }
+            span.retry(report.attempts, &error, delay);
             tracing::debug!(
                 backend = self.name(),
                 kind = error.kind(),
@@ -285,6 +309,43 @@ impl GuardedBackend {
             backoff = (backoff * 2).min(self.config.max_backoff);
         }
     }
+}
+
+/// The stream's events, recorded on its span as they pass (response model and id, finish reason, usage,
+/// captured output, a failure); the span and the concurrency slot are released when the stream is dropped.
+fn traced(
+    events: impl futures::Stream<Item = Result<StreamEvent, LlmError>> + Send + 'static,
+    span: ChatSpan,
+    slot: OwnedSemaphorePermit,
+) -> BoxStream<'static, Result<StreamEvent, LlmError>> {
+    let mut output = span.capture().map(|_| String::new());
+    events
+        .map(move |event| {
+            let _hold: &OwnedSemaphorePermit = &slot;
+            match &event {
+                Ok(StreamEvent::Delta(text)) => {
+                    if let (Some(output), Some(cap)) = (output.as_mut(), span.capture())
+                        && output.len() < cap
+                    {
+                        output.push_str(text);
+                    }
+                }
+                Ok(StreamEvent::Finish {
+                    finish_reason,
+                    model,
+                    id,
+                }) => {
+                    span.response(model.as_deref(), id.as_deref(), finish_reason);
+                    if let Some(output) = &output {
+                        span.output(output);
+                    }
+                }
+                Ok(StreamEvent::Usage(usage)) => span.usage(*usage),
+                Err(error) => span.fail(error),
+            }
+            event
+        })
+        .boxed()
 }
 
 /// Decrements the waiting count when a queued request leaves the queue (served, refused or cancelled).

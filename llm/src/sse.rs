@@ -103,6 +103,7 @@ fn parse(data: &str, backend: &str) -> Vec<Result<StreamEvent, LlmError>> {
             events.push(Ok(StreamEvent::Finish {
                 finish_reason,
                 model: chunk.model.clone(),
+                id: chunk.id.clone(),
             }));
         }
     }
@@ -139,7 +140,7 @@ mod tests {
             data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n\
             data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n\
             data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\n\
-            data: {\"model\":\"m\",\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
+            data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
             data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}}\n\n\
             data: [DONE]\n\n\
             data: {\"choices\":[{\"delta\":{\"content\":\"after done\"}}]}\n\n";
@@ -151,7 +152,8 @@ mod tests {
                 StreamEvent::Delta("lo".into()),
                 StreamEvent::Finish {
                     finish_reason: "stop".into(),
-                    model: Some("m".into())
+                    model: Some("m".into()),
+                    id: Some("c1".into()),
                 },
                 StreamEvent::Usage(Usage {
                     input_tokens: 5,

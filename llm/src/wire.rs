@@ -23,6 +23,8 @@ pub(crate) struct StreamOptions {
 #[derive(Debug, Deserialize)]
 pub(crate) struct Completion {
     #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
     pub model: Option<String>,
     #[serde(default)]
     pub choices: Vec<CompletionChoice>,
@@ -45,6 +47,8 @@ pub(crate) struct CompletionMessage {
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct Chunk {
+    #[serde(default)]
+    pub id: Option<String>,
     #[serde(default)]
     pub model: Option<String>,
     #[serde(default)]

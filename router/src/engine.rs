@@ -8,7 +8,8 @@ use classical::{InferencePool, OnnxRuntime};
 use futures::stream::BoxStream;
 use llm::{ChatBackend, ChatCompletion, ChatRequest, GuardedBackend, LlmError, StreamEvent};
 use tokio::time::Instant;
-use tracing::instrument;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::{Config, Prices};
 use crate::error::RouterError;
@@ -16,6 +17,8 @@ use crate::metrics::SharedMetrics;
 use crate::policy::{Classified, Decision, Policy, RequestFacts, Target, TargetKind};
 use crate::prompt::Prompts;
 use crate::request::RouteInput;
+use crate::telemetry::names::*;
+use crate::telemetry::spans;
 use opentelemetry::KeyValue;
 
 /// How many labels a decision reports.
@@ -30,6 +33,8 @@ pub struct Engine {
     prompts: Arc<Prompts>,
     max_text_bytes: usize,
     metrics: SharedMetrics,
+    /// Content capture on spans: the byte cap, `None` when off.
+    capture_content: Option<usize>,
 }
 
 /// One label with its probability and group.
@@ -179,6 +184,7 @@ impl Engine {
             prompts: config.prompts.clone(),
             max_text_bytes: config.server.max_text_bytes,
             metrics,
+            capture_content: config.telemetry.capture_content,
         })
     }
 
@@ -198,7 +204,6 @@ impl Engine {
     }
 
     /// Classifies and decides, without dispatching.
-    #[instrument(skip_all, fields(request_id = %input.request_id))]
     pub async fn explain(&self, input: &RouteInput) -> Result<Routing, RouterError> {
         self.check_limits(input)?;
         if let Some(record) = &input.record {
@@ -208,7 +213,6 @@ impl Engine {
     }
 
     /// Classifies, decides, and dispatches, waiting for the whole answer; LLM calls end by `deadline`.
-    #[instrument(skip_all, fields(request_id = %input.request_id))]
     pub async fn route(&self, input: &RouteInput, deadline: Option<Instant>) -> Result<Outcome, RouterError> {
         let prepared = self.prepare(input).await?;
         let target = &prepared.routing.decision.target;
@@ -244,7 +248,6 @@ impl Engine {
     }
 
     /// Classifies, decides, scores, and opens the LLM stream (when the target has one) by `deadline`.
-    #[instrument(skip_all, fields(request_id = %input.request_id))]
     pub async fn route_stream(
         &self,
         input: &RouteInput,
@@ -332,6 +335,15 @@ impl Engine {
                     if deadline.is_some_and(|at| Instant::now() >= at) {
                         break;
                     }
+                    if let Some(next) = target.backends.iter().skip_while(|b| *b != name).nth(1) {
+                        tracing::Span::current().add_event(
+                            EVENT_FALLBACK,
+                            vec![
+                                KeyValue::new(FALLBACK_FROM, name.clone()),
+                                KeyValue::new(FALLBACK_TO, next.clone()),
+                            ],
+                        );
+                    }
                 }
             }
         }
@@ -342,7 +354,9 @@ impl Engine {
     /// Every backend failed: a hybrid target allowed to degrade answers with its score; otherwise the last error.
     fn degrade(&self, target: &Target, scored: bool, last: LlmError) -> Result<String, RouterError> {
         if target.degrade_to_score && scored {
-            Ok(format!("no LLM answer ({last}); score only"))
+            let reason = format!("no LLM answer ({last}); score only");
+            tracing::Span::current().set_attribute(ROUTE_DEGRADED, reason.clone());
+            Ok(reason)
         } else {
             Err(last.into())
         }
@@ -421,7 +435,10 @@ impl Engine {
                     format!("target {:?} ({:?}) needs a customer record", target.name, target.kind),
                 )
             })?;
-            Some(self.score(record, target.kind == TargetKind::Hybrid).await?)
+            Some(
+                self.score(record, input.record.as_ref(), target.kind == TargetKind::Hybrid)
+                    .await?,
+            )
         } else {
             None
         };
@@ -459,14 +476,34 @@ impl Engine {
     }
 
     async fn classify_and_decide(&self, input: &RouteInput) -> Result<Routing, RouterError> {
-        let classification = self.pool.classify(&input.text, input.record.is_some()).await?;
+        let span = spans::child(SPAN_CLASSIFY);
+        let identity = &self.pool.classifier().identity;
+        span.set_attribute(CLASSIFIER_MODEL, identity.name.clone());
+        span.set_attribute(CLASSIFIER_VERSION, identity.version.clone());
+        if let Some(cap) = self.capture_content {
+            span.set_attribute(TEXT, llm::telemetry::truncate(input.text.clone(), cap));
+        }
+        let started = Instant::now();
+        let classification = match self
+            .pool
+            .classify(&input.text, input.record.is_some())
+            .instrument(span.clone())
+            .await
+        {
+            Ok(classification) => classification,
+            Err(error) => {
+                let error = RouterError::from(error);
+                spans::record_failure(&span, error.kind(), error.to_string());
+                return Err(error);
+            }
+        };
         let (decided, confidence) = classification.decided();
         let classified = Classified {
             label: decided.label.clone(),
             group: decided.group.clone(),
             confidence,
         };
-        let top_labels = classification
+        let top_labels: Vec<LabelScore> = classification
             .top(TOP_LABELS)
             .into_iter()
             .map(|(l, p)| LabelScore {
@@ -475,12 +512,44 @@ impl Engine {
                 probability: p,
             })
             .collect();
-        let decision = self.policy.decide(
-            &classified,
-            RequestFacts {
-                force_target: input.force_target.as_deref(),
-            },
-        )?;
+        let margin = match top_labels.as_slice() {
+            [first, second, ..] => first.probability - second.probability,
+            [first] => first.probability,
+            [] => 0.0,
+        };
+        span.set_attribute(CLASSIFIER_LABEL, classified.label.clone());
+        span.set_attribute(CLASSIFIER_LABEL_GROUP, classified.group.clone());
+        span.set_attribute(CLASSIFIER_CONFIDENCE, f64::from(confidence));
+        span.set_attribute(CLASSIFIER_MARGIN, f64::from(margin));
+        span.set_attribute(CLASSIFIER_DURATION_MS, started.elapsed().as_secs_f64() * 1000.0);
+        drop(span);
+
+        let span = spans::child(SPAN_DECIDE);
+        span.set_attribute(POLICY_VERSION, self.policy.version.clone());
+        let decided = span.in_scope(|| {
+            self.policy.decide(
+                &classified,
+                RequestFacts {
+                    force_target: input.force_target.as_deref(),
+                },
+            )
+        });
+        let decision = match decided {
+            Ok(decision) => decision,
+            Err(error) => {
+                let error = RouterError::from(error);
+                spans::record_failure(&span, error.kind(), error.to_string());
+                return Err(error);
+            }
+        };
+        if let Some(rule) = &decision.rule {
+            span.set_attribute(ROUTE_RULE, rule.clone());
+        }
+        span.set_attribute(ROUTE_TARGET, decision.target.name.clone());
+        span.set_attribute(ROUTE_TARGET_KIND, decision.target.kind.as_str());
+        span.set_attribute(ROUTE_REASON, decision.reason.clone());
+        drop(span);
+
         tracing::debug!(label = %classified.label, confidence, target = %decision.target.name, "decided");
         self.metrics.confidence.record(f64::from(confidence), &[]);
         self.metrics.decisions.add(
@@ -490,7 +559,6 @@ impl Engine {
                 KeyValue::new("switchyard.target", decision.target.name.clone()),
             ],
         );
-        let identity = &self.pool.classifier().identity;
         Ok(Routing {
             classified,
             top_labels,
@@ -500,17 +568,44 @@ impl Engine {
     }
 
     /// Scores a record; `explain` also attributes the score to the record's fields.
-    async fn score(&self, record: ValidRecord, explain: bool) -> Result<Prediction, RouterError> {
-        let started = Instant::now();
-        let scored = if explain {
-            self.pool.score_explained(record).await
-        } else {
-            self.pool.score(record).await.map(|score| (score, Vec::new()))
-        };
-        self.metrics.score_duration.record(started.elapsed().as_secs_f64(), &[]);
-        let (score, mut top_features) = scored?;
-        top_features.truncate(TOP_FEATURES);
+    /// `raw` is the record as sent, recorded on the span only with content capture on.
+    async fn score(
+        &self,
+        record: ValidRecord,
+        raw: Option<&BTreeMap<String, classical::schema::FeatureValue>>,
+        explain: bool,
+    ) -> Result<Prediction, RouterError> {
+        let span = spans::child(SPAN_SCORE);
         let info = self.pool.scorer();
+        span.set_attribute(SCORER_MODEL, info.identity.name.clone());
+        span.set_attribute(SCORER_VERSION, info.identity.version.clone());
+        span.set_attribute(SCORER_BATCH_SIZE, 1_i64);
+        span.set_attribute(SCORER_EXPLAINED, explain);
+        if let (Some(cap), Some(raw)) = (self.capture_content, raw) {
+            span.set_attribute(SCORER_FEATURES, llm::telemetry::truncate(features_json(raw), cap));
+        }
+        let started = Instant::now();
+        let scored = async {
+            if explain {
+                self.pool.score_explained(record).await
+            } else {
+                self.pool.score(record).await.map(|score| (score, Vec::new()))
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        self.metrics.score_duration.record(started.elapsed().as_secs_f64(), &[]);
+        let (score, mut top_features) = match scored {
+            Ok(scored) => scored,
+            Err(error) => {
+                let error = RouterError::from(error);
+                spans::record_failure(&span, error.kind(), error.to_string());
+                return Err(error);
+            }
+        };
+        span.set_attribute(SCORER_SCORE, f64::from(score.probability));
+        span.set_attribute(SCORER_CHURN, score.churn);
+        top_features.truncate(TOP_FEATURES);
         Ok(Prediction {
             model: info.identity.name.clone(),
             version: info.identity.version.clone(),
@@ -563,6 +658,24 @@ struct Prepared {
     routing: Routing,
     prediction: Option<Prediction>,
     rejection: Option<String>,
+}
+
+/// A record as a JSON object, for content capture.
+fn features_json(record: &BTreeMap<String, classical::schema::FeatureValue>) -> String {
+    use classical::schema::FeatureValue;
+    let object: serde_json::Map<String, serde_json::Value> = record
+        .iter()
+        .map(|(name, value)| {
+            let value = match value {
+                FeatureValue::Null => serde_json::Value::Null,
+                FeatureValue::Bool(b) => serde_json::Value::Bool(*b),
+                FeatureValue::Number(n) => serde_json::json!(n),
+                FeatureValue::Text(t) => serde_json::Value::String(t.clone()),
+            };
+            (name.clone(), value)
+        })
+        .collect();
+    serde_json::Value::Object(object).to_string()
 }
 
 /// Tokens for `chars` characters when the backend reports none (about four characters a token in English).

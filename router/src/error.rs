@@ -49,6 +49,21 @@ impl RouterError {
         }
     }
 
+    /// A short name for the failure, for `error.type` on spans (the LLM ones are `LlmError::kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidArgument { .. } => "invalid_argument",
+            Self::Prompt { .. } => "prompt",
+            Self::NotReady => "not_ready",
+            Self::Policy(PolicyError::ForceNotAllowed(_)) => "force_not_allowed",
+            Self::Policy(PolicyError::UnknownTarget(_)) => "unknown_target",
+            Self::Classical(ClassicalError::InvalidFeatures(_)) => "invalid_features",
+            Self::Classical(ClassicalError::Overloaded { .. }) => "overloaded",
+            Self::Classical(_) => "inference",
+            Self::Llm(e) => e.kind(),
+        }
+    }
+
     /// The gRPC code for this error.
     pub fn code(&self) -> Code {
         match self {

@@ -7,13 +7,13 @@ mod config;
 mod convert;
 mod engine;
 mod error;
-mod logging;
 mod metrics;
 mod policy;
 mod prompt;
 mod request;
 mod server;
 mod service;
+mod telemetry;
 
 use std::process::ExitCode;
 
@@ -47,23 +47,26 @@ async fn run(cli: Cli) -> Result<(), String> {
             if let Some(admin_listen) = admin_listen {
                 config.server.admin_listen = admin_listen;
             }
-            logging::init(config.server.log_format, &config.server.log_level);
-            server::serve(config, shutdown_signal())
-                .await
-                .map_err(|e| e.to_string())
+            let telemetry = telemetry::init(&config.telemetry, config.server.log_format, &config.server.log_level)
+                .map_err(|e| e.to_string())?;
+            let served = server::serve(config, &telemetry, shutdown_signal()).await;
+            // Off the async workers: flushing waits for the last export.
+            let flushed = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+            served.map_err(|e| e.to_string())?;
+            flushed.map_err(|e| e.to_string())
         }
         Command::Validate { config } => {
-            logging::init(logging::LogFormat::Text, "warn");
+            telemetry::init_cli_logs("warn");
             let loaded = Config::load(&config).map_err(|e| e.to_string())?;
             println!("{}: ok (policy version {})", config.display(), loaded.policy.version);
             Ok(())
         }
         Command::Route(args) => {
-            logging::init(logging::LogFormat::Text, "warn");
+            telemetry::init_cli_logs("warn");
             client::route(args).await.map_err(|e| e.to_string())
         }
         Command::Explain(args) => {
-            logging::init(logging::LogFormat::Text, "warn");
+            telemetry::init_cli_logs("warn");
             client::explain(args).await.map_err(|e| e.to_string())
         }
     }

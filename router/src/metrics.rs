@@ -12,6 +12,8 @@ use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus::{Encoder, TextEncoder};
 
 use crate::engine::SharedEngine;
+use crate::telemetry::Telemetry;
+use std::sync::atomic::Ordering;
 
 /// Seconds buckets from 1 ms to 2 min.
 const SECONDS: [f64; 15] = [
@@ -53,15 +55,37 @@ pub struct Metrics {
 pub struct MetricsError(String);
 
 impl Metrics {
-    /// Builds the provider, the Prometheus registry and every instrument.
-    pub fn new() -> Result<Self, MetricsError> {
+    /// Builds the provider (Prometheus, plus OTLP when `telemetry` exports metrics), the registry and every
+    /// instrument. Call inside the async runtime.
+    pub fn new(telemetry: &Telemetry) -> Result<Self, MetricsError> {
         let registry = prometheus::Registry::new();
         let exporter = opentelemetry_prometheus::exporter()
             .with_registry(registry.clone())
             .build()
             .map_err(|e| MetricsError(e.to_string()))?;
-        let provider = SdkMeterProvider::builder().with_reader(exporter).build();
+        let mut builder = SdkMeterProvider::builder()
+            .with_resource(telemetry.resource())
+            .with_reader(exporter);
+        if let Some(reader) = telemetry.metric_reader().map_err(|e| MetricsError(e.to_string()))? {
+            builder = builder.with_reader(reader);
+        }
+        let provider = builder.build();
         let meter = provider.meter("switchyard");
+        let failures = telemetry.failures();
+        meter
+            .u64_observable_counter("switchyard.telemetry.export_failures")
+            .with_description("OTLP exports that failed, by signal (traces: span batches; metrics: pushes)")
+            .with_callback(move |observer| {
+                observer.observe(
+                    failures.traces.load(Ordering::Relaxed),
+                    &[KeyValue::new("signal", "traces")],
+                );
+                observer.observe(
+                    failures.metrics.load(Ordering::Relaxed),
+                    &[KeyValue::new("signal", "metrics")],
+                );
+            })
+            .build();
         Ok(Self {
             rpc_duration: meter
                 .f64_histogram("rpc.server.duration")
@@ -139,6 +163,13 @@ impl Metrics {
                 }
             })
             .build();
+    }
+
+    /// Pushes the last OTLP metrics (when exported) and stops the readers.
+    pub fn shutdown(&self) {
+        if let Err(error) = self.provider.shutdown() {
+            tracing::debug!(%error, "meter provider shutdown");
+        }
     }
 
     /// The Prometheus text exposition of every metric.

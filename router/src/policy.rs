@@ -17,6 +17,16 @@ pub enum TargetKind {
 }
 
 impl TargetKind {
+    /// `classical`, `llm`, `hybrid` or `reject`, as in config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Classical => "classical",
+            Self::Llm => "llm",
+            Self::Hybrid => "hybrid",
+            Self::Reject => "reject",
+        }
+    }
+
     /// Whether the target reads the customer record.
     pub fn needs_record(self) -> bool {
         matches!(self, Self::Classical | Self::Hybrid)

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::engine::{Engine, SharedEngine};
 use crate::metrics::{Metrics, SharedMetrics};
 use crate::service::RouterService;
+use crate::telemetry::Telemetry;
 
 /// The health service name of the router (besides "", the server as a whole).
 const ROUTER_SERVICE: &str = "switchyard.v1.Router";
@@ -43,7 +44,11 @@ pub enum ServeError {
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish for up to the
 /// configured grace period.
-pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+pub async fn serve(
+    config: Config,
+    telemetry: &Telemetry,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let listen = config.server.listen;
     let listener = TcpListener::bind(listen)
         .await
@@ -66,7 +71,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
-    let metrics: SharedMetrics = Arc::new(Metrics::new().map_err(|e| ServeError::Load(e.to_string()))?);
+    let metrics: SharedMetrics = Arc::new(Metrics::new(telemetry).map_err(|e| ServeError::Load(e.to_string()))?);
     let ready = Arc::new(AtomicBool::new(false));
     let admin_addr = config.server.admin_listen;
     let admin_listener = TcpListener::bind(admin_addr).await.map_err(|source| ServeError::Bind {
@@ -164,6 +169,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     };
     // The admin port outlives the drain: /readyz says 503 and /metrics stays scrapeable until the end.
     let _ = stop_admin.send(());
+    metrics.shutdown();
     drained
 }
 

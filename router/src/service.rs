@@ -11,13 +11,16 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
-use tracing::instrument;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::convert;
 use crate::engine::{Engine, Routing, SharedEngine, StreamStart, estimate_tokens, llm_attributes};
 use crate::error::RouterError;
 use crate::metrics::SharedMetrics;
 use crate::request::RouteInput;
+use crate::telemetry::names::{HAS_RECORD, REQUEST_ID, TENANT, TEXT_BYTES};
+use crate::telemetry::spans;
 use opentelemetry::KeyValue;
 
 /// Events buffered between the LLM stream and a slow gRPC reader; beyond it the LLM read pauses.
@@ -35,12 +38,22 @@ impl RouterService {
         Self { engine, metrics }
     }
 
-    /// Ends one call: `rpc.server.duration` and one access-log line (ids, decision, status; never content).
-    fn finish<T>(&self, method: &'static str, started: Instant, result: &Result<T, Status>, access: &Access) {
+    /// Ends one call: its status on the SERVER span, `rpc.server.duration`, and one access-log line in the span
+    /// (ids, decision, status; never content).
+    fn finish<T>(
+        &self,
+        span: &tracing::Span,
+        method: &'static str,
+        started: Instant,
+        result: &Result<T, Status>,
+        access: &Access,
+    ) {
         let code = match result {
             Ok(_) => tonic::Code::Ok,
             Err(status) => status.code(),
         };
+        spans::record_status(span, code, result.as_ref().err().map_or("", Status::message));
+        let _in_span = span.enter();
         let elapsed = started.elapsed();
         self.metrics.rpc_duration.record(
             elapsed.as_secs_f64(),
@@ -74,60 +87,63 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<pb::RouteEvent, Status>> + S
 
 #[tonic::async_trait]
 impl pb::router_server::Router for RouterService {
-    #[instrument(skip_all, fields(rpc = "Route"))]
     async fn route(&self, request: Request<pb::RouteRequest>) -> Result<Response<pb::RouteResponse>, Status> {
+        let span = spans::server("Route", request.metadata());
         let started = Instant::now();
         let mut access = Access::default();
         let result = async {
             let engine = self.engine()?;
             let deadline = deadline(request.metadata());
-            let input = access.input(RouteInput::try_from(request.into_inner())?);
+            let input = access.input(RouteInput::try_from(request.into_inner())?, &span);
             let outcome = engine.route(&input, deadline).await?;
             access.routing(&outcome.routing);
             Ok(convert::response(input.request_id, &outcome))
         }
+        .instrument(span.clone())
         .await;
-        self.finish("Route", started, &result, &access);
+        self.finish(&span, "Route", started, &result, &access);
         result.map(Response::new)
     }
 
     type RouteStreamStream = EventStream;
 
-    #[instrument(skip_all, fields(rpc = "RouteStream"))]
     async fn route_stream(&self, request: Request<pb::RouteRequest>) -> Result<Response<EventStream>, Status> {
+        let span = spans::server("RouteStream", request.metadata());
         let started = Instant::now();
         let mut access = Access::default();
         let result = async {
             let engine = self.engine()?;
             let deadline = deadline(request.metadata());
-            let input = access.input(RouteInput::try_from(request.into_inner())?);
+            let input = access.input(RouteInput::try_from(request.into_inner())?, &span);
             let start = engine.route_stream(&input, deadline).await?;
             access.routing(&start.routing);
             Ok((input.request_id, start))
         }
+        .instrument(span.clone())
         .await;
         // Measured until the stream opened (decision made, first token received): the stream's length is the
-        // caller's reading pace, not the service's latency.
-        self.finish("RouteStream", started, &result, &access);
+        // caller's reading pace, not the service's latency. The SERVER span lasts until the stream ends.
+        self.finish(&span, "RouteStream", started, &result, &access);
         let (request_id, start) = result?;
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(forward(self.engine.clone(), request_id, start, sender));
+        tokio::spawn(forward(self.engine.clone(), request_id, start, sender).instrument(span));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
-    #[instrument(skip_all, fields(rpc = "Explain"))]
     async fn explain(&self, request: Request<pb::RouteRequest>) -> Result<Response<pb::RoutingDecision>, Status> {
+        let span = spans::server("Explain", request.metadata());
         let started = Instant::now();
         let mut access = Access::default();
         let result = async {
             let engine = self.engine()?;
-            let input = access.input(RouteInput::try_from(request.into_inner())?);
+            let input = access.input(RouteInput::try_from(request.into_inner())?, &span);
             let routing = engine.explain(&input).await?;
             access.routing(&routing);
             Ok(pb::RoutingDecision::from(&routing))
         }
+        .instrument(span.clone())
         .await;
-        self.finish("Explain", started, &result, &access);
+        self.finish(&span, "Explain", started, &result, &access);
         result.map(Response::new)
     }
 }
@@ -142,9 +158,15 @@ struct Access {
 }
 
 impl Access {
-    fn input(&mut self, input: RouteInput) -> RouteInput {
+    /// Notes the request's identifiers, here and on its SERVER span (sizes only: text goes on spans only with
+    /// content capture, on the `classify` span).
+    fn input(&mut self, input: RouteInput, span: &tracing::Span) -> RouteInput {
         self.request_id.clone_from(&input.request_id);
         self.tenant.clone_from(&input.tenant);
+        span.set_attribute(REQUEST_ID, input.request_id.clone());
+        span.set_attribute(TENANT, input.tenant.clone());
+        span.set_attribute(HAS_RECORD, input.record.is_some());
+        span.set_attribute(TEXT_BYTES, i64::try_from(input.text.len()).unwrap_or(i64::MAX));
         input
     }
 
@@ -217,13 +239,17 @@ async fn forward(
                     return;
                 }
             }
-            Ok(StreamEvent::Finish { finish_reason, model }) => {
+            Ok(StreamEvent::Finish {
+                finish_reason, model, ..
+            }) => {
                 summary.finish_reason = finish_reason;
                 summary.model = model.unwrap_or_default();
             }
             Ok(StreamEvent::Usage(reported)) => usage = Some(reported),
             Err(error) => {
-                let _ = sender.send(Err(RouterError::Llm(error).into())).await;
+                let status = Status::from(RouterError::Llm(error));
+                spans::record_status(&tracing::Span::current(), status.code(), status.message());
+                let _ = sender.send(Err(status)).await;
                 return;
             }
         }

@@ -5,8 +5,10 @@
 
 mod support;
 
+use support::otlp::named;
 use support::{
-    Gateway, LlamaServer, config, request, stream_events, telco_record, with_backend_settings, with_secondary,
+    Gateway, LlamaServer, OtlpReceiver, config, request, stream_events, telco_record, with_backend_settings,
+    with_secondary,
 };
 use switchyard_proto::v1::{TargetKind, route_event::Event};
 
@@ -128,4 +130,53 @@ async fn two_real_backends_fall_back_when_the_primary_is_stopped_mid_test() {
         summary.output_tokens > 0 && !summary.usage_estimated,
         "usage came from the backend: {summary:?}"
     );
+}
+
+#[tokio::test]
+async fn a_real_hybrid_request_is_one_trace_from_the_caller_to_the_llm() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let llama = LlamaServer::start().await;
+    let receiver = OtlpReceiver::grpc().await;
+    let gateway = Gateway::start_traced(&config(&llama.base_url(), "60s"), &receiver.endpoint(), "").await;
+    let mut client = gateway.client().await;
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let caller_span = "00f067aa0ba902b7";
+    let mut message = tonic::Request::new(request("why is this customer likely to leave?", Some(telco_record())));
+    message.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-{caller_span}-01").parse().unwrap(),
+    );
+    let response = client.route(message).await.unwrap().into_inner();
+    assert!(response.generation.is_some());
+
+    let spans = receiver
+        .trace(&trace_id, |spans| {
+            spans.iter().any(|s| s.span.name == "switchyard.v1.Router/Route")
+        })
+        .await;
+    let server = named(&spans, "switchyard.v1.Router/Route");
+    assert_eq!(server.parent_id(), caller_span);
+    for child in ["classify", "route.decide", "score", "chat smollm2"] {
+        assert_eq!(named(&spans, child).parent_id(), server.span_id(), "{child}");
+    }
+    let chat = named(&spans, "chat smollm2");
+    assert!(
+        chat.str("gen_ai.response.id").unwrap().starts_with("chatcmpl"),
+        "llama-server's completion id"
+    );
+    assert!(chat.int("gen_ai.usage.input_tokens").unwrap() > 150);
+    assert!(chat.int("gen_ai.usage.output_tokens").unwrap() > 0);
+    assert_eq!(chat.str("gen_ai.response.model").as_deref(), Some("smollm2"));
+    assert_eq!(chat.int("server.port"), Some(i64::from(llama.port)));
+    // The tree, for the record (`cargo test -- --nocapture`).
+    for span in &spans {
+        eprintln!(
+            "{:<34} span {} parent {} kind {} {:.1} ms",
+            span.span.name,
+            span.span_id(),
+            span.parent_id(),
+            span.span.kind,
+            (span.span.end_time_unix_nano - span.span.start_time_unix_nano) as f64 / 1e6
+        );
+    }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::policy::{Matcher, Policy, Rule, Target, TargetKind};
 use crate::prompt;
+use crate::telemetry::{OtlpProtocol, TelemetryConfig};
 
 mod raw;
 
@@ -42,6 +43,8 @@ pub struct Config {
     pub policy: Policy,
     /// The targets' prompt templates, compiled.
     pub prompts: std::sync::Arc<prompt::Prompts>,
+    /// Traces, metrics export, content capture.
+    pub telemetry: TelemetryConfig,
 }
 
 /// A backend's token prices, in currency units per million tokens.
@@ -68,7 +71,7 @@ pub struct ServerConfig {
     /// Admin HTTP address (`/metrics`, `/healthz`, `/readyz`).
     pub admin_listen: SocketAddr,
     /// Log line format.
-    pub log_format: crate::logging::LogFormat,
+    pub log_format: crate::telemetry::logs::LogFormat,
     /// Log level filter (`RUST_LOG` overrides it).
     pub log_level: String,
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
@@ -117,6 +120,51 @@ impl Config {
     }
 }
 
+/// `[telemetry]`: URLs, protocol, ratio and sizes checked.
+fn telemetry(path: &Path, raw: raw::RawTelemetry) -> Result<TelemetryConfig, ConfigError> {
+    let err = |key: &str, reason: String| error(path, key, reason);
+    let otlp_endpoint = match raw.otlp_endpoint {
+        Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+            return Err(err("telemetry.otlp_endpoint", format!("{url:?} is not an http(s) URL")));
+        }
+        Some(url) => Some(url.trim_end_matches('/').to_owned()),
+        None => None,
+    };
+    let otlp_protocol = match raw.otlp_protocol {
+        Some(p) => Some(OtlpProtocol::parse(&p).ok_or_else(|| {
+            err(
+                "telemetry.otlp_protocol",
+                format!("{p:?} is not one of \"grpc\", \"http/protobuf\""),
+            )
+        })?),
+        None => None,
+    };
+    if let Some(ratio) = raw.sample_ratio
+        && !(0.0..=1.0).contains(&ratio)
+    {
+        return Err(err("telemetry.sample_ratio", format!("{ratio} is outside [0, 1]")));
+    }
+    let metrics_interval = humantime::parse_duration(&raw.metrics_interval).map_err(|e| {
+        err(
+            "telemetry.metrics_interval",
+            format!("{:?} is not a duration ({e})", raw.metrics_interval),
+        )
+    })?;
+    Ok(TelemetryConfig {
+        otlp_endpoint,
+        otlp_protocol,
+        traces: raw.traces,
+        metrics: raw.metrics,
+        metrics_interval,
+        sample_ratio: raw.sample_ratio,
+        capture_content: match raw.capture_content {
+            true => Some(positive(path, "telemetry.max_content_bytes", raw.max_content_bytes)?),
+            false => None,
+        },
+        service_instance_id: raw.service_instance_id,
+    })
+}
+
 fn validate(path: &Path, base: &Path, raw: RawConfig, version: String) -> Result<Config, ConfigError> {
     let err = |key: &str, reason: String| error(path, key, reason);
     let duration = |key: &str, value: &str| {
@@ -136,8 +184,8 @@ fn validate(path: &Path, base: &Path, raw: RawConfig, version: String) -> Result
             )
         })?,
         log_format: match raw.server.log_format {
-            RawLogFormat::Json => crate::logging::LogFormat::Json,
-            RawLogFormat::Text => crate::logging::LogFormat::Text,
+            RawLogFormat::Json => crate::telemetry::logs::LogFormat::Json,
+            RawLogFormat::Text => crate::telemetry::logs::LogFormat::Text,
         },
         log_level: match tracing_subscriber::EnvFilter::try_new(&raw.server.log_level) {
             Ok(_) => raw.server.log_level.clone(),
@@ -176,6 +224,7 @@ fn validate(path: &Path, base: &Path, raw: RawConfig, version: String) -> Result
         },
     };
 
+    let telemetry = telemetry(path, raw.telemetry)?;
     let mut backends = BTreeMap::new();
     let mut prices = BTreeMap::new();
     for (name, b) in raw.backends {
@@ -203,6 +252,11 @@ fn validate(path: &Path, base: &Path, raw: RawConfig, version: String) -> Result
             request_timeout: duration(&key("request_timeout"), &b.request_timeout)?,
             headers: b.headers.into_iter().collect(),
             max_response_bytes: positive(path, &key("max_response_bytes"), b.max_response_bytes)?,
+            provider: match b.provider.trim() {
+                "" => return Err(err(&key("provider"), "must not be empty".to_owned())),
+                provider => provider.to_owned(),
+            },
+            capture_content: telemetry.capture_content,
         };
         if !(0.0..=1.0).contains(&b.retry_budget_ratio) {
             return Err(err(
@@ -380,6 +434,7 @@ fn validate(path: &Path, base: &Path, raw: RawConfig, version: String) -> Result
         prices,
         policy,
         prompts: std::sync::Arc::new(prompts),
+        telemetry,
     })
 }
 

@@ -16,6 +16,38 @@ pub(super) struct RawConfig {
     pub(super) backends: BTreeMap<String, RawBackend>,
     pub(super) targets: BTreeMap<String, RawTarget>,
     pub(super) policy: RawPolicy,
+    #[serde(default)]
+    pub(super) telemetry: RawTelemetry,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawTelemetry {
+    pub(super) otlp_endpoint: Option<String>,
+    pub(super) otlp_protocol: Option<String>,
+    pub(super) traces: bool,
+    pub(super) metrics: bool,
+    pub(super) metrics_interval: String,
+    pub(super) sample_ratio: Option<f64>,
+    pub(super) capture_content: bool,
+    pub(super) max_content_bytes: usize,
+    pub(super) service_instance_id: Option<String>,
+}
+
+impl Default for RawTelemetry {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            otlp_protocol: None,
+            traces: true,
+            metrics: false,
+            metrics_interval: "60s".to_owned(),
+            sample_ratio: None,
+            capture_content: false,
+            max_content_bytes: 2048,
+            service_instance_id: None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +111,8 @@ pub(super) fn default_queue() -> usize {
 pub(super) struct RawBackend {
     pub(super) base_url: String,
     pub(super) model: String,
+    #[serde(default = "default_provider")]
+    pub(super) provider: String,
     #[serde(default)]
     pub(super) api_key_env: Option<String>,
     #[serde(default = "default_connect_timeout")]
@@ -111,6 +145,10 @@ pub(super) struct RawBackend {
     pub(super) input_price_per_mtok: f64,
     #[serde(default)]
     pub(super) output_price_per_mtok: f64,
+}
+
+pub(super) fn default_provider() -> String {
+    "openai".to_owned()
 }
 
 pub(super) fn default_max_prompt_chars() -> usize {

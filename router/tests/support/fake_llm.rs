@@ -37,6 +37,8 @@ pub struct FakeLlm {
     pub requests: Arc<AtomicUsize>,
     /// Every request body received, in order.
     pub bodies: Arc<Mutex<Vec<String>>>,
+    /// Every request's head (request line and headers), in order.
+    pub heads: Arc<Mutex<Vec<String>>>,
     pub closed_at: Arc<Mutex<Option<Instant>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -50,7 +52,9 @@ impl FakeLlm {
         let requests = Arc::new(AtomicUsize::new(0));
         let closed_at = Arc::new(Mutex::new(None));
         let bodies = Arc::new(Mutex::new(Vec::new()));
-        let (count, closed, seen) = (requests.clone(), closed_at.clone(), bodies.clone());
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let seen = (bodies.clone(), heads.clone());
+        let (count, closed) = (requests.clone(), closed_at.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((socket, _)) = listener.accept().await else {
@@ -58,7 +62,7 @@ impl FakeLlm {
                 };
                 let (count, closed, script, seen) = (count.clone(), closed.clone(), script.clone(), seen.clone());
                 tokio::spawn(async move {
-                    let Some(stream) = read_request(socket, &count, &script, &seen).await else {
+                    let Some(stream) = read_request(socket, &count, &script, &seen.0, &seen.1).await else {
                         return;
                     };
                     let (socket, fault, streaming) = stream;
@@ -70,6 +74,7 @@ impl FakeLlm {
             port,
             requests,
             bodies,
+            heads,
             closed_at,
             task,
         }
@@ -81,6 +86,15 @@ impl FakeLlm {
 
     pub fn count(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// The value of header `name` in the i-th request.
+    pub fn header(&self, i: usize, name: &str) -> Option<String> {
+        let heads = self.heads.lock().unwrap();
+        heads.get(i)?.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim().eq_ignore_ascii_case(name).then(|| value.trim().to_owned())
+        })
     }
 }
 
@@ -96,6 +110,7 @@ async fn read_request(
     count: &AtomicUsize,
     script: &[Fault],
     bodies: &Mutex<Vec<String>>,
+    heads: &Mutex<Vec<String>>,
 ) -> Option<(TcpStream, Fault, bool)> {
     let mut buffer = Vec::new();
     let mut chunk = vec![0u8; 65536];
@@ -121,6 +136,7 @@ async fn read_request(
                 let fault = script[index.min(script.len() - 1)].clone();
                 let streaming = text[end..].contains("\"stream\":true");
                 bodies.lock().unwrap().push(text[end + 4..].to_owned());
+                heads.lock().unwrap().push(text[..end].to_owned());
                 return Some((socket, fault, streaming));
             }
         }

@@ -117,12 +117,19 @@ pub struct Gateway {
 impl Gateway {
     /// Starts `switchyard serve` with `config_text` and waits until health says SERVING.
     pub async fn start(config_text: &str) -> Self {
-        Self::spawn(config_text, "warn", false).await
+        Self::spawn(config_text, "warn", false, &[]).await
     }
 
     /// Like `start`, at log level `info`, with stderr (the log) kept in a file for [`Gateway::logs`].
     pub async fn start_logging(config_text: &str) -> Self {
-        Self::spawn(config_text, "info", true).await
+        Self::spawn(config_text, "info", true, &[]).await
+    }
+
+    /// Like `start_logging`, exporting traces to `otlp_endpoint` (the lines of `[telemetry]` after it in
+    /// `telemetry`), with the batch exporter flushing every 100 ms.
+    pub async fn start_traced(config_text: &str, otlp_endpoint: &str, telemetry: &str) -> Self {
+        let text = format!("{config_text}\n[telemetry]\notlp_endpoint = \"{otlp_endpoint}\"\n{telemetry}\n");
+        Self::spawn(&text, "info", true, &[("OTEL_BSP_SCHEDULE_DELAY", "100")]).await
     }
 
     /// The log lines written so far (`start_logging` only).
@@ -130,7 +137,7 @@ impl Gateway {
         std::fs::read_to_string(self._dir.0.join("stderr.log")).unwrap_or_default()
     }
 
-    async fn spawn(config_text: &str, level: &str, keep_log: bool) -> Self {
+    async fn spawn(config_text: &str, level: &str, keep_log: bool, env: &[(&str, &str)]) -> Self {
         let dir = TempDir::new();
         let path = dir.0.join("switchyard.toml");
         std::fs::write(&path, config_text).unwrap();
@@ -146,6 +153,7 @@ impl Gateway {
             ])
             .args(["--admin-listen", &admin.to_string()])
             .env("RUST_LOG", level)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stderr(if keep_log {
                 Stdio::from(std::fs::File::create(dir.0.join("stderr.log")).unwrap())
@@ -333,7 +341,9 @@ impl Drop for LlamaServer {
 }
 
 pub mod fake_llm;
+pub mod otlp;
 pub use fake_llm::{FakeLlm, Fault};
+pub use otlp::OtlpReceiver;
 
 /// A real Telco customer (from the test split) as a `Struct`.
 pub fn telco_record() -> Struct {

@@ -1,0 +1,84 @@
+//! Span names and attribute keys Switchyard records, defined once. OpenTelemetry semantic conventions are used
+//! where one exists (`rpc.*`, `error.type`; the LLM span's `gen_ai.*` are in [`llm::telemetry::names`]); no
+//! convention covers a classifier, a scorer or a routing decision, so those are Switchyard's own, under
+//! `switchyard.*`. `docs/telemetry.md` lists every one with its meaning.
+
+/// The SERVER span of one RPC is named `switchyard.v1.Router/{method}`.
+pub const RPC_SERVICE_NAME: &str = "switchyard.v1.Router";
+/// Child span: the request classifier ran.
+pub const SPAN_CLASSIFY: &str = "classify";
+/// Child span: the routing policy decided.
+pub const SPAN_DECIDE: &str = "route.decide";
+/// Child span: the churn scorer ran.
+pub const SPAN_SCORE: &str = "score";
+
+/// `grpc`.
+pub const RPC_SYSTEM: &str = "rpc.system";
+/// `switchyard.v1.Router`.
+pub const RPC_SERVICE: &str = "rpc.service";
+/// `Route`, `RouteStream` or `Explain`.
+pub const RPC_METHOD: &str = "rpc.method";
+/// The numeric gRPC status code of the answer (of the stream's end, for `RouteStream`).
+pub const RPC_GRPC_STATUS_CODE: &str = "rpc.grpc.status_code";
+/// On failed spans: the gRPC code name (SERVER span) or the failure's kind (child spans).
+pub const ERROR_TYPE: &str = "error.type";
+
+/// The request id (the caller's, or a generated UUID).
+pub const REQUEST_ID: &str = "switchyard.request.id";
+/// The caller's tenant.
+pub const TENANT: &str = "switchyard.tenant";
+/// Whether a customer record came with the request.
+pub const HAS_RECORD: &str = "switchyard.request.has_record";
+/// Length of the request text in bytes (the text itself only with content capture).
+pub const TEXT_BYTES: &str = "switchyard.request.text_bytes";
+/// The request text (content capture only, cut to the configured size).
+pub const TEXT: &str = "switchyard.request.text";
+
+/// The classifier's model name.
+pub const CLASSIFIER_MODEL: &str = "switchyard.classifier.model";
+/// The classifier's model version.
+pub const CLASSIFIER_VERSION: &str = "switchyard.classifier.version";
+/// The decided label (`oos` when below the model's out-of-scope threshold).
+pub const CLASSIFIER_LABEL: &str = "switchyard.classifier.label";
+/// The decided label's group.
+pub const CLASSIFIER_LABEL_GROUP: &str = "switchyard.classifier.label_group";
+/// The top label's probability.
+pub const CLASSIFIER_CONFIDENCE: &str = "switchyard.classifier.confidence";
+/// Top probability minus the second's.
+pub const CLASSIFIER_MARGIN: &str = "switchyard.classifier.margin";
+/// Milliseconds the classification took, queue wait included.
+pub const CLASSIFIER_DURATION_MS: &str = "switchyard.classifier.duration_ms";
+
+/// The policy's version (content hash of its config).
+pub const POLICY_VERSION: &str = "switchyard.policy.version";
+/// The rule that fired (absent: default target or forced).
+pub const ROUTE_RULE: &str = "switchyard.route.rule";
+/// The chosen target's name.
+pub const ROUTE_TARGET: &str = "switchyard.route.target";
+/// The chosen target's kind: `classical`, `llm`, `hybrid` or `reject`.
+pub const ROUTE_TARGET_KIND: &str = "switchyard.route.target_kind";
+/// Why, in words.
+pub const ROUTE_REASON: &str = "switchyard.route.reason";
+/// Why a hybrid answer carries the score alone (on the SERVER span).
+pub const ROUTE_DEGRADED: &str = "switchyard.route.degraded";
+/// Event on the SERVER span: a backend of the target's chain failed and the next one is tried.
+pub const EVENT_FALLBACK: &str = "switchyard.route.fallback";
+/// On the fallback event: the backend that failed.
+pub const FALLBACK_FROM: &str = "switchyard.route.fallback.from";
+/// On the fallback event: the backend tried next.
+pub const FALLBACK_TO: &str = "switchyard.route.fallback.to";
+
+/// The scorer's model name.
+pub const SCORER_MODEL: &str = "switchyard.scorer.model";
+/// The scorer's model version.
+pub const SCORER_VERSION: &str = "switchyard.scorer.version";
+/// The calibrated churn probability.
+pub const SCORER_SCORE: &str = "switchyard.scorer.score";
+/// Whether the score reaches the model's decision threshold.
+pub const SCORER_CHURN: &str = "switchyard.scorer.churn";
+/// Records scored in this call (1 on the request path).
+pub const SCORER_BATCH_SIZE: &str = "switchyard.scorer.batch_size";
+/// Whether the score was attributed to the record's fields (hybrid targets).
+pub const SCORER_EXPLAINED: &str = "switchyard.scorer.explained";
+/// The record's values as JSON (content capture only, cut to the configured size).
+pub const SCORER_FEATURES: &str = "switchyard.scorer.features";

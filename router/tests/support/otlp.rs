@@ -1,0 +1,220 @@
+//! An in-process OTLP trace receiver: the OTLP collector's `TraceService` served with tonic (OTLP/gRPC), and
+//! `POST /v1/traces` served with axum (OTLP/HTTP protobuf). It keeps every span it receives.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+
+/// A span as received, with its resource's attributes.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub span: Span,
+    pub resource: Vec<KeyValue>,
+}
+
+impl Received {
+    pub fn trace_id(&self) -> String {
+        hex(&self.span.trace_id)
+    }
+
+    pub fn span_id(&self) -> String {
+        hex(&self.span.span_id)
+    }
+
+    pub fn parent_id(&self) -> String {
+        hex(&self.span.parent_span_id)
+    }
+
+    pub fn attr(&self, key: &str) -> Option<Value> {
+        find(&self.span.attributes, key)
+    }
+
+    pub fn str(&self, key: &str) -> Option<String> {
+        match self.attr(key)? {
+            Value::StringValue(s) => Some(s),
+            other => panic!("{key} is not a string: {other:?}"),
+        }
+    }
+
+    pub fn int(&self, key: &str) -> Option<i64> {
+        match self.attr(key)? {
+            Value::IntValue(i) => Some(i),
+            other => panic!("{key} is not an int: {other:?}"),
+        }
+    }
+
+    pub fn double(&self, key: &str) -> Option<f64> {
+        match self.attr(key)? {
+            Value::DoubleValue(d) => Some(d),
+            other => panic!("{key} is not a double: {other:?}"),
+        }
+    }
+
+    pub fn resource_str(&self, key: &str) -> Option<String> {
+        match find(&self.resource, key)? {
+            Value::StringValue(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Names of the span's events, in order.
+    pub fn events(&self) -> Vec<String> {
+        self.span.events.iter().map(|e| e.name.clone()).collect()
+    }
+
+    /// Every string in the span (attribute values, event attribute values, status message), for leak checks.
+    pub fn all_text(&self) -> String {
+        let mut text = format!("{} ", self.span.name);
+        let mut add = |attributes: &[KeyValue]| {
+            for kv in attributes {
+                text.push_str(&format!("{:?} ", kv.value));
+            }
+        };
+        add(&self.span.attributes);
+        for event in &self.span.events {
+            add(&event.attributes);
+        }
+        if let Some(status) = &self.span.status {
+            text.push_str(&status.message);
+        }
+        text
+    }
+}
+
+fn find(attributes: &[KeyValue], key: &str) -> Option<Value> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.clone())
+        .and_then(|AnyValue { value }| value)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+type Store = Arc<Mutex<Vec<Received>>>;
+
+fn keep(store: &Store, request: ExportTraceServiceRequest) {
+    let mut spans = store.lock().unwrap();
+    for resource_spans in request.resource_spans {
+        let resource = resource_spans.resource.map(|r| r.attributes).unwrap_or_default();
+        for scope in resource_spans.scope_spans {
+            for span in scope.spans {
+                spans.push(Received {
+                    span,
+                    resource: resource.clone(),
+                });
+            }
+        }
+    }
+}
+
+struct Collector(Store);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        keep(&self.0, request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+/// A running receiver; stops on drop.
+pub struct OtlpReceiver {
+    pub addr: SocketAddr,
+    store: Store,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl OtlpReceiver {
+    /// OTLP/gRPC on an ephemeral loopback port.
+    pub async fn grpc() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let store = Store::default();
+        let service = TraceServiceServer::new(Collector(store.clone()));
+        let task = tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .await
+                .unwrap();
+        });
+        Self { addr, store, task }
+    }
+
+    /// OTLP/HTTP (protobuf bodies) on an ephemeral loopback port.
+    pub async fn http() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let store = Store::default();
+        let kept = store.clone();
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let kept = kept.clone();
+                async move {
+                    keep(&kept, ExportTraceServiceRequest::decode(body).unwrap());
+                    ExportTraceServiceResponse::default().encode_to_vec()
+                }
+            }),
+        );
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self { addr, store, task }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Waits until `done` holds for the spans of `trace_id`, then returns them.
+    pub async fn trace(&self, trace_id: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let spans: Vec<Received> = self
+                .store
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|s| s.trace_id() == trace_id)
+                .cloned()
+                .collect();
+            if done(&spans) {
+                return spans;
+            }
+            assert!(Instant::now() < deadline, "trace {trace_id} incomplete: {spans:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every span received so far.
+    pub fn all(&self) -> Vec<Received> {
+        self.store.lock().unwrap().clone()
+    }
+}
+
+impl Drop for OtlpReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The one span named `name` among `spans`.
+pub fn named<'a>(spans: &'a [Received], name: &str) -> &'a Received {
+    let found: Vec<&Received> = spans.iter().filter(|s| s.span.name == name).collect();
+    assert_eq!(found.len(), 1, "want one span {name:?} in {spans:#?}");
+    found[0]
+}
