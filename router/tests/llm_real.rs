@@ -171,11 +171,11 @@ async fn a_real_hybrid_request_is_one_trace_from_the_caller_to_the_llm() {
     // The tree, for the record (`cargo test -- --nocapture`).
     for span in &spans {
         eprintln!(
-            "{:<34} span {} parent {} kind {} {:.1} ms",
+            "{:<34} span {} parent {} kind {:<8} {:.1} ms",
             span.span.name,
             span.span_id(),
             span.parent_id(),
-            span.span.kind,
+            ["UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT"][span.span.kind as usize],
             (span.span.end_time_unix_nano - span.span.start_time_unix_nano) as f64 / 1e6
         );
     }

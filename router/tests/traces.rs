@@ -469,3 +469,31 @@ async fn a_fallback_shows_as_an_event_and_one_chat_span_per_backend() {
         Some(format!("00-{}-{}-01", caller.trace_id, answered.span_id()))
     );
 }
+
+#[tokio::test]
+async fn metrics_are_pushed_over_otlp_when_enabled() {
+    let receiver = OtlpReceiver::grpc().await;
+    let fake = FakeLlm::start(vec![Fault::Ok]).await;
+    let gateway = Gateway::start_traced(
+        &config(&fake.base_url(), "5s"),
+        &receiver.endpoint(),
+        "metrics = true\nmetrics_interval = \"200ms\"",
+    )
+    .await;
+    let mut client = gateway.client().await;
+    client.route(request("hello there", None)).await.unwrap();
+    client.route(request("", Some(telco_record()))).await.unwrap();
+    let names = receiver
+        .metrics_export_with(&[
+            "rpc.server.duration",
+            "switchyard.decisions",
+            "gen_ai.client.operation.duration",
+            "gen_ai.client.token.usage",
+            "switchyard.score.duration",
+        ])
+        .await;
+    assert!(
+        names.iter().any(|n| n == "switchyard.telemetry.export_failures"),
+        "{names:?}"
+    );
+}

@@ -5,6 +5,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
@@ -130,28 +134,61 @@ impl TraceService for Collector {
     }
 }
 
+/// Names of the metrics in each OTLP metrics export received.
+type MetricStore = Arc<Mutex<Vec<Vec<String>>>>;
+
+struct MetricsCollector(MetricStore);
+
+#[tonic::async_trait]
+impl MetricsService for MetricsCollector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let names = request
+            .into_inner()
+            .resource_metrics
+            .into_iter()
+            .flat_map(|r| r.scope_metrics)
+            .flat_map(|s| s.metrics)
+            .map(|m| m.name)
+            .collect();
+        self.0.lock().unwrap().push(names);
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
 /// A running receiver; stops on drop.
 pub struct OtlpReceiver {
     pub addr: SocketAddr,
     store: Store,
+    metrics: MetricStore,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl OtlpReceiver {
-    /// OTLP/gRPC on an ephemeral loopback port.
+    /// OTLP/gRPC (traces and metrics) on an ephemeral loopback port.
     pub async fn grpc() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let store = Store::default();
+        let metrics = MetricStore::default();
         let service = TraceServiceServer::new(Collector(store.clone()));
+        let metrics_service = MetricsServiceServer::new(MetricsCollector(metrics.clone()));
         let task = tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(service)
+                .add_service(metrics_service)
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
                 .await
                 .unwrap();
         });
-        Self { addr, store, task }
+        Self {
+            addr,
+            store,
+            metrics,
+            task,
+        }
     }
 
     /// OTLP/HTTP (protobuf bodies) on an ephemeral loopback port.
@@ -173,7 +210,12 @@ impl OtlpReceiver {
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        Self { addr, store, task }
+        Self {
+            addr,
+            store,
+            metrics: MetricStore::default(),
+            task,
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -196,6 +238,22 @@ impl OtlpReceiver {
                 return spans;
             }
             assert!(Instant::now() < deadline, "trace {trace_id} incomplete: {spans:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until a metrics export names every one of `names`.
+    pub async fn metrics_export_with(&self, names: &[&str]) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let exports = self.metrics.lock().unwrap().clone();
+            if let Some(found) = exports
+                .into_iter()
+                .find(|export| names.iter().all(|n| export.iter().any(|m| m == n)))
+            {
+                return found;
+            }
+            assert!(Instant::now() < deadline, "no metrics export with {names:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
