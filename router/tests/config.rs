@@ -99,6 +99,22 @@ fn invalid_configs_name_file_key_and_reason() {
             good.replace("backend = \"local\"\n", "backend = \"local\"\nfallbacks = [\"nope\"]\n"),
             "fallbacks[0]: no backend named \"nope\"",
         ),
+        (
+            format!("{good}\n[telemetry]\notlp_protocol = \"udp\"\n"),
+            "telemetry.otlp_protocol: \"udp\" is not one of",
+        ),
+        (
+            format!("{good}\n[telemetry]\nsample_ratio = 2.0\n"),
+            "telemetry.sample_ratio: 2 is outside [0, 1]",
+        ),
+        (
+            format!("{good}\n[telemetry]\notlp_endpoint = \"collector:4317\"\n"),
+            "telemetry.otlp_endpoint",
+        ),
+        (
+            format!("{good}\n[telemetry]\ncapture_content = true\nmax_content_bytes = 0\n"),
+            "telemetry.max_content_bytes",
+        ),
     ];
     for (text, expected) in cases {
         let (ok, stderr, path) = validate(&text);

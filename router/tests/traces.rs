@@ -497,3 +497,55 @@ async fn metrics_are_pushed_over_otlp_when_enabled() {
         "{names:?}"
     );
 }
+
+#[tokio::test]
+async fn the_standard_otel_environment_variables_configure_export() {
+    let receiver = OtlpReceiver::http().await;
+    let fake = FakeLlm::start(vec![Fault::Ok]).await;
+    let endpoint = receiver.endpoint();
+    let gateway = Gateway::start_with_env(
+        &config(&fake.base_url(), "5s"),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_SERVICE_NAME", "switchyard-canary"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=test"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    )
+    .await;
+    let mut client = gateway.client().await;
+    let caller = Caller::new();
+    client
+        .route(caller.request(request("", Some(telco_record()))))
+        .await
+        .unwrap();
+    let spans = trace(&receiver, &caller, ROUTE, 4).await;
+    let server = named(&spans, ROUTE);
+    assert_eq!(
+        server.resource_str("service.name").as_deref(),
+        Some("switchyard-canary")
+    );
+    assert_eq!(
+        server.resource_str("deployment.environment.name").as_deref(),
+        Some("test")
+    );
+
+    // A caller that did not sample its trace is followed: nothing is exported for it.
+    let unsampled = Caller::new();
+    let mut message = tonic::Request::new(request("", Some(telco_record())));
+    message.metadata_mut().insert(
+        "traceparent",
+        format!("00-{}-{}-00", unsampled.trace_id, unsampled.span_id)
+            .parse()
+            .unwrap(),
+    );
+    client.route(message).await.unwrap();
+    let sampled = Caller::new();
+    client
+        .route(sampled.request(request("", Some(telco_record()))))
+        .await
+        .unwrap();
+    trace(&receiver, &sampled, ROUTE, 4).await;
+    assert!(receiver.all().iter().all(|s| s.trace_id() != unsampled.trace_id));
+}

@@ -125,6 +125,11 @@ impl Gateway {
         Self::spawn(config_text, "info", true, &[]).await
     }
 
+    /// Like `start_logging`, with extra environment variables.
+    pub async fn start_with_env(config_text: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn(config_text, "info", true, env).await
+    }
+
     /// Like `start_logging`, exporting traces to `otlp_endpoint` (the lines of `[telemetry]` after it in
     /// `telemetry`), with the batch exporter flushing every 100 ms.
     pub async fn start_traced(config_text: &str, otlp_endpoint: &str, telemetry: &str) -> Self {
