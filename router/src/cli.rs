@@ -32,12 +32,15 @@ pub enum Command {
         #[arg(long, env = "SWITCHYARD_ADMIN_LISTEN")]
         admin_listen: Option<SocketAddr>,
     },
-    /// Check a config file; exits non-zero naming file, key and reason.
+    /// Check a config file and its policy file (against the backends and the classifier's labels); exits
+    /// non-zero naming file, line, key and reason.
     Validate {
         /// Config file.
         #[arg(long)]
         config: PathBuf,
     },
+    /// Print the policy file's JSON Schema (the one in docs/policy.schema.json).
+    Schema,
     /// Send a request to a running gateway and print the answer.
     Route(ClientArgs),
     /// Ask a running gateway where a request would go, without dispatching it.

@@ -118,7 +118,36 @@ fn print_decision(d: &pb::RoutingDecision) {
     for l in &d.top_labels {
         println!("  {:<28} {:<18} {:.3}", l.label, l.group, l.probability);
     }
+    println!("margin: {:.3} (top two labels)", d.margin);
+    println!("policy {}:", d.policy_version);
+    for e in &d.evaluations {
+        let verdict = if e.matched { "MATCH" } else { "no   " };
+        println!("  {verdict} {:<24} [{}] {}", e.rule, e.scope, e.detail);
+    }
+    if d.evaluations.is_empty() {
+        println!("  (no rule evaluated)");
+    }
+    if let Some(split) = &d.split {
+        let arms: Vec<String> = split
+            .arms
+            .iter()
+            .map(|a| format!("{} {}%", a.target, a.weight))
+            .collect();
+        println!(
+            "split: by {} bucket {}/10000 over [{}] -> {}",
+            split.sticky_by,
+            split.bucket,
+            arms.join(", "),
+            split.chosen
+        );
+    }
+    if let Some(shadow) = &d.shadow {
+        let verdict = if shadow.mirrored { "mirrored" } else { "not mirrored" };
+        println!(
+            "shadow: {} at {}%: bucket {}/10000 -> {verdict}",
+            shadow.target, shadow.percent, shadow.bucket
+        );
+    }
     println!("target: {} ({kind})", d.target);
     println!("reason: {}", d.reason);
-    println!("policy_version: {}", d.policy_version);
 }

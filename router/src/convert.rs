@@ -40,6 +40,37 @@ impl From<&Routing> for pb::RoutingDecision {
             }),
             label_group: r.classified.group.clone(),
             rule: r.decision.rule.clone().unwrap_or_default(),
+            margin: r.classified.margin,
+            evaluations: r
+                .decision
+                .evaluations
+                .iter()
+                .map(|e| pb::RuleEvaluation {
+                    rule: e.rule.clone(),
+                    scope: e.scope.clone(),
+                    matched: e.matched,
+                    detail: e.detail.clone(),
+                })
+                .collect(),
+            split: r.decision.split.as_ref().map(|d| pb::SplitDraw {
+                sticky_by: d.sticky_by.as_str().to_owned(),
+                bucket: d.bucket,
+                arms: d
+                    .arms
+                    .iter()
+                    .map(|a| pb::SplitArm {
+                        target: a.target.clone(),
+                        weight: a.weight,
+                    })
+                    .collect(),
+                chosen: d.chosen.clone(),
+            }),
+            shadow: r.decision.shadow.as_ref().map(|d| pb::ShadowDraw {
+                target: d.target.clone(),
+                percent: d.percent,
+                bucket: d.bucket,
+                mirrored: d.mirrored,
+            }),
         }
     }
 }

@@ -14,8 +14,9 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::config::{Config, Prices};
 use crate::error::RouterError;
 use crate::metrics::SharedMetrics;
-use crate::policy::{Classified, Decision, Policy, RequestFacts, Target, TargetKind};
-use crate::prompt::Prompts;
+use crate::policy::{
+    Classified, Decision, Facts, OnUnavailable, Policy, PolicyContext, PolicyStore, Target, TargetKind,
+};
 use crate::request::RouteInput;
 use crate::telemetry::names::*;
 use crate::telemetry::spans;
@@ -27,14 +28,15 @@ const TOP_LABELS: usize = 5;
 /// The loaded models, the policy and the LLM backends: everything a request needs.
 pub struct Engine {
     pool: InferencePool,
-    policy: Policy,
+    policy: Arc<PolicyStore>,
     backends: BTreeMap<String, Arc<GuardedBackend>>,
     prices: BTreeMap<String, Prices>,
-    prompts: Arc<Prompts>,
     max_text_bytes: usize,
     metrics: SharedMetrics,
     /// Content capture on spans: the byte cap, `None` when off.
     capture_content: Option<usize>,
+    /// Bounds the shadows in flight.
+    shadows: Arc<tokio::sync::Semaphore>,
 }
 
 /// One label with its probability and group.
@@ -49,8 +51,10 @@ pub struct LabelScore {
 }
 
 /// Classification and decision for one request: what `Explain` returns.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Routing {
+    /// The policy that decided; the rest of the request uses its targets and prompts.
+    pub policy: Arc<Policy>,
     /// The decided label, group and confidence.
     pub classified: Classified,
     /// The most probable labels, best first.
@@ -128,7 +132,7 @@ pub struct BackendState {
 }
 
 /// What `Route` answers.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Outcome {
     /// Classification and decision.
     pub routing: Routing,
@@ -136,13 +140,55 @@ pub struct Outcome {
     pub prediction: Option<Prediction>,
     /// Present for llm and hybrid targets.
     pub generation: Option<Generation>,
-    /// Present for reject targets.
+    /// Present for reject targets, and for targets that fail open to a refusal.
     pub rejection: Option<String>,
-    /// Why a hybrid answer carries the score alone.
+    /// Why the answer is not the target's full answer (score only, or a refusal), when it is not.
     pub degraded: Option<String>,
     /// The target's LLM backends and their circuit state.
     pub backends: Vec<BackendState>,
+    /// The shadow to run in the background, when the decision mirrors this request.
+    pub shadow: Option<ShadowPlan>,
 }
+
+/// A mirrored request's second target, run after the answer without affecting it.
+#[derive(Debug, Clone)]
+pub struct ShadowPlan {
+    /// The rule that mirrors.
+    pub rule: String,
+    /// The shadow target.
+    pub target: Arc<Target>,
+    /// The policy it belongs to (for its prompts).
+    pub policy: Arc<Policy>,
+}
+
+/// What a primary or shadow answer amounted to, for agreement: the churn verdict, whether text was generated,
+/// whether it was a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AnswerShape {
+    /// `Some(score >= threshold)` when scored.
+    pub churn: Option<bool>,
+    /// Whether an LLM answered.
+    pub generated: bool,
+    /// Whether the answer was a refusal.
+    pub rejected: bool,
+}
+
+impl AnswerShape {
+    /// Same churn verdict (where both scored), and both generated or refused alike.
+    pub fn agrees_with(&self, other: &Self) -> bool {
+        let verdicts = match (self.churn, other.churn) {
+            (Some(a), Some(b)) => a == b,
+            (a, b) => a.is_none() == b.is_none(),
+        };
+        verdicts && self.generated == other.generated && self.rejected == other.rejected
+    }
+}
+
+/// How long a shadow may take; it is dropped after that.
+const SHADOW_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Shadows in flight at once; beyond it, a mirrored request's shadow is skipped (and counted).
+const MAX_SHADOWS: usize = 16;
 
 /// The first half of a streamed answer: routing and prediction are known, text is still to come.
 pub struct StreamStart {
@@ -154,18 +200,25 @@ pub struct StreamStart {
     pub rejection: Option<String>,
     /// The LLM stream (llm and hybrid targets, unless degraded).
     pub generation: Option<OpenedStream>,
-    /// Why a hybrid answer carries the score alone.
+    /// Why the answer is not the target's full answer (score only, or a refusal), when it is not.
     pub degraded: Option<String>,
+    /// The shadow to run in the background, when the decision mirrors this request.
+    pub shadow: Option<ShadowPlan>,
+}
+
+/// A target that could not get an LLM answer but fails open.
+struct Degraded {
+    reason: String,
+    rejection: Option<String>,
 }
 
 impl Engine {
-    /// Loads the ONNX Runtime and the models (blocking: call from a blocking context) and builds the backends.
+    /// Loads the ONNX Runtime and the models (blocking: call from a blocking context), the policy (checked
+    /// against the backends and the classifier's labels) and builds the backends.
     pub fn load(config: &Config, metrics: SharedMetrics) -> Result<Self, RouterError> {
-        let runtime = match &config.models.onnx_runtime {
-            Some(path) => OnnxRuntime::load(path)?,
-            None => OnnxRuntime::from_env()?,
-        };
-        let pool = InferencePool::start(&runtime, &config.models.pool)?;
+        let pool = InferencePool::start(&runtime(config)?, &config.models.pool)?;
+        let context = policy_context(config, &pool.classifier().labels);
+        let policy = Arc::new(PolicyStore::load(&config.policy.file, context)?);
         let backends = config
             .backends
             .iter()
@@ -178,14 +231,22 @@ impl Engine {
             .collect::<Result<_, LlmError>>()?;
         Ok(Self {
             pool,
-            policy: config.policy.clone(),
+            policy,
             backends,
             prices: config.prices.clone(),
-            prompts: config.prompts.clone(),
             max_text_bytes: config.server.max_text_bytes,
             metrics,
             capture_content: config.telemetry.capture_content,
+            shadows: Arc::new(tokio::sync::Semaphore::new(MAX_SHADOWS)),
         })
+    }
+
+    /// Checks `config`'s policy file against its backends and the classifier's labels, starting nothing
+    /// (blocking: loads the classifier to read its labels).
+    pub fn check_policy(config: &Config) -> Result<Arc<Policy>, RouterError> {
+        let classifier = classical::RequestClassifier::load(&runtime(config)?, &config.models.pool.classifier)?;
+        let context = policy_context(config, &classifier.info().labels);
+        Ok(PolicyStore::load(&config.policy.file, context)?.current())
     }
 
     /// Inferences waiting for a worker now.
@@ -196,6 +257,11 @@ impl Engine {
     /// The instruments.
     pub fn metrics(&self) -> &SharedMetrics {
         &self.metrics
+    }
+
+    /// The policy store (for reloads).
+    pub fn policy(&self) -> &Arc<PolicyStore> {
+        &self.policy
     }
 
     /// Every backend with its guards (for health).
@@ -215,18 +281,19 @@ impl Engine {
     /// Classifies, decides, and dispatches, waiting for the whole answer; LLM calls end by `deadline`.
     pub async fn route(&self, input: &RouteInput, deadline: Option<Instant>) -> Result<Outcome, RouterError> {
         let prepared = self.prepare(input).await?;
-        let target = &prepared.routing.decision.target;
+        let target = prepared.routing.decision.target.clone();
         let mut generation = None;
         let mut degraded = None;
+        let mut rejection = prepared.rejection;
         if !target.backends.is_empty() {
-            let request = self.llm_request(target, input, prepared.prediction.as_ref())?;
+            let request = self.llm_request(&prepared.routing.policy, &target, input, prepared.prediction.as_ref())?;
             match self
-                .first_answer(target, deadline, false, |backend| backend.complete(&request, deadline))
+                .first_answer(&target, deadline, false, |backend| backend.complete(&request, deadline))
                 .await?
             {
                 Ok(answer) => {
                     generation = Some(self.account(
-                        target,
+                        &target,
                         &answer.backend,
                         &request,
                         answer.value,
@@ -234,15 +301,20 @@ impl Engine {
                         answer.failed,
                     ))
                 }
-                Err(last) => degraded = Some(self.degrade(target, prepared.prediction.is_some(), last)?),
+                Err(last) => {
+                    let fallback = self.degrade(&target, prepared.prediction.is_some(), last)?;
+                    degraded = Some(fallback.reason);
+                    rejection = rejection.or(fallback.rejection);
+                }
             }
         }
         Ok(Outcome {
-            backends: self.backend_states(target),
+            backends: self.backend_states(&target),
+            shadow: shadow_plan(&prepared.routing),
             routing: prepared.routing,
             prediction: prepared.prediction,
             generation,
-            rejection: prepared.rejection,
+            rejection,
             degraded,
         })
     }
@@ -254,20 +326,21 @@ impl Engine {
         deadline: Option<Instant>,
     ) -> Result<StreamStart, RouterError> {
         let prepared = self.prepare(input).await?;
-        let target = &prepared.routing.decision.target;
+        let target = prepared.routing.decision.target.clone();
         let mut generation = None;
         let mut degraded = None;
+        let mut rejection = prepared.rejection;
         if !target.backends.is_empty() {
-            let request = self.llm_request(target, input, prepared.prediction.as_ref())?;
+            let request = self.llm_request(&prepared.routing.policy, &target, input, prepared.prediction.as_ref())?;
             let prompt_chars = request.messages.iter().map(|m| m.content.chars().count()).sum();
             match self
-                .first_answer(target, deadline, true, |backend| backend.stream(&request, deadline))
+                .first_answer(&target, deadline, true, |backend| backend.stream(&request, deadline))
                 .await?
             {
                 Ok(answer) => {
                     generation = Some(OpenedStream {
                         prices: self.prices.get(&answer.backend).copied().unwrap_or_default(),
-                        model: self.backend(target, &answer.backend)?.model().to_owned(),
+                        model: self.backend(&target, &answer.backend)?.model().to_owned(),
                         backend: answer.backend,
                         events: answer.value.events,
                         attempts: answer.attempts,
@@ -276,16 +349,114 @@ impl Engine {
                         started: answer.started,
                     })
                 }
-                Err(last) => degraded = Some(self.degrade(target, prepared.prediction.is_some(), last)?),
+                Err(last) => {
+                    let fallback = self.degrade(&target, prepared.prediction.is_some(), last)?;
+                    degraded = Some(fallback.reason);
+                    rejection = rejection.or(fallback.rejection);
+                }
             }
         }
         Ok(StreamStart {
+            shadow: shadow_plan(&prepared.routing),
             routing: prepared.routing,
             prediction: prepared.prediction,
-            rejection: prepared.rejection,
+            rejection,
             generation,
             degraded,
         })
+    }
+
+    /// Runs a mirrored request on its shadow target and records how it compares with the primary answer
+    /// (`primary`): agreement, outcome and latency, in metrics and on a `shadow` span. Never fails: it is
+    /// background work whose result nobody waits for.
+    pub async fn shadow(&self, input: &RouteInput, plan: &ShadowPlan, primary: AnswerShape) {
+        let span = spans::child(SPAN_SHADOW);
+        span.set_attribute(SHADOW_RULE, plan.rule.clone());
+        span.set_attribute(SHADOW_TARGET, plan.target.name.clone());
+        let labels = [
+            KeyValue::new("switchyard.rule", plan.rule.clone()),
+            KeyValue::new("switchyard.shadow_target", plan.target.name.clone()),
+        ];
+        let Ok(_slot) = self.shadows.clone().try_acquire_owned() else {
+            self.metrics.shadow_requests.add(
+                1,
+                &[
+                    labels[0].clone(),
+                    labels[1].clone(),
+                    KeyValue::new("outcome", "dropped"),
+                ],
+            );
+            spans::record_failure(&span, "dropped", format!("more than {MAX_SHADOWS} shadows in flight"));
+            return;
+        };
+        let started = Instant::now();
+        let answered = tokio::time::timeout(SHADOW_TIMEOUT, self.shadow_answer(input, plan))
+            .instrument(span.clone())
+            .await
+            .unwrap_or_else(|_| {
+                Err(RouterError::Llm(LlmError::Timeout {
+                    backend: plan.target.name.clone(),
+                    after: SHADOW_TIMEOUT,
+                }))
+            });
+        let elapsed = started.elapsed().as_secs_f64();
+        self.metrics.shadow_duration.record(elapsed, &labels);
+        match answered {
+            Ok(shape) => {
+                let agree = shape.agrees_with(&primary);
+                span.set_attribute(SHADOW_AGREE, agree);
+                self.metrics.shadow_requests.add(
+                    1,
+                    &[labels[0].clone(), labels[1].clone(), KeyValue::new("outcome", "ok")],
+                );
+                self.metrics.shadow_agreement.add(
+                    1,
+                    &[labels[0].clone(), labels[1].clone(), KeyValue::new("agree", agree)],
+                );
+            }
+            Err(error) => {
+                spans::record_failure(&span, error.kind(), error.to_string());
+                self.metrics.shadow_requests.add(
+                    1,
+                    &[
+                        labels[0].clone(),
+                        labels[1].clone(),
+                        KeyValue::new("outcome", error.kind()),
+                    ],
+                );
+            }
+        }
+    }
+
+    /// The shadow target's answer, reduced to its shape.
+    async fn shadow_answer(&self, input: &RouteInput, plan: &ShadowPlan) -> Result<AnswerShape, RouterError> {
+        let target = &plan.target;
+        let mut shape = AnswerShape {
+            rejected: target.kind == TargetKind::Reject,
+            ..AnswerShape::default()
+        };
+        let prediction = if target.kind.needs_record() {
+            let record = input.record.as_ref().ok_or_else(|| {
+                RouterError::invalid("features", format!("shadow target {:?} needs a record", target.name))
+            })?;
+            let valid = self.validate_record(record)?;
+            Some(self.score(valid, None, target.kind == TargetKind::Hybrid).await?)
+        } else {
+            None
+        };
+        shape.churn = prediction.as_ref().map(|p| p.churn);
+        if !target.backends.is_empty() {
+            let request = self.llm_request(&plan.policy, target, input, prediction.as_ref())?;
+            let deadline = Some(Instant::now() + SHADOW_TIMEOUT);
+            match self
+                .first_answer(target, deadline, false, |backend| backend.complete(&request, deadline))
+                .await?
+            {
+                Ok(_) => shape.generated = true,
+                Err(last) => return Err(last.into()),
+            }
+        }
+        Ok(shape)
     }
 
     /// Walks the target's backend chain (primary, then fallbacks) until one answers, the chain ends, or the
@@ -351,15 +522,22 @@ impl Engine {
             .ok_or_else(|| RouterError::Policy(crate::policy::PolicyError::UnknownTarget(target.name.clone())))
     }
 
-    /// Every backend failed: a hybrid target allowed to degrade answers with its score; otherwise the last error.
-    fn degrade(&self, target: &Target, scored: bool, last: LlmError) -> Result<String, RouterError> {
-        if target.degrade_to_score && scored {
-            let reason = format!("no LLM answer ({last}); score only");
-            tracing::Span::current().set_attribute(ROUTE_DEGRADED, reason.clone());
-            Ok(reason)
-        } else {
-            Err(last.into())
-        }
+    /// Every backend failed: a target that fails open answers with its score or its refusal; otherwise the last
+    /// error reaches the caller.
+    fn degrade(&self, target: &Target, scored: bool, last: LlmError) -> Result<Degraded, RouterError> {
+        let degraded = match &target.on_unavailable {
+            OnUnavailable::ScoreOnly if scored => Degraded {
+                reason: format!("no LLM answer ({last}); score only"),
+                rejection: None,
+            },
+            OnUnavailable::Reject(message) => Degraded {
+                reason: format!("no LLM answer ({last}); refused"),
+                rejection: Some(message.clone()),
+            },
+            OnUnavailable::ScoreOnly | OnUnavailable::Error => return Err(last.into()),
+        };
+        tracing::Span::current().set_attribute(ROUTE_DEGRADED, degraded.reason.clone());
+        Ok(degraded)
     }
 
     /// Fills in usage (estimated at ~4 characters a token when the backend sent none), prices it, and adds the
@@ -498,10 +676,11 @@ impl Engine {
             }
         };
         let (decided, confidence) = classification.decided();
-        let classified = Classified {
+        let mut classified = Classified {
             label: decided.label.clone(),
             group: decided.group.clone(),
             confidence,
+            margin: 0.0,
         };
         let top_labels: Vec<LabelScore> = classification
             .top(TOP_LABELS)
@@ -517,6 +696,7 @@ impl Engine {
             [first] => first.probability,
             [] => 0.0,
         };
+        classified.margin = margin;
         span.set_attribute(CLASSIFIER_LABEL, classified.label.clone());
         span.set_attribute(CLASSIFIER_LABEL_GROUP, classified.group.clone());
         span.set_attribute(CLASSIFIER_CONFIDENCE, f64::from(confidence));
@@ -525,15 +705,21 @@ impl Engine {
         drop(span);
 
         let span = spans::child(SPAN_DECIDE);
-        span.set_attribute(POLICY_VERSION, self.policy.version.clone());
-        let decided = span.in_scope(|| {
-            self.policy.decide(
-                &classified,
-                RequestFacts {
-                    force_target: input.force_target.as_deref(),
-                },
-            )
-        });
+        let policy = self.policy.current();
+        span.set_attribute(POLICY_VERSION, policy.version.clone());
+        tracing::Span::current().set_attribute(POLICY_VERSION, policy.version.clone());
+        let facts = Facts {
+            label: &classified.label,
+            group: &classified.group,
+            confidence: classified.confidence,
+            margin: classified.margin,
+            tenant: &input.tenant,
+            has_record: input.record.is_some(),
+            text_bytes: input.text.len(),
+            request_id: &input.request_id,
+            force_target: input.force_target.as_deref(),
+        };
+        let decided = span.in_scope(|| policy.decide(&facts));
         let decision = match decided {
             Ok(decision) => decision,
             Err(error) => {
@@ -548,6 +734,12 @@ impl Engine {
         span.set_attribute(ROUTE_TARGET, decision.target.name.clone());
         span.set_attribute(ROUTE_TARGET_KIND, decision.target.kind.as_str());
         span.set_attribute(ROUTE_REASON, decision.reason.clone());
+        if let Some(split) = &decision.split {
+            span.set_attribute(ROUTE_SPLIT_BUCKET, i64::from(split.bucket));
+        }
+        if let Some(shadow) = &decision.shadow {
+            span.set_attribute(ROUTE_SHADOW_MIRRORED, shadow.mirrored);
+        }
         drop(span);
 
         tracing::debug!(label = %classified.label, confidence, target = %decision.target.name, "decided");
@@ -560,6 +752,7 @@ impl Engine {
             ],
         );
         Ok(Routing {
+            policy,
             classified,
             top_labels,
             classifier: (identity.name.clone(), identity.version.clone()),
@@ -618,12 +811,13 @@ impl Engine {
 
     fn llm_request(
         &self,
+        policy: &Policy,
         target: &Target,
         input: &RouteInput,
         prediction: Option<&Prediction>,
     ) -> Result<ChatRequest, RouterError> {
         let record = input.record.as_ref().map(|r| (&self.pool.scorer().schema, r));
-        self.prompts.render(target, input, record, prediction)
+        policy.prompts.render(target, input, record, prediction)
     }
 
     fn backend(&self, target: &Target, name: &str) -> Result<&GuardedBackend, RouterError> {
@@ -641,6 +835,32 @@ struct Answer<T> {
     attempts: u32,
     failed: Vec<String>,
     started: Instant,
+}
+
+/// The ONNX Runtime the config names (else `ORT_DYLIB_PATH`).
+fn runtime(config: &Config) -> Result<OnnxRuntime, RouterError> {
+    Ok(match &config.models.onnx_runtime {
+        Some(path) => OnnxRuntime::load(path)?,
+        None => OnnxRuntime::from_env()?,
+    })
+}
+
+/// What a policy is checked against: the configured backends and the classifier's labels.
+fn policy_context(config: &Config, labels: &[classical::metadata::LabelInfo]) -> PolicyContext {
+    PolicyContext {
+        backends: config.backends.keys().cloned().collect(),
+        labels: Some(labels.iter().map(|l| (l.label.clone(), l.group.clone())).collect()),
+    }
+}
+
+/// The shadow of a decision that mirrors this request.
+fn shadow_plan(routing: &Routing) -> Option<ShadowPlan> {
+    let draw = routing.decision.shadow.as_ref().filter(|d| d.mirrored)?;
+    Some(ShadowPlan {
+        rule: routing.decision.rule.clone().unwrap_or_default(),
+        target: routing.policy.target(&draw.target)?.clone(),
+        policy: routing.policy.clone(),
+    })
 }
 
 /// `gen_ai.operation.name`, `gen_ai.request.model`, then `switchyard.backend` (the last alone labels per-backend

@@ -38,6 +38,9 @@ pub enum RouterError {
     /// An LLM backend failed.
     #[error(transparent)]
     Llm(#[from] LlmError),
+    /// The policy file is invalid (at start-up; reloads keep the running policy instead).
+    #[error(transparent)]
+    PolicyFile(#[from] crate::policy::PolicyFileError),
 }
 
 impl RouterError {
@@ -55,12 +58,13 @@ impl RouterError {
             Self::InvalidArgument { .. } => "invalid_argument",
             Self::Prompt { .. } => "prompt",
             Self::NotReady => "not_ready",
-            Self::Policy(PolicyError::ForceNotAllowed(_)) => "force_not_allowed",
+            Self::Policy(PolicyError::ForceNotAllowed { .. }) => "force_not_allowed",
             Self::Policy(PolicyError::UnknownTarget(_)) => "unknown_target",
             Self::Classical(ClassicalError::InvalidFeatures(_)) => "invalid_features",
             Self::Classical(ClassicalError::Overloaded { .. }) => "overloaded",
             Self::Classical(_) => "inference",
             Self::Llm(e) => e.kind(),
+            Self::PolicyFile(_) => "policy_file",
         }
     }
 
@@ -69,8 +73,8 @@ impl RouterError {
         match self {
             Self::InvalidArgument { .. } => Code::InvalidArgument,
             Self::NotReady => Code::Unavailable,
-            Self::Prompt { .. } => Code::Internal,
-            Self::Policy(PolicyError::ForceNotAllowed(_)) => Code::PermissionDenied,
+            Self::Prompt { .. } | Self::PolicyFile(_) => Code::Internal,
+            Self::Policy(PolicyError::ForceNotAllowed { .. }) => Code::PermissionDenied,
             Self::Policy(PolicyError::UnknownTarget(_)) => Code::Internal,
             Self::Classical(e) => match e {
                 ClassicalError::InvalidFeatures(_) => Code::InvalidArgument,
@@ -154,7 +158,10 @@ mod tests {
         );
         let full = Status::from(RouterError::Classical(ClassicalError::Overloaded { capacity: 4 }));
         assert_eq!(full.code(), Code::ResourceExhausted);
-        let forced = Status::from(RouterError::Policy(PolicyError::ForceNotAllowed("x".into())));
+        let forced = Status::from(RouterError::Policy(PolicyError::ForceNotAllowed {
+            target: "x".into(),
+            tenant: "t".into(),
+        }));
         assert_eq!(forced.code(), Code::PermissionDenied);
     }
 }

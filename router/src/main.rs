@@ -58,7 +58,16 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Validate { config } => {
             telemetry::init_cli_logs("warn");
             let loaded = Config::load(&config).map_err(|e| e.to_string())?;
-            println!("{}: ok (policy version {})", config.display(), loaded.policy.version);
+            let policy = tokio::task::spawn_blocking(move || engine::Engine::check_policy(&loaded))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            println!("{}: ok", config.display());
+            println!("{}", policy.summary());
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", policy::json_schema());
             Ok(())
         }
         Command::Route(args) => {

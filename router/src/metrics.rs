@@ -47,6 +47,14 @@ pub struct Metrics {
     pub llm_first_token: Histogram<f64>,
     /// `switchyard.llm.cost` by `switchyard.target`.
     pub llm_cost: Counter<f64>,
+    /// `switchyard.shadow.requests` by `switchyard.rule`, `switchyard.shadow_target`, `outcome`.
+    pub shadow_requests: Counter<u64>,
+    /// `switchyard.shadow.agreement` by `switchyard.rule`, `switchyard.shadow_target`, `agree`.
+    pub shadow_agreement: Counter<u64>,
+    /// `switchyard.shadow.duration` by `switchyard.rule`, `switchyard.shadow_target`.
+    pub shadow_duration: Histogram<f64>,
+    /// `switchyard.policy.reloads` by `result` (`applied`, `unchanged`, `rejected`).
+    pub policy_reloads: Counter<u64>,
 }
 
 /// Why metrics could not be set up or encoded.
@@ -130,14 +138,46 @@ impl Metrics {
                 .f64_counter("switchyard.llm.cost")
                 .with_description("LLM cost from configured token prices, by target")
                 .build(),
+            shadow_requests: meter
+                .u64_counter("switchyard.shadow.requests")
+                .with_description("Mirrored requests run on a shadow target, by outcome (ok, an error kind, dropped)")
+                .build(),
+            shadow_agreement: meter
+                .u64_counter("switchyard.shadow.agreement")
+                .with_description(
+                    "Shadow answers that agreed with the primary's (same churn verdict, same kind of answer)",
+                )
+                .build(),
+            shadow_duration: meter
+                .f64_histogram("switchyard.shadow.duration")
+                .with_unit("s")
+                .with_description("Shadow target latency")
+                .with_boundaries(SECONDS.to_vec())
+                .build(),
+            policy_reloads: meter
+                .u64_counter("switchyard.policy.reloads")
+                .with_description("Policy file reloads by result (applied, unchanged, rejected)")
+                .build(),
             registry,
             provider,
         })
     }
 
-    /// Registers the gauges read from the engine once it is loaded: inference queue depth and circuit states.
+    /// Registers the gauges read from the engine once it is loaded: inference queue depth, circuit states and the
+    /// policy version in force.
     pub fn observe(&self, engine: SharedEngine) {
         let meter = self.provider.meter("switchyard");
+        let policy = engine.clone();
+        meter
+            .u64_observable_gauge("switchyard.policy.info")
+            .with_description("1, labelled with the policy version in force")
+            .with_callback(move |observer| {
+                if let Some(engine) = policy.get() {
+                    let version = engine.policy().current().version.clone();
+                    observer.observe(1, &[KeyValue::new("switchyard.policy_version", version)]);
+                }
+            })
+            .build();
         let queue = engine.clone();
         meter
             .u64_observable_gauge("switchyard.inference.queue_depth")

@@ -14,11 +14,37 @@ use crate::error::RouterError;
 use crate::policy::{Target, TargetKind};
 use crate::request::RouteInput;
 
+/// The default prompt size limit, in characters.
+pub const DEFAULT_MAX_PROMPT_CHARS: usize = 16_000;
+
+const DEFAULT_SYSTEM_PROMPT: &str = "You are a helpful assistant for a telecom company's staff. Answer briefly.";
+const DEFAULT_HYBRID_PROMPT: &str = "You are a retention analyst at a telecom company. You are given a customer's \
+record and the churn model's probability that they leave. Explain briefly, in plain words, what in the record \
+likely drives that risk and suggest one or two retention actions. Do not invent data.";
+
+/// The default system message of LLM (`hybrid` false) or hybrid targets.
+pub fn default_system_prompt(hybrid: bool) -> &'static str {
+    if hybrid {
+        DEFAULT_HYBRID_PROMPT
+    } else {
+        DEFAULT_SYSTEM_PROMPT
+    }
+}
+
+/// The default user-message template of LLM (`hybrid` false) or hybrid targets.
+pub fn default_user_prompt(hybrid: bool) -> &'static str {
+    if hybrid {
+        DEFAULT_HYBRID_TEMPLATE
+    } else {
+        DEFAULT_CHAT_TEMPLATE
+    }
+}
+
 /// The default user-message template of LLM targets.
-pub const DEFAULT_CHAT_TEMPLATE: &str = "{{ text }}";
+const DEFAULT_CHAT_TEMPLATE: &str = "{{ text }}";
 
 /// The default user-message template of hybrid targets.
-pub const DEFAULT_HYBRID_TEMPLATE: &str = "Customer record:
+const DEFAULT_HYBRID_TEMPLATE: &str = "Customer record:
 {% for field in record %}- {{ field.name }}: {{ field.value }}
 {% endfor %}
 Churn model {{ prediction.model }} {{ prediction.version }}: probability of leaving {{ prediction.score }} \

@@ -14,6 +14,7 @@ use crate::admin;
 use crate::config::Config;
 use crate::engine::{Engine, SharedEngine};
 use crate::metrics::{Metrics, SharedMetrics};
+use crate::policy::{self, ReloadOutcome};
 use crate::service::RouterService;
 use crate::telemetry::Telemetry;
 
@@ -124,13 +125,16 @@ pub async fn serve(
         result = loaded => {
             match result {
                 Ok(Ok(loaded)) => {
+                    let store = loaded.policy().clone();
+                    let version = store.current().version.clone();
+                    tokio::spawn(policy::watch(store, config.policy.watch, log_reload(metrics.clone())));
                     let _ = engine.set(loaded);
                     reporter.set_service_status("", ServingStatus::Serving).await;
                     reporter.set_service_status(ROUTER_SERVICE, ServingStatus::Serving).await;
                     tokio::spawn(report_backends(engine.clone(), reporter.clone()));
                     metrics.observe(engine.clone());
                     ready.store(true, Ordering::SeqCst);
-                    tracing::info!(policy_version = %config.policy.version, "models loaded; serving");
+                    tracing::info!(policy_version = %version, "models loaded; serving");
                 }
                 Ok(Err(error)) => {
                     let _ = stop.send(());
@@ -171,6 +175,28 @@ pub async fn serve(
     let _ = stop_admin.send(());
     metrics.shutdown();
     drained
+}
+
+/// Logs and counts each policy reload; a refused file is logged with its file, line, key and reason.
+fn log_reload(metrics: SharedMetrics) -> impl Fn(&ReloadOutcome) + Send + 'static {
+    move |outcome| {
+        metrics
+            .policy_reloads
+            .add(1, &[opentelemetry::KeyValue::new("result", outcome.as_str())]);
+        match outcome {
+            ReloadOutcome::Applied { from, to } => {
+                tracing::info!(from_version = %from, policy_version = %to, "policy reloaded");
+            }
+            ReloadOutcome::Unchanged => tracing::debug!("policy file touched; content unchanged"),
+            ReloadOutcome::Rejected(error) => tracing::error!(
+                file = %error.file.display(),
+                line = error.line,
+                key = %error.key,
+                reason = %error.reason,
+                "policy reload refused; the running policy stays"
+            ),
+        }
+    }
 }
 
 /// How often backend health follows the circuit breakers.

@@ -15,7 +15,9 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::convert;
-use crate::engine::{Engine, Routing, SharedEngine, StreamStart, estimate_tokens, llm_attributes};
+use crate::engine::{
+    AnswerShape, Engine, Routing, ShadowPlan, SharedEngine, StreamStart, estimate_tokens, llm_attributes,
+};
 use crate::error::RouterError;
 use crate::metrics::SharedMetrics;
 use crate::request::RouteInput;
@@ -72,9 +74,26 @@ impl RouterService {
             tenant = %access.tenant,
             label = %access.label,
             route_target = %access.target,
+            rule = %access.rule,
+            policy_version = %access.policy_version,
             grpc_status = code as i32,
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             "request"
+        );
+    }
+
+    /// Runs the shadow of a mirrored request in the background, in the request's trace; the caller's answer
+    /// never waits for it.
+    fn mirror(&self, input: &RouteInput, plan: &ShadowPlan, primary: AnswerShape) {
+        let engine = self.engine.clone();
+        let (input, plan) = (input.clone(), plan.clone());
+        tokio::spawn(
+            async move {
+                if let Some(engine) = engine.get() {
+                    engine.shadow(&input, &plan, primary).await;
+                }
+            }
+            .instrument(tracing::Span::current()),
         );
     }
 
@@ -97,6 +116,14 @@ impl pb::router_server::Router for RouterService {
             let input = access.input(RouteInput::try_from(request.into_inner())?, &span);
             let outcome = engine.route(&input, deadline).await?;
             access.routing(&outcome.routing);
+            if let Some(plan) = &outcome.shadow {
+                let primary = AnswerShape {
+                    churn: outcome.prediction.as_ref().map(|p| p.churn),
+                    generated: outcome.generation.is_some(),
+                    rejected: outcome.rejection.is_some(),
+                };
+                self.mirror(&input, plan, primary);
+            }
             Ok(convert::response(input.request_id, &outcome))
         }
         .instrument(span.clone())
@@ -117,6 +144,14 @@ impl pb::router_server::Router for RouterService {
             let input = access.input(RouteInput::try_from(request.into_inner())?, &span);
             let start = engine.route_stream(&input, deadline).await?;
             access.routing(&start.routing);
+            if let Some(plan) = &start.shadow {
+                let primary = AnswerShape {
+                    churn: start.prediction.as_ref().map(|p| p.churn),
+                    generated: start.generation.is_some(),
+                    rejected: start.rejection.is_some(),
+                };
+                self.mirror(&input, plan, primary);
+            }
             Ok((input.request_id, start))
         }
         .instrument(span.clone())
@@ -155,6 +190,8 @@ struct Access {
     tenant: String,
     label: String,
     target: String,
+    rule: String,
+    policy_version: String,
 }
 
 impl Access {
@@ -173,6 +210,8 @@ impl Access {
     fn routing(&mut self, routing: &Routing) {
         self.label.clone_from(&routing.classified.label);
         self.target.clone_from(&routing.decision.target.name);
+        self.rule = routing.decision.rule.clone().unwrap_or_default();
+        self.policy_version.clone_from(&routing.decision.policy_version);
     }
 }
 

@@ -8,10 +8,10 @@ use std::process::Command;
 
 use support::{TempDir, config};
 
+/// Runs `switchyard validate` on a [`config`]-style text; returns success, stderr, and the main file's path.
 fn validate(text: &str) -> (bool, String, String) {
     let dir = TempDir::new();
-    let path = dir.0.join("bad.toml");
-    std::fs::write(&path, text).unwrap();
+    let path = support::write_config(&dir.0, text);
     let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["validate", "--config", path.to_str().unwrap()])
         .output()
@@ -31,13 +31,17 @@ fn the_default_and_test_configs_are_valid() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (policy version"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(": ok") && stdout.contains("4 targets, 3 rules"),
+        "{stdout}"
+    );
     let (ok, stderr, _) = validate(&config("http://127.0.0.1:1/v1", "1s"));
     assert!(ok, "{stderr}");
 }
 
 #[test]
-fn invalid_configs_name_file_key_and_reason() {
+fn invalid_main_configs_name_file_key_and_reason() {
     let good = config("http://127.0.0.1:1/v1", "1s");
     let cases = [
         (
@@ -53,24 +57,8 @@ fn invalid_configs_name_file_key_and_reason() {
             "server.listen",
         ),
         (
-            good.replace(r#"target = "churn""#, r#"target = "nowhere""#),
-            "policy.rules[0].target: no target named \"nowhere\"",
-        ),
-        (
-            good.replace(r#"default_target = "assistant""#, r#"default_target = "x""#),
-            "policy.default_target",
-        ),
-        (
             good.replace(r#"base_url = "http"#, r#"base_url = "ftp"#),
             "backends.local.base_url",
-        ),
-        (
-            good.replace("min_confidence = 0.5", "min_confidence = 1.5"),
-            "policy.rules[0].min_confidence",
-        ),
-        (
-            good.replace(r#"message = "not here""#, ""),
-            "targets.refuse.message: required for reject targets",
         ),
         (
             good.replace(
@@ -85,19 +73,8 @@ fn invalid_configs_name_file_key_and_reason() {
         ),
         (good.replace("[server]", "[server"), "line 2"),
         (
-            good.replace(
-                "[targets.assistant]\n",
-                "[targets.assistant]\nuser_prompt = \"{{ text \"\n",
-            ),
-            "targets.assistant.user_prompt",
-        ),
-        (
-            good.replace("[targets.churn]\n", "[targets.churn]\nfallbacks = [\"local\"]\n"),
-            "targets.churn.fallbacks",
-        ),
-        (
-            good.replace("backend = \"local\"\n", "backend = \"local\"\nfallbacks = [\"nope\"]\n"),
-            "fallbacks[0]: no backend named \"nope\"",
+            good.replace(r#"file = "policy.toml""#, r#"file = "nowhere.toml""#),
+            "policy.file",
         ),
         (
             format!("{good}\n[telemetry]\notlp_protocol = \"udp\"\n"),
@@ -122,4 +99,124 @@ fn invalid_configs_name_file_key_and_reason() {
         assert!(stderr.contains(&path), "the file is named: {stderr}");
         assert!(stderr.contains(expected), "want {expected:?} in {stderr}");
     }
+}
+
+#[test]
+fn invalid_policies_name_file_line_key_and_reason() {
+    let good = config("http://127.0.0.1:1/v1", "1s");
+    let split = |weights: (u32, u32)| {
+        good.replace(
+            "target = \"churn\"\n",
+            &format!(
+                "split = [{{ target = \"churn\", weight = {} }}, {{ target = \"retention\", weight = {} }}]\n",
+                weights.0, weights.1
+            ),
+        )
+    };
+    let cases = [
+        (
+            good.replace(r#"target = "churn""#, r#"target = "nowhere""#),
+            "policy.toml:27: rules[0].target: no target named \"nowhere\"",
+        ),
+        (
+            good.replace(r#"default_target = "assistant""#, r#"default_target = "x""#),
+            "policy.toml:2: default_target: no target named \"x\"",
+        ),
+        (
+            good.replace("min_confidence = 0.5", "min_confidence = 1.5"),
+            "policy.toml:26: rules[0].min_confidence: 1.5 is not a probability",
+        ),
+        (
+            good.replace(r#"message = "not here""#, ""),
+            "targets.refuse.message: required for reject targets",
+        ),
+        (
+            good.replace("[targets.assistant]\n", "[targets.assistant]\nuser_prompt = \"{{ text \"\n"),
+            "policy.toml:8: targets.assistant.user_prompt",
+        ),
+        (
+            good.replace("[targets.churn]\n", "[targets.churn]\nfallbacks = [\"local\"]\n"),
+            "targets.churn.fallbacks: only llm and hybrid targets take them",
+        ),
+        (
+            good.replace("backend = \"local\"\n", "backend = \"local\"\nfallbacks = [\"nope\"]\n"),
+            "targets.assistant.fallbacks[0]: no backend named \"nope\"",
+        ),
+        (
+            good.replace("schema_version = 1", "schema_version = 2"),
+            "policy.toml:1: schema_version: 2 is not supported",
+        ),
+        (
+            good.replace(r#"labels = ["churn_score"]"#, r#"labels = ["churn_scroe"]"#),
+            "rules[0].labels[0]: \"churn_scroe\" is not a classifier label",
+        ),
+        (
+            good.replace(r#"groups = ["customer_record"]"#, r#"groups = ["customer_records"]"#),
+            "rules[1].groups[0]: \"customer_records\" is not a label group",
+        ),
+        (split((90, 20)), "rules[0].split: weights sum to 110, not 100"),
+        (split((0, 100)), "rules[0].split[0].weight: must be at least 1"),
+        (
+            good.replace(
+                "[[rules]]\nname = \"score-record\"",
+                "[[rules]]\nname = \"all-records\"\ngroups = [\"customer_record\"]\ntarget = \"retention\"\n\n[[rules]]\nname = \"score-record\"",
+            ),
+            "rules[1].name: rule \"score-record\" is unreachable: rule \"all-records\" before it",
+        ),
+        (
+            good.replace(
+                "target = \"churn\"\n",
+                "target = \"churn\"\nshadow = { target = \"churn\", percent = 10 }\n",
+            ),
+            "rules[0].shadow.target: \"churn\" already serves this rule",
+        ),
+        (
+            good.replace(
+                "target = \"churn\"\n",
+                "target = \"churn\"\nshadow = { target = \"retention\", percent = 0 }\n",
+            ),
+            "rules[0].shadow.percent: 0 is outside [1, 100]",
+        ),
+        (
+            good.replace(
+                "allow_force_target = [\"churn\", \"assistant\", \"refuse\"]",
+                "allow_force_target = [\"churn\", \"nope\"]",
+            ),
+            "tenants.ops.allow_force_target[1]: no target named \"nope\"",
+        ),
+        (
+            good.replace("[tenants.ops]\n", "[tenants.ops]\nabstain_below = 0.3\n"),
+            "tenants.ops.abstain_below: overrides nothing",
+        ),
+        (
+            good.replace("[targets.assistant]\n", "[targets.assistant]\non_unavailable = \"score_only\"\n"),
+            "targets.assistant.on_unavailable: only hybrid targets have a score",
+        ),
+        (good.replace("[[rules]]", "[[rule]]"), "unknown field `rule`"),
+    ];
+    for (text, expected) in cases {
+        let (ok, stderr, path) = validate(&text);
+        assert!(!ok, "accepted a policy that should fail with {expected:?}");
+        let policy = path.replace("switchyard.toml", "policy.toml");
+        assert!(stderr.contains(&policy), "the policy file is named: {stderr}");
+        assert!(stderr.contains(expected), "want {expected:?} in {stderr}");
+    }
+}
+
+#[test]
+fn the_checked_in_json_schema_is_the_generated_one() {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("schema")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let checked_in = std::fs::read_to_string(support::repo().join("docs/policy.schema.json")).unwrap();
+    assert_eq!(
+        generated, checked_in,
+        "docs/policy.schema.json is stale: regenerate it with `switchyard schema > docs/policy.schema.json`"
+    );
+    let schema: serde_json::Value = serde_json::from_str(&generated).unwrap();
+    assert_eq!(schema["additionalProperties"], false, "unknown keys are refused");
+    assert!(schema["properties"]["rules"].is_object());
 }

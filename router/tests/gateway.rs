@@ -212,26 +212,40 @@ async fn bad_inputs_get_invalid_argument_naming_the_problem() {
 }
 
 #[tokio::test]
-async fn force_target_is_honoured_only_where_the_policy_allows() {
+async fn force_target_is_honoured_only_for_the_tenants_and_targets_the_policy_lists() {
     let gateway = gateway_without_llm().await;
     let mut client = gateway.client().await;
     let forced = RouteRequest {
         force_target: "churn".into(),
+        tenant: "ops".into(),
         ..request("what time is it", Some(telco_record()))
     };
     let response = client.route(forced).await.unwrap().into_inner();
     assert_eq!(response.decision.unwrap().target, "churn");
     assert!(response.prediction.is_some());
+    // A target the tenant may not force.
     let refused = RouteRequest {
         force_target: "retention".into(),
+        tenant: "ops".into(),
         ..request("hi", None)
     };
     let status = client.route(refused).await.expect_err("not allowed");
     assert_eq!(status.code(), Code::PermissionDenied);
-    assert!(status.message().contains("retention"));
+    assert!(status.message().contains("retention") && status.message().contains("ops"));
+    // A tenant the policy does not list, and no tenant at all.
+    for tenant in ["acme", ""] {
+        let other = RouteRequest {
+            force_target: "churn".into(),
+            tenant: tenant.into(),
+            ..request("hi", Some(telco_record()))
+        };
+        let status = client.route(other).await.expect_err("tenant not allowed");
+        assert_eq!(status.code(), Code::PermissionDenied, "tenant {tenant:?}");
+    }
     // A forced classical target without a record says which field is missing.
     let no_record = RouteRequest {
         force_target: "churn".into(),
+        tenant: "ops".into(),
         ..request("hi", None)
     };
     let status = client.route(no_record).await.expect_err("needs a record");
@@ -239,6 +253,7 @@ async fn force_target_is_honoured_only_where_the_policy_allows() {
     assert!(status.message().starts_with("features:"), "{}", status.message());
     let reject = RouteRequest {
         force_target: "refuse".into(),
+        tenant: "ops".into(),
         ..request("hi", None)
     };
     let response = client.route(reject).await.unwrap().into_inner();

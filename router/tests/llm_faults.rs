@@ -141,7 +141,7 @@ async fn hybrid_degrades_to_the_score_when_allowed() {
     let base = with_backend_settings(&config(&url, "3s"), &format!("{FAST}\nmax_attempts = 1"));
     let degrading = base.replace(
         "[targets.retention]\n",
-        "[targets.retention]\ndegrade_to_score = true\n",
+        "[targets.retention]\non_unavailable = \"score_only\"\n",
     );
     let gateway = Gateway::start(&degrading).await;
     let mut client = gateway.client().await;

@@ -8,13 +8,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::policy::{Matcher, Policy, Rule, Target, TargetKind};
-use crate::prompt;
 use crate::telemetry::{OtlpProtocol, TelemetryConfig};
 
 mod raw;
 
-use raw::{RawConfig, RawKind, RawLogFormat};
+use raw::{RawConfig, RawLogFormat};
 
 /// Why a config file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -39,10 +37,8 @@ pub struct Config {
     pub backends: BTreeMap<String, (llm::BackendConfig, llm::GuardConfig)>,
     /// Token prices by backend name.
     pub prices: BTreeMap<String, Prices>,
-    /// The routing policy (targets and rules).
-    pub policy: Policy,
-    /// The targets' prompt templates, compiled.
-    pub prompts: std::sync::Arc<prompt::Prompts>,
+    /// The routing policy file (targets, rules, tenants), checked when the models are loaded.
+    pub policy: PolicyConfig,
     /// Traces, metrics export, content capture.
     pub telemetry: TelemetryConfig,
 }
@@ -84,6 +80,15 @@ pub struct ServerConfig {
     pub concurrency_per_connection: usize,
 }
 
+/// Where the routing policy lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyConfig {
+    /// The policy file.
+    pub file: PathBuf,
+    /// Reload it when it changes (it is also reloaded on SIGHUP).
+    pub watch: bool,
+}
+
 /// Model files and the inference pool.
 #[derive(Debug, Clone)]
 pub struct ModelsConfig {
@@ -92,11 +97,6 @@ pub struct ModelsConfig {
     /// Pool: model paths, workers, queue capacity.
     pub pool: classical::PoolConfig,
 }
-
-const DEFAULT_SYSTEM_PROMPT: &str = "You are a helpful assistant for a telecom company's staff. Answer briefly.";
-const DEFAULT_HYBRID_PROMPT: &str = "You are a retention analyst at a telecom company. You are given a customer's \
-record and the churn model's probability that they leave. Explain briefly, in plain words, what in the record \
-likely drives that risk and suggest one or two retention actions. Do not invent data.";
 
 impl Config {
     /// Reads and validates `path`. Relative model paths are resolved against the file's directory.
@@ -115,8 +115,7 @@ impl Config {
             error(path, &key, e.message().to_owned())
         })?;
         let base = path.parent().unwrap_or_else(|| Path::new("."));
-        let version = policy_version(text);
-        validate(path, base, raw, version)
+        validate(path, base, raw)
     }
 }
 
@@ -165,7 +164,7 @@ fn telemetry(path: &Path, raw: raw::RawTelemetry) -> Result<TelemetryConfig, Con
     })
 }
 
-fn validate(path: &Path, base: &Path, raw: RawConfig, version: String) -> Result<Config, ConfigError> {
+fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     let err = |key: &str, reason: String| error(path, key, reason);
     let duration = |key: &str, value: &str| {
         humantime::parse_duration(value).map_err(|e| err(key, format!("{value:?} is not a duration ({e})")))
@@ -300,140 +299,19 @@ fn validate(path: &Path, base: &Path, raw: RawConfig, version: String) -> Result
         backends.insert(name, (config, guard));
     }
 
-    let mut targets = BTreeMap::new();
-    for (name, t) in raw.targets {
-        let key = |field: &str| format!("targets.{name}.{field}");
-        let needs_backend = matches!(t.kind, RawKind::Llm | RawKind::Hybrid);
-        let chain = match (&t.backend, needs_backend) {
-            (Some(b), true) => std::iter::once(b).chain(&t.fallbacks).cloned().collect::<Vec<_>>(),
-            (None, true) => return Err(err(&key("backend"), "required for llm and hybrid targets".to_owned())),
-            (Some(_), false) => return Err(err(&key("backend"), "only llm and hybrid targets take one".to_owned())),
-            (None, false) if !t.fallbacks.is_empty() => {
-                return Err(err(
-                    &key("fallbacks"),
-                    "only llm and hybrid targets take them".to_owned(),
-                ));
-            }
-            (None, false) => Vec::new(),
-        };
-        for (i, b) in chain.iter().enumerate() {
-            if !backends.contains_key(b) {
-                let field = if i == 0 {
-                    "backend".to_owned()
-                } else {
-                    format!("fallbacks[{}]", i - 1)
-                };
-                return Err(err(&key(&field), format!("no backend named {b:?} in [backends]")));
-            }
-        }
-        if t.degrade_to_score && !matches!(t.kind, RawKind::Hybrid) {
-            return Err(err(
-                &key("degrade_to_score"),
-                "only hybrid targets can degrade to a score".to_owned(),
-            ));
-        }
-        if let Some(temperature) = t.temperature
-            && !(0.0..=2.0).contains(&temperature)
-        {
-            return Err(err(&key("temperature"), format!("{temperature} is outside [0, 2]")));
-        }
-        let kind = match t.kind {
-            RawKind::Classical => TargetKind::Classical,
-            RawKind::Llm => TargetKind::Llm,
-            RawKind::Hybrid => TargetKind::Hybrid,
-            RawKind::Reject => TargetKind::Reject,
-        };
-        let message = match (kind, t.message) {
-            (TargetKind::Reject, Some(m)) => m,
-            (TargetKind::Reject, None) => return Err(err(&key("message"), "required for reject targets".to_owned())),
-            (_, Some(_)) => return Err(err(&key("message"), "only reject targets take one".to_owned())),
-            (_, None) => String::new(),
-        };
-        let hybrid = kind == TargetKind::Hybrid;
-        let system_prompt = t.system_prompt.unwrap_or_else(|| {
-            if hybrid {
-                DEFAULT_HYBRID_PROMPT
-            } else {
-                DEFAULT_SYSTEM_PROMPT
-            }
-            .to_owned()
-        });
-        let user_prompt = t.user_prompt.unwrap_or_else(|| {
-            if hybrid {
-                prompt::DEFAULT_HYBRID_TEMPLATE
-            } else {
-                prompt::DEFAULT_CHAT_TEMPLATE
-            }
-            .to_owned()
-        });
-        let max_prompt_chars = positive(path, &key("max_prompt_chars"), t.max_prompt_chars)?;
-        targets.insert(
-            name.clone(),
-            Target {
-                name,
-                kind,
-                backends: chain,
-                degrade_to_score: t.degrade_to_score,
-                system_prompt,
-                user_prompt,
-                max_prompt_chars,
-                max_tokens: t.max_tokens.unwrap_or(256),
-                temperature: t.temperature,
-                message,
-            },
-        );
-    }
-
-    let target_ref = |key: String, name: &str| {
-        if targets.contains_key(name) {
-            Ok(name.to_owned())
-        } else {
-            Err(err(&key, format!("no target named {name:?}")))
-        }
+    let policy = PolicyConfig {
+        file: resolve(&raw.policy.file),
+        watch: raw.policy.watch,
     };
-    let default_target = target_ref("policy.default_target".to_owned(), &raw.policy.default_target)?;
-    let mut allow_force_target = Vec::new();
-    for (i, name) in raw.policy.allow_force_target.iter().enumerate() {
-        allow_force_target.push(target_ref(format!("policy.allow_force_target[{i}]"), name)?);
+    if !policy.file.is_file() {
+        return Err(err("policy.file", format!("{} does not exist", policy.file.display())));
     }
-    let mut rules = Vec::new();
-    for (i, r) in raw.policy.rules.into_iter().enumerate() {
-        let key = |field: &str| format!("policy.rules[{i}].{field}");
-        let matcher = match (r.label, r.group) {
-            (Some(label), None) => Matcher::Label(label),
-            (None, Some(group)) => Matcher::Group(group),
-            _ => return Err(err(&key("label"), "set exactly one of label or group".to_owned())),
-        };
-        if !(0.0..=1.0).contains(&r.min_confidence) {
-            return Err(err(
-                &key("min_confidence"),
-                format!("{} is not a probability", r.min_confidence),
-            ));
-        }
-        rules.push(Rule {
-            name: r.name,
-            matcher,
-            min_confidence: r.min_confidence,
-            target: target_ref(key("target"), &r.target)?,
-            fallback: r.fallback.map(|f| target_ref(key("fallback"), &f)).transpose()?,
-        });
-    }
-    // Templates are compiled now so a syntax error is a config error, not a failed request.
-    let prompts = prompt::Prompts::compile(targets.values()).map_err(|(key, reason)| err(&key, reason))?;
-    let policy = Policy {
-        version,
-        targets,
-        rules,
-        default_target,
-        allow_force_target,
-    };
     Ok(Config {
         server,
         models,
         backends,
         prices,
         policy,
-        prompts: std::sync::Arc::new(prompts),
         telemetry,
     })
 }
@@ -458,11 +336,4 @@ fn error(path: &Path, key: &str, reason: String) -> ConfigError {
 fn locate(text: &str, offset: usize) -> String {
     let line = text[..offset.min(text.len())].lines().count().max(1);
     format!("line {line}")
-}
-
-/// A short content hash identifying the policy that made a decision.
-fn policy_version(text: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(text.as_bytes());
-    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }

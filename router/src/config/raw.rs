@@ -14,7 +14,6 @@ pub(super) struct RawConfig {
     pub(super) models: RawModels,
     #[serde(default)]
     pub(super) backends: BTreeMap<String, RawBackend>,
-    pub(super) targets: BTreeMap<String, RawTarget>,
     pub(super) policy: RawPolicy,
     #[serde(default)]
     pub(super) telemetry: RawTelemetry,
@@ -151,10 +150,6 @@ pub(super) fn default_provider() -> String {
     "openai".to_owned()
 }
 
-pub(super) fn default_max_prompt_chars() -> usize {
-    16_000
-}
-
 pub(super) fn default_max_response_bytes() -> usize {
     4 * 1024 * 1024
 }
@@ -204,59 +199,13 @@ pub(super) fn default_backend_timeout() -> String {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub(super) enum RawKind {
-    Classical,
-    Llm,
-    Hybrid,
-    Reject,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawTarget {
-    pub(super) kind: RawKind,
-    #[serde(default)]
-    pub(super) backend: Option<String>,
-    #[serde(default)]
-    pub(super) fallbacks: Vec<String>,
-    #[serde(default)]
-    pub(super) degrade_to_score: bool,
-    #[serde(default)]
-    pub(super) system_prompt: Option<String>,
-    #[serde(default)]
-    pub(super) user_prompt: Option<String>,
-    #[serde(default = "default_max_prompt_chars")]
-    pub(super) max_prompt_chars: usize,
-    #[serde(default)]
-    pub(super) max_tokens: Option<u32>,
-    #[serde(default)]
-    pub(super) temperature: Option<f32>,
-    #[serde(default)]
-    pub(super) message: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPolicy {
-    pub(super) default_target: String,
-    #[serde(default)]
-    pub(super) allow_force_target: Vec<String>,
-    #[serde(default)]
-    pub(super) rules: Vec<RawRule>,
+    pub(super) file: PathBuf,
+    #[serde(default = "default_watch")]
+    pub(super) watch: bool,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawRule {
-    pub(super) name: String,
-    #[serde(default)]
-    pub(super) label: Option<String>,
-    #[serde(default)]
-    pub(super) group: Option<String>,
-    #[serde(default)]
-    pub(super) min_confidence: f32,
-    pub(super) target: String,
-    #[serde(default)]
-    pub(super) fallback: Option<String>,
+pub(super) fn default_watch() -> bool {
+    true
 }

@@ -11,6 +11,8 @@ pub const SPAN_CLASSIFY: &str = "classify";
 pub const SPAN_DECIDE: &str = "route.decide";
 /// Child span: the churn scorer ran.
 pub const SPAN_SCORE: &str = "score";
+/// Child span: a mirrored request ran on its shadow target (it may end after the SERVER span).
+pub const SPAN_SHADOW: &str = "shadow";
 
 /// `grpc`.
 pub const RPC_SYSTEM: &str = "rpc.system";
@@ -59,7 +61,11 @@ pub const ROUTE_TARGET: &str = "switchyard.route.target";
 pub const ROUTE_TARGET_KIND: &str = "switchyard.route.target_kind";
 /// Why, in words.
 pub const ROUTE_REASON: &str = "switchyard.route.reason";
-/// Why a hybrid answer carries the score alone (on the SERVER span).
+/// The split's draw: the request's bucket in [0, 10000).
+pub const ROUTE_SPLIT_BUCKET: &str = "switchyard.route.split.bucket";
+/// Whether the rule's shadow draw mirrors this request.
+pub const ROUTE_SHADOW_MIRRORED: &str = "switchyard.route.shadow.mirrored";
+/// Why the answer is not the target's full one (score only, or a refusal), on the SERVER span.
 pub const ROUTE_DEGRADED: &str = "switchyard.route.degraded";
 /// Event on the SERVER span: a backend of the target's chain failed and the next one is tried.
 pub const EVENT_FALLBACK: &str = "switchyard.route.fallback";
@@ -82,3 +88,10 @@ pub const SCORER_BATCH_SIZE: &str = "switchyard.scorer.batch_size";
 pub const SCORER_EXPLAINED: &str = "switchyard.scorer.explained";
 /// The record's values as JSON (content capture only, cut to the configured size).
 pub const SCORER_FEATURES: &str = "switchyard.scorer.features";
+
+/// On the shadow span: the rule that mirrored.
+pub const SHADOW_RULE: &str = "switchyard.shadow.rule";
+/// On the shadow span: the shadow target.
+pub const SHADOW_TARGET: &str = "switchyard.shadow.target";
+/// On the shadow span: whether the shadow's answer agreed with the primary's.
+pub const SHADOW_AGREE: &str = "switchyard.shadow.agree";

@@ -42,28 +42,17 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// A config for tests: the repository's models, the given `[backends.local]` URL, short timeouts.
+/// Separates the two files in a test config's text: the policy file, this line, the main config.
+pub const POLICY_END: &str = "# ---- end of policy.toml; switchyard.toml follows ----\n";
+
+/// A test config: the policy file (targets, rules, tenants), then [`POLICY_END`], then the main config (the
+/// repository's models, `[backends.local]` at `llm_base_url`, short timeouts). One string, so tests edit either
+/// file with `replace`; [`write_config`] writes them apart.
 pub fn config(llm_base_url: &str, backend_timeout: &str) -> String {
     let models = repo().join("classical/models");
     format!(
-        r#"
-[server]
-listen = "127.0.0.1:1"
-shutdown_grace = "5s"
-request_timeout = "60s"
-max_text_bytes = 32768
-
-[models]
-classifier = "{classifier}"
-scorer = "{scorer}"
-workers = 2
-queue_capacity = 64
-
-[backends.local]
-base_url = "{llm_base_url}"
-model = "smollm2"
-connect_timeout = "1s"
-request_timeout = "{backend_timeout}"
+        r#"schema_version = 1
+default_target = "assistant"
 
 [targets.churn]
 kind = "classical"
@@ -84,25 +73,53 @@ temperature = 0.0
 kind = "reject"
 message = "not here"
 
-[policy]
-default_target = "assistant"
-allow_force_target = ["churn", "assistant", "refuse"]
-
-[[policy.rules]]
+[[rules]]
 name = "score-record"
-label = "churn_score"
+labels = ["churn_score"]
 min_confidence = 0.5
 target = "churn"
-fallback = "retention"
 
-[[policy.rules]]
+[[rules]]
 name = "explain-record"
-label = "churn_explain"
+groups = ["customer_record"]
 target = "retention"
+
+[tenants.ops]
+allow_force_target = ["churn", "assistant", "refuse"]
+{POLICY_END}
+[server]
+listen = "127.0.0.1:1"
+shutdown_grace = "5s"
+request_timeout = "60s"
+max_text_bytes = 32768
+
+[models]
+classifier = "{classifier}"
+scorer = "{scorer}"
+workers = 2
+queue_capacity = 64
+
+[policy]
+file = "policy.toml"
+
+[backends.local]
+base_url = "{llm_base_url}"
+model = "smollm2"
+connect_timeout = "1s"
+request_timeout = "{backend_timeout}"
 "#,
         classifier = models.join("request-classifier/1.0.0/model.onnx").display(),
         scorer = models.join("churn-scorer/1.0.0/model.onnx").display(),
     )
+}
+
+/// Writes a [`config`]-style text into `dir` as `policy.toml` and `switchyard.toml`; returns the main file.
+pub fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let (policy, main) = text.split_once(POLICY_END).expect("a test config holds both files");
+    std::fs::write(dir.join("policy.toml"), policy).unwrap();
+    let path = dir.join("switchyard.toml");
+    std::fs::write(&path, main).unwrap();
+    path
 }
 
 /// A running gateway process; killed on drop.
@@ -137,6 +154,11 @@ impl Gateway {
         Self::spawn(&text, "info", true, &[("OTEL_BSP_SCHEDULE_DELAY", "100")]).await
     }
 
+    /// The policy file the gateway reads.
+    pub fn policy_path(&self) -> PathBuf {
+        self._dir.0.join("policy.toml")
+    }
+
     /// The log lines written so far (`start_logging` only).
     pub fn logs(&self) -> String {
         std::fs::read_to_string(self._dir.0.join("stderr.log")).unwrap_or_default()
@@ -144,8 +166,7 @@ impl Gateway {
 
     async fn spawn(config_text: &str, level: &str, keep_log: bool, env: &[(&str, &str)]) -> Self {
         let dir = TempDir::new();
-        let path = dir.0.join("switchyard.toml");
-        std::fs::write(&path, config_text).unwrap();
+        let path = write_config(&dir.0, config_text);
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))

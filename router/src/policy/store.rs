@@ -1,0 +1,182 @@
+//! The running policy, swapped whole on reload: readers take an `Arc` snapshot without locking, so a request
+//! decides under exactly one complete policy version however the file changes meanwhile.
+//!
+//! Reloads happen when the file changes (watched through its directory, so editors that write a new file and
+//! rename it are seen) and on SIGHUP. An invalid file is refused, logged with file, line, key and reason, counted,
+//! and the running policy stays.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use super::{Policy, PolicyContext, PolicyFileError, compile};
+
+/// How long file events settle before a reload (an editor's save is often several events).
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// The policy in force, and where it came from.
+#[derive(Debug)]
+pub struct PolicyStore {
+    current: ArcSwap<Policy>,
+    path: PathBuf,
+    context: PolicyContext,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// A new version is in force.
+    Applied {
+        /// The version replaced.
+        from: String,
+        /// The version now in force.
+        to: String,
+    },
+    /// The file's content is the version already in force.
+    Unchanged,
+    /// The file is invalid (or unreadable); the running policy stays.
+    Rejected(PolicyFileError),
+}
+
+impl ReloadOutcome {
+    /// `applied`, `unchanged` or `rejected`, for metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Applied { .. } => "applied",
+            Self::Unchanged => "unchanged",
+            Self::Rejected(_) => "rejected",
+        }
+    }
+}
+
+impl PolicyStore {
+    /// Reads and compiles the policy at `path`.
+    pub fn load(path: &Path, context: PolicyContext) -> Result<Self, PolicyFileError> {
+        let policy = read(path, &context)?;
+        Ok(Self {
+            current: ArcSwap::from_pointee(policy),
+            path: path.to_path_buf(),
+            context,
+        })
+    }
+
+    /// The policy in force now. Hold the `Arc` for the whole request.
+    pub fn current(&self) -> Arc<Policy> {
+        self.current.load_full()
+    }
+
+    /// The policy file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Re-reads the file; swaps in the new policy if it is valid and different.
+    pub fn reload(&self) -> ReloadOutcome {
+        match read(&self.path, &self.context) {
+            Err(error) => ReloadOutcome::Rejected(error),
+            Ok(policy) => {
+                let from = self.current.load().version.clone();
+                if policy.version == from {
+                    return ReloadOutcome::Unchanged;
+                }
+                let to = policy.version.clone();
+                self.current.store(Arc::new(policy));
+                ReloadOutcome::Applied { from, to }
+            }
+        }
+    }
+}
+
+fn read(path: &Path, context: &PolicyContext) -> Result<Policy, PolicyFileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| PolicyFileError {
+        file: path.to_path_buf(),
+        line: None,
+        key: "-".to_owned(),
+        reason: format!("cannot read: {e}"),
+    })?;
+    compile(path, &text, context)
+}
+
+/// Reloads `store` on SIGHUP, and on changes to its file when `watch_file`; `on_reload` sees every outcome
+/// (for logs and metrics). Runs until the process ends.
+pub async fn watch(store: Arc<PolicyStore>, watch_file: bool, on_reload: impl Fn(&ReloadOutcome) + Send + 'static) {
+    let (changed, mut changes) = mpsc::channel::<()>(1);
+    // The watcher lives as long as this task; its events only nudge the loop below.
+    let _watcher = if watch_file {
+        match file_watcher(store.path(), changed) {
+            Ok(watcher) => Some(watcher),
+            Err(error) => {
+                tracing::error!(file = %store.path().display(), %error, "cannot watch the policy file; SIGHUP still reloads");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut hangups = hangup_signals();
+    loop {
+        tokio::select! {
+            Some(()) = changes.recv() => {
+                // Let a burst of events settle, then reload once.
+                tokio::time::sleep(SETTLE).await;
+                while changes.try_recv().is_ok() {}
+            }
+            Some(()) = hangups.recv() => {}
+            else => return,
+        }
+        let reload_store = store.clone();
+        let outcome = match tokio::task::spawn_blocking(move || reload_store.reload()).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                tracing::error!(%error, "policy reload task failed");
+                continue;
+            }
+        };
+        on_reload(&outcome);
+    }
+}
+
+/// Watches the file's directory and signals changes to the file itself.
+fn file_watcher(path: &Path, changed: mpsc::Sender<()>) -> notify::Result<notify::RecommendedWatcher> {
+    let file = path.file_name().map(ToOwned::to_owned);
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && event.paths.iter().any(|p| p.file_name() == file.as_deref())
+            && !matches!(event.kind, notify::EventKind::Access(_))
+        {
+            // Full means a reload is already pending: dropping this nudge loses nothing.
+            let _ = changed.try_send(());
+        }
+    })?;
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    watcher.watch(&directory, RecursiveMode::NonRecursive)?;
+    Ok(watcher)
+}
+
+/// SIGHUP as a stream of nudges (never on platforms without it).
+fn hangup_signals() -> mpsc::Receiver<()> {
+    let (sender, receiver) = mpsc::channel(1);
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(mut signal) => {
+                while signal.recv().await.is_some() {
+                    if sender.send(()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot listen for SIGHUP"),
+        }
+    });
+    #[cfg(not(unix))]
+    drop(sender);
+    receiver
+}
