@@ -367,10 +367,16 @@ impl Engine {
     }
 
     /// Runs a mirrored request on its shadow target and records how it compares with the primary answer
-    /// (`primary`): agreement, outcome and latency, in metrics and on a `shadow` span. Never fails: it is
-    /// background work whose result nobody waits for.
-    pub async fn shadow(&self, input: &RouteInput, plan: &ShadowPlan, primary: AnswerShape) {
-        let span = spans::child(SPAN_SHADOW);
+    /// (`primary`): agreement, outcome and latency, in metrics and on a `shadow` span under `parent` (the
+    /// request's SERVER span). Never fails: it is background work whose result nobody waits for.
+    pub async fn shadow(
+        &self,
+        input: &RouteInput,
+        plan: &ShadowPlan,
+        primary: AnswerShape,
+        parent: opentelemetry::Context,
+    ) {
+        let span = spans::detached_child(SPAN_SHADOW, parent);
         span.set_attribute(SHADOW_RULE, plan.rule.clone());
         span.set_attribute(SHADOW_TARGET, plan.target.name.clone());
         let labels = [

@@ -82,19 +82,17 @@ impl RouterService {
         );
     }
 
-    /// Runs the shadow of a mirrored request in the background, in the request's trace; the caller's answer
-    /// never waits for it.
+    /// Runs the shadow of a mirrored request in the background, in the request's trace (under the current
+    /// SERVER span, without holding it open); the caller's answer never waits for it.
     fn mirror(&self, input: &RouteInput, plan: &ShadowPlan, primary: AnswerShape) {
         let engine = self.engine.clone();
         let (input, plan) = (input.clone(), plan.clone());
-        tokio::spawn(
-            async move {
-                if let Some(engine) = engine.get() {
-                    engine.shadow(&input, &plan, primary).await;
-                }
+        let parent = tracing::Span::current().context();
+        tokio::spawn(async move {
+            if let Some(engine) = engine.get() {
+                engine.shadow(&input, &plan, primary, parent).await;
             }
-            .instrument(tracing::Span::current()),
-        );
+        });
     }
 
     fn engine(&self) -> Result<&Engine, Status> {

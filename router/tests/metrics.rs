@@ -4,19 +4,7 @@
 
 mod support;
 
-use support::{FakeLlm, Fault, Gateway, config, request, stream_events, telco_record, with_backend_settings};
-
-/// The sum of every sample of `metric` whose labels contain all of `labels` (`key="value"` strings).
-fn sample(text: &str, metric: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let name = series.split('{').next()?;
-            (name == metric && labels.iter().all(|l| series.contains(l))).then(|| value.parse::<f64>().ok())?
-        })
-        .sum()
-}
+use support::{FakeLlm, Fault, Gateway, config, request, sample, stream_events, telco_record, with_backend_settings};
 
 #[tokio::test]
 async fn health_endpoints_answer_and_metrics_move_by_the_right_amounts() {

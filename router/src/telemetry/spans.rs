@@ -31,6 +31,14 @@ pub fn child(name: &'static str) -> tracing::Span {
     tracing::info_span!(target: "switchyard::engine", "step", otel.name = name)
 }
 
+/// Opens a span whose OpenTelemetry parent is `parent` but which has no `tracing` parent, for background work
+/// that outlives the request (a `tracing` child would hold its parent open, stretching the SERVER span).
+pub fn detached_child(name: &'static str, parent: opentelemetry::Context) -> tracing::Span {
+    let span = tracing::info_span!(target: "switchyard::engine", parent: None, "step", otel.name = name);
+    let _ = span.set_parent(parent);
+    span
+}
+
 /// Records the call's gRPC status on its SERVER span. Every failure gets `error.type` (the code's name); the span
 /// status is ERROR only for codes that mean the server failed (the OpenTelemetry gRPC conventions), not for
 /// requests the caller got wrong.

@@ -113,6 +113,15 @@ request_timeout = "{backend_timeout}"
     )
 }
 
+/// `config_text` with its policy file replaced by `policy`.
+pub fn with_policy(config_text: &str, policy: &str) -> String {
+    let (_, main) = config_text
+        .split_once(POLICY_END)
+        .expect("a test config holds both files");
+    let end = if policy.ends_with('\n') { "" } else { "\n" };
+    format!("{policy}{end}{POLICY_END}{main}")
+}
+
 /// Writes a [`config`]-style text into `dir` as `policy.toml` and `switchyard.toml`; returns the main file.
 pub fn write_config(dir: &Path, text: &str) -> PathBuf {
     let (policy, main) = text.split_once(POLICY_END).expect("a test config holds both files");
@@ -269,6 +278,15 @@ impl Gateway {
             .trim()
             .parse()
             .unwrap()
+    }
+
+    /// Sends SIGHUP (reloads the policy).
+    pub fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     /// Sends SIGTERM.
@@ -447,6 +465,18 @@ pub fn with_secondary(config_text: &str, url: &str) -> String {
     format!(
         "{text}\n[backends.secondary]\nbase_url = \"{url}\"\nmodel = \"smollm2\"\nconnect_timeout = \"1s\"\nrequest_timeout = \"60s\"\n"
     )
+}
+
+/// The sum of every sample of `metric` in Prometheus text whose labels contain all of `labels` (`key="value"`).
+pub fn sample(text: &str, metric: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let name = series.split('{').next()?;
+            (name == metric && labels.iter().all(|l| series.contains(l))).then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
 }
 
 /// Asserts a status's code and that its message contains `needle`.
