@@ -220,3 +220,23 @@ fn the_checked_in_json_schema_is_the_generated_one() {
     assert_eq!(schema["additionalProperties"], false, "unknown keys are refused");
     assert!(schema["properties"]["rules"].is_object());
 }
+
+#[test]
+fn the_annotated_example_policy_is_valid() {
+    let example = support::repo().join("docs/policy-example.toml");
+    let text = config("http://127.0.0.1:1/v1", "1s")
+        .replace("file = \"policy.toml\"", &format!("file = \"{}\"", example.display()))
+        + "\n[backends.canary]\nbase_url = \"http://127.0.0.1:2/v1\"\nmodel = \"smollm2\"\n";
+    let dir = TempDir::new();
+    let path = support::write_config(&dir.0, &text);
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["validate", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("5 targets, 6 rules, 2 tenants (1 tenant rules)"),
+        "{stdout}"
+    );
+}
