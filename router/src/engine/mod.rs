@@ -1,12 +1,21 @@
 //! The request path: validate, classify, decide, then score and/or generate.
 
+mod answer;
+mod backend_chain;
+mod shadow;
+
+pub use answer::{BackendState, Generation, LabelScore, OpenedStream, Outcome, Prediction, Routing, StreamStart};
+pub use backend_chain::{estimate_tokens, llm_attributes};
+pub use shadow::{AnswerShape, ShadowPlan};
+
+use shadow::{MAX_SHADOWS, shadow_plan};
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use classical::schema::ValidRecord;
 use classical::{InferencePool, OnnxRuntime};
-use futures::stream::BoxStream;
-use llm::{ChatBackend, ChatCompletion, ChatRequest, GuardedBackend, LlmError, StreamEvent};
+use llm::{ChatBackend, ChatRequest, GuardedBackend, LlmError};
 use tokio::time::Instant;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -14,13 +23,14 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::config::{Config, Prices};
 use crate::error::RouterError;
 use crate::metrics::SharedMetrics;
-use crate::policy::{
-    Classified, Decision, Facts, OnUnavailable, Policy, PolicyContext, PolicyStore, Target, TargetKind,
-};
+use crate::policy::{Classified, Facts, Policy, PolicyContext, PolicyStore, Target, TargetKind};
 use crate::request::RouteInput;
 use crate::telemetry::names::*;
 use crate::telemetry::spans;
 use opentelemetry::KeyValue;
+
+/// How many field influences a prediction reports.
+const TOP_FEATURES: usize = 5;
 
 /// How many labels a decision reports.
 const TOP_LABELS: usize = 5;
@@ -37,179 +47,6 @@ pub struct Engine {
     capture_content: Option<usize>,
     /// Bounds the shadows in flight.
     shadows: Arc<tokio::sync::Semaphore>,
-}
-
-/// One label with its probability and group.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LabelScore {
-    /// The label.
-    pub label: String,
-    /// Its group.
-    pub group: String,
-    /// Its probability.
-    pub probability: f32,
-}
-
-/// Classification and decision for one request: what `Explain` returns.
-#[derive(Debug, Clone)]
-pub struct Routing {
-    /// The policy that decided; the rest of the request uses its targets and prompts.
-    pub policy: Arc<Policy>,
-    /// The decided label, group and confidence.
-    pub classified: Classified,
-    /// The most probable labels, best first.
-    pub top_labels: Vec<LabelScore>,
-    /// Classifier name and version.
-    pub classifier: (String, String),
-    /// The policy's decision.
-    pub decision: Decision,
-}
-
-/// The churn scorer's answer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Prediction {
-    /// Model name.
-    pub model: String,
-    /// Model version.
-    pub version: String,
-    /// Calibrated churn probability.
-    pub score: f32,
-    /// `score >= threshold`.
-    pub churn: bool,
-    /// The model's decision threshold.
-    pub threshold: f32,
-    /// The fields that move the score most, largest first (hybrid targets only).
-    pub top_features: Vec<classical::Influence>,
-}
-
-/// How many field influences a prediction reports.
-const TOP_FEATURES: usize = 5;
-
-/// An LLM's whole answer, with the backend that gave it and what it took.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Generation {
-    /// Backend name in config.
-    pub backend: String,
-    /// The completion (usage filled in, estimated when the backend sent none).
-    pub completion: ChatCompletion,
-    /// Attempts on the answering backend.
-    pub attempts: u32,
-    /// Backends that failed before this one answered.
-    pub failed_backends: Vec<String>,
-    /// Cost from the backend's prices.
-    pub cost: f64,
-    /// Whether the token counts are estimates.
-    pub usage_estimated: bool,
-}
-
-/// An LLM stream that produced its first event, with what it took to open it.
-pub struct OpenedStream {
-    /// Backend name in config.
-    pub backend: String,
-    /// The model asked of it.
-    pub model: String,
-    /// The events (the first included).
-    pub events: BoxStream<'static, Result<StreamEvent, LlmError>>,
-    /// Attempts on the answering backend.
-    pub attempts: u32,
-    /// Backends that failed before this one answered.
-    pub failed_backends: Vec<String>,
-    /// The backend's prices, for the summary's cost.
-    pub prices: Prices,
-    /// Prompt size in characters, for estimating input tokens when the backend sends no usage.
-    pub prompt_chars: usize,
-    /// When the call to the answering backend started.
-    pub started: Instant,
-}
-
-/// A backend of the chosen target and its circuit state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackendState {
-    /// Backend name.
-    pub name: String,
-    /// `closed`, `open` or `half_open`.
-    pub circuit: &'static str,
-}
-
-/// What `Route` answers.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// Classification and decision.
-    pub routing: Routing,
-    /// Present for classical and hybrid targets.
-    pub prediction: Option<Prediction>,
-    /// Present for llm and hybrid targets.
-    pub generation: Option<Generation>,
-    /// Present for reject targets, and for targets that fail open to a refusal.
-    pub rejection: Option<String>,
-    /// Why the answer is not the target's full answer (score only, or a refusal), when it is not.
-    pub degraded: Option<String>,
-    /// The target's LLM backends and their circuit state.
-    pub backends: Vec<BackendState>,
-    /// The shadow to run in the background, when the decision mirrors this request.
-    pub shadow: Option<ShadowPlan>,
-}
-
-/// A mirrored request's second target, run after the answer without affecting it.
-#[derive(Debug, Clone)]
-pub struct ShadowPlan {
-    /// The rule that mirrors.
-    pub rule: String,
-    /// The shadow target.
-    pub target: Arc<Target>,
-    /// The policy it belongs to (for its prompts).
-    pub policy: Arc<Policy>,
-}
-
-/// What a primary or shadow answer amounted to, for agreement: the churn verdict, whether text was generated,
-/// whether it was a refusal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct AnswerShape {
-    /// `Some(score >= threshold)` when scored.
-    pub churn: Option<bool>,
-    /// Whether an LLM answered.
-    pub generated: bool,
-    /// Whether the answer was a refusal.
-    pub rejected: bool,
-}
-
-impl AnswerShape {
-    /// Same churn verdict (where both scored), and both generated or refused alike.
-    pub fn agrees_with(&self, other: &Self) -> bool {
-        let verdicts = match (self.churn, other.churn) {
-            (Some(a), Some(b)) => a == b,
-            (a, b) => a.is_none() == b.is_none(),
-        };
-        verdicts && self.generated == other.generated && self.rejected == other.rejected
-    }
-}
-
-/// How long a shadow may take; it is dropped after that.
-const SHADOW_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Shadows in flight at once; beyond it, a mirrored request's shadow is skipped (and counted).
-const MAX_SHADOWS: usize = 16;
-
-/// The first half of a streamed answer: routing and prediction are known, text is still to come.
-pub struct StreamStart {
-    /// Classification and decision.
-    pub routing: Routing,
-    /// Present for classical and hybrid targets.
-    pub prediction: Option<Prediction>,
-    /// Present for reject targets.
-    pub rejection: Option<String>,
-    /// The LLM stream (llm and hybrid targets, unless degraded).
-    pub generation: Option<OpenedStream>,
-    /// Why the answer is not the target's full answer (score only, or a refusal), when it is not.
-    pub degraded: Option<String>,
-    /// The shadow to run in the background, when the decision mirrors this request.
-    pub shadow: Option<ShadowPlan>,
-}
-
-/// A target that could not get an LLM answer but fails open.
-struct Degraded {
-    reason: String,
-    rejection: Option<String>,
 }
 
 impl Engine {
@@ -364,246 +201,6 @@ impl Engine {
             generation,
             degraded,
         })
-    }
-
-    /// Runs a mirrored request on its shadow target and records how it compares with the primary answer
-    /// (`primary`): agreement, outcome and latency, in metrics and on a `shadow` span under `parent` (the
-    /// request's SERVER span). Never fails: it is background work whose result nobody waits for.
-    pub async fn shadow(
-        &self,
-        input: &RouteInput,
-        plan: &ShadowPlan,
-        primary: AnswerShape,
-        parent: opentelemetry::Context,
-    ) {
-        let span = spans::detached_child(SPAN_SHADOW, parent);
-        span.set_attribute(SHADOW_RULE, plan.rule.clone());
-        span.set_attribute(SHADOW_TARGET, plan.target.name.clone());
-        let labels = [
-            KeyValue::new("switchyard.rule", plan.rule.clone()),
-            KeyValue::new("switchyard.shadow_target", plan.target.name.clone()),
-        ];
-        let Ok(_slot) = self.shadows.clone().try_acquire_owned() else {
-            self.metrics.shadow_requests.add(
-                1,
-                &[
-                    labels[0].clone(),
-                    labels[1].clone(),
-                    KeyValue::new("outcome", "dropped"),
-                ],
-            );
-            spans::record_failure(&span, "dropped", format!("more than {MAX_SHADOWS} shadows in flight"));
-            return;
-        };
-        let started = Instant::now();
-        let answered = tokio::time::timeout(SHADOW_TIMEOUT, self.shadow_answer(input, plan))
-            .instrument(span.clone())
-            .await
-            .unwrap_or_else(|_| {
-                Err(RouterError::Llm(LlmError::Timeout {
-                    backend: plan.target.name.clone(),
-                    after: SHADOW_TIMEOUT,
-                }))
-            });
-        let elapsed = started.elapsed().as_secs_f64();
-        self.metrics.shadow_duration.record(elapsed, &labels);
-        match answered {
-            Ok(shape) => {
-                let agree = shape.agrees_with(&primary);
-                span.set_attribute(SHADOW_AGREE, agree);
-                self.metrics.shadow_requests.add(
-                    1,
-                    &[labels[0].clone(), labels[1].clone(), KeyValue::new("outcome", "ok")],
-                );
-                self.metrics.shadow_agreement.add(
-                    1,
-                    &[labels[0].clone(), labels[1].clone(), KeyValue::new("agree", agree)],
-                );
-            }
-            Err(error) => {
-                spans::record_failure(&span, error.kind(), error.to_string());
-                self.metrics.shadow_requests.add(
-                    1,
-                    &[
-                        labels[0].clone(),
-                        labels[1].clone(),
-                        KeyValue::new("outcome", error.kind()),
-                    ],
-                );
-            }
-        }
-    }
-
-    /// The shadow target's answer, reduced to its shape.
-    async fn shadow_answer(&self, input: &RouteInput, plan: &ShadowPlan) -> Result<AnswerShape, RouterError> {
-        let target = &plan.target;
-        let mut shape = AnswerShape {
-            rejected: target.kind == TargetKind::Reject,
-            ..AnswerShape::default()
-        };
-        let prediction = if target.kind.needs_record() {
-            let record = input.record.as_ref().ok_or_else(|| {
-                RouterError::invalid("features", format!("shadow target {:?} needs a record", target.name))
-            })?;
-            let valid = self.validate_record(record)?;
-            Some(self.score(valid, None, target.kind == TargetKind::Hybrid).await?)
-        } else {
-            None
-        };
-        shape.churn = prediction.as_ref().map(|p| p.churn);
-        if !target.backends.is_empty() {
-            let request = self.llm_request(&plan.policy, target, input, prediction.as_ref())?;
-            let deadline = Some(Instant::now() + SHADOW_TIMEOUT);
-            match self
-                .first_answer(target, deadline, false, |backend| backend.complete(&request, deadline))
-                .await?
-            {
-                Ok(_) => shape.generated = true,
-                Err(last) => return Err(last.into()),
-            }
-        }
-        Ok(shape)
-    }
-
-    /// Walks the target's backend chain (primary, then fallbacks) until one answers, the chain ends, or the
-    /// caller's deadline passes. `Ok(Err(last))` carries the last backend's error when none answered.
-    /// `streaming` says what the call's duration measures: the time to the first event (streams) or the whole
-    /// operation.
-    async fn first_answer<'a, T, F, Fut>(
-        &'a self,
-        target: &Target,
-        deadline: Option<Instant>,
-        streaming: bool,
-        call: F,
-    ) -> Result<Result<Answer<T>, LlmError>, RouterError>
-    where
-        F: Fn(&'a GuardedBackend) -> Fut,
-        Fut: std::future::Future<Output = (Result<T, LlmError>, llm::CallReport)>,
-    {
-        let mut failed = Vec::new();
-        let mut last = None;
-        for name in &target.backends {
-            let backend = self.backend(target, name)?;
-            let started = Instant::now();
-            let (result, report) = call(backend).await;
-            let elapsed = started.elapsed().as_secs_f64();
-            let mut attributes = llm_attributes(name, backend.model());
-            match result {
-                Ok(value) => {
-                    if streaming {
-                        self.metrics.llm_first_token.record(elapsed, &attributes[2..]);
-                    } else {
-                        self.metrics.llm_duration.record(elapsed, &attributes);
-                    }
-                    return Ok(Ok(Answer {
-                        backend: name.clone(),
-                        value,
-                        attempts: report.attempts,
-                        failed,
-                        started,
-                    }));
-                }
-                Err(error) => {
-                    attributes.push(KeyValue::new("error.type", error.kind()));
-                    self.metrics.llm_duration.record(elapsed, &attributes);
-                    tracing::warn!(backend = %name, kind = error.kind(), attempts = report.attempts, "llm backend failed");
-                    failed.push(name.clone());
-                    last = Some(error);
-                    if deadline.is_some_and(|at| Instant::now() >= at) {
-                        break;
-                    }
-                    if let Some(next) = target.backends.iter().skip_while(|b| *b != name).nth(1) {
-                        tracing::Span::current().add_event(
-                            EVENT_FALLBACK,
-                            vec![
-                                KeyValue::new(FALLBACK_FROM, name.clone()),
-                                KeyValue::new(FALLBACK_TO, next.clone()),
-                            ],
-                        );
-                    }
-                }
-            }
-        }
-        last.map(Err)
-            .ok_or_else(|| RouterError::Policy(crate::policy::PolicyError::UnknownTarget(target.name.clone())))
-    }
-
-    /// Every backend failed: a target that fails open answers with its score or its refusal; otherwise the last
-    /// error reaches the caller.
-    fn degrade(&self, target: &Target, scored: bool, last: LlmError) -> Result<Degraded, RouterError> {
-        let degraded = match &target.on_unavailable {
-            OnUnavailable::ScoreOnly if scored => Degraded {
-                reason: format!("no LLM answer ({last}); score only"),
-                rejection: None,
-            },
-            OnUnavailable::Reject(message) => Degraded {
-                reason: format!("no LLM answer ({last}); refused"),
-                rejection: Some(message.clone()),
-            },
-            OnUnavailable::ScoreOnly | OnUnavailable::Error => return Err(last.into()),
-        };
-        tracing::Span::current().set_attribute(ROUTE_DEGRADED, degraded.reason.clone());
-        Ok(degraded)
-    }
-
-    /// Fills in usage (estimated at ~4 characters a token when the backend sent none), prices it, and adds the
-    /// cost to the target's running total.
-    fn account(
-        &self,
-        target: &Target,
-        backend: &str,
-        request: &ChatRequest,
-        mut completion: ChatCompletion,
-        attempts: u32,
-        failed_backends: Vec<String>,
-    ) -> Generation {
-        let usage_estimated = completion.usage.is_none();
-        let usage = *completion.usage.get_or_insert_with(|| llm::Usage {
-            input_tokens: estimate_tokens(request.messages.iter().map(|m| m.content.chars().count()).sum()),
-            output_tokens: estimate_tokens(completion.text.chars().count()),
-        });
-        let cost = self
-            .prices
-            .get(backend)
-            .copied()
-            .unwrap_or_default()
-            .cost(usage.input_tokens, usage.output_tokens);
-        self.record_usage(&target.name, backend, usage, cost);
-        Generation {
-            backend: backend.to_owned(),
-            completion,
-            attempts,
-            failed_backends,
-            cost,
-            usage_estimated,
-        }
-    }
-
-    /// Records a call's tokens and cost (the cost counter is the per-target running total).
-    pub fn record_usage(&self, target: &str, backend: &str, usage: llm::Usage, cost: f64) {
-        let backend = KeyValue::new("switchyard.backend", backend.to_owned());
-        for (kind, tokens) in [("input", usage.input_tokens), ("output", usage.output_tokens)] {
-            self.metrics.llm_tokens.record(
-                u64::from(tokens),
-                &[KeyValue::new("gen_ai.token.type", kind), backend.clone()],
-            );
-        }
-        self.metrics
-            .llm_cost
-            .add(cost, &[KeyValue::new("switchyard.target", target.to_owned())]);
-    }
-
-    fn backend_states(&self, target: &Target) -> Vec<BackendState> {
-        target
-            .backends
-            .iter()
-            .filter_map(|name| {
-                self.backends.get(name).map(|b| BackendState {
-                    name: name.clone(),
-                    circuit: b.circuit().as_str(),
-                })
-            })
-            .collect()
     }
 
     /// Everything up to the LLM call: validation, classification, decision, scoring.
@@ -834,15 +431,6 @@ impl Engine {
     }
 }
 
-/// The first answer of a backend chain.
-struct Answer<T> {
-    backend: String,
-    value: T,
-    attempts: u32,
-    failed: Vec<String>,
-    started: Instant,
-}
-
 /// The ONNX Runtime the config names (else `ORT_DYLIB_PATH`).
 fn runtime(config: &Config) -> Result<OnnxRuntime, RouterError> {
     Ok(match &config.models.onnx_runtime {
@@ -857,26 +445,6 @@ fn policy_context(config: &Config, labels: &[classical::metadata::LabelInfo]) ->
         backends: config.backends.keys().cloned().collect(),
         labels: Some(labels.iter().map(|l| (l.label.clone(), l.group.clone())).collect()),
     }
-}
-
-/// The shadow of a decision that mirrors this request.
-fn shadow_plan(routing: &Routing) -> Option<ShadowPlan> {
-    let draw = routing.decision.shadow.as_ref().filter(|d| d.mirrored)?;
-    Some(ShadowPlan {
-        rule: routing.decision.rule.clone().unwrap_or_default(),
-        target: routing.policy.target(&draw.target)?.clone(),
-        policy: routing.policy.clone(),
-    })
-}
-
-/// `gen_ai.operation.name`, `gen_ai.request.model`, then `switchyard.backend` (the last alone labels per-backend
-/// measurements that are not operations).
-pub fn llm_attributes(backend: &str, model: &str) -> Vec<KeyValue> {
-    vec![
-        KeyValue::new("gen_ai.operation.name", "chat"),
-        KeyValue::new("gen_ai.request.model", model.to_owned()),
-        KeyValue::new("switchyard.backend", backend.to_owned()),
-    ]
 }
 
 /// The request after everything but the LLM call.
@@ -902,11 +470,6 @@ fn features_json(record: &BTreeMap<String, classical::schema::FeatureValue>) -> 
         })
         .collect();
     serde_json::Value::Object(object).to_string()
-}
-
-/// Tokens for `chars` characters when the backend reports none (about four characters a token in English).
-pub fn estimate_tokens(chars: usize) -> u32 {
-    u32::try_from(chars.div_ceil(4)).unwrap_or(u32::MAX)
 }
 
 /// Shared handle to the engine once it is loaded.

@@ -1,0 +1,168 @@
+//! Shadows: a mirrored request runs again on a second target in the background, after its answer is ready, and
+//! how the two compare (agreement, outcome, latency) goes to metrics and to a `shadow` span.
+
+use std::sync::Arc;
+
+use llm::LlmError;
+use opentelemetry::KeyValue;
+use tokio::time::Instant;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::{Engine, Routing};
+use crate::error::RouterError;
+use crate::policy::{Policy, Target, TargetKind};
+use crate::request::RouteInput;
+use crate::telemetry::names::{SHADOW_AGREE, SHADOW_RULE, SHADOW_TARGET, SPAN_SHADOW};
+use crate::telemetry::spans;
+
+/// A mirrored request's second target, run after the answer without affecting it.
+#[derive(Debug, Clone)]
+pub struct ShadowPlan {
+    /// The rule that mirrors.
+    pub rule: String,
+    /// The shadow target.
+    pub target: Arc<Target>,
+    /// The policy it belongs to (for its prompts).
+    pub policy: Arc<Policy>,
+}
+
+/// What a primary or shadow answer amounted to, for agreement: the churn verdict, whether text was generated,
+/// whether it was a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AnswerShape {
+    /// `Some(score >= threshold)` when scored.
+    pub churn: Option<bool>,
+    /// Whether an LLM answered.
+    pub generated: bool,
+    /// Whether the answer was a refusal.
+    pub rejected: bool,
+}
+
+impl AnswerShape {
+    /// Same churn verdict (where both scored), and both generated or refused alike.
+    pub fn agrees_with(&self, other: &Self) -> bool {
+        let verdicts = match (self.churn, other.churn) {
+            (Some(a), Some(b)) => a == b,
+            (a, b) => a.is_none() == b.is_none(),
+        };
+        verdicts && self.generated == other.generated && self.rejected == other.rejected
+    }
+}
+
+/// How long a shadow may take; it is dropped after that.
+const SHADOW_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Shadows in flight at once; beyond it, a mirrored request's shadow is skipped (and counted).
+pub(super) const MAX_SHADOWS: usize = 16;
+
+impl Engine {
+    /// Runs a mirrored request on its shadow target and records how it compares with the primary answer
+    /// (`primary`): agreement, outcome and latency, in metrics and on a `shadow` span under `parent` (the
+    /// request's SERVER span). Never fails: it is background work whose result nobody waits for.
+    pub async fn shadow(
+        &self,
+        input: &RouteInput,
+        plan: &ShadowPlan,
+        primary: AnswerShape,
+        parent: opentelemetry::Context,
+    ) {
+        let span = spans::detached_child(SPAN_SHADOW, parent);
+        span.set_attribute(SHADOW_RULE, plan.rule.clone());
+        span.set_attribute(SHADOW_TARGET, plan.target.name.clone());
+        let labels = [
+            KeyValue::new("switchyard.rule", plan.rule.clone()),
+            KeyValue::new("switchyard.shadow_target", plan.target.name.clone()),
+        ];
+        let Ok(_slot) = self.shadows.clone().try_acquire_owned() else {
+            self.metrics.shadow_requests.add(
+                1,
+                &[
+                    labels[0].clone(),
+                    labels[1].clone(),
+                    KeyValue::new("outcome", "dropped"),
+                ],
+            );
+            spans::record_failure(&span, "dropped", format!("more than {MAX_SHADOWS} shadows in flight"));
+            return;
+        };
+        let started = Instant::now();
+        let answered = tokio::time::timeout(SHADOW_TIMEOUT, self.shadow_answer(input, plan))
+            .instrument(span.clone())
+            .await
+            .unwrap_or_else(|_| {
+                Err(RouterError::Llm(LlmError::Timeout {
+                    backend: plan.target.name.clone(),
+                    after: SHADOW_TIMEOUT,
+                }))
+            });
+        let elapsed = started.elapsed().as_secs_f64();
+        self.metrics.shadow_duration.record(elapsed, &labels);
+        match answered {
+            Ok(shape) => {
+                let agree = shape.agrees_with(&primary);
+                span.set_attribute(SHADOW_AGREE, agree);
+                self.metrics.shadow_requests.add(
+                    1,
+                    &[labels[0].clone(), labels[1].clone(), KeyValue::new("outcome", "ok")],
+                );
+                self.metrics.shadow_agreement.add(
+                    1,
+                    &[labels[0].clone(), labels[1].clone(), KeyValue::new("agree", agree)],
+                );
+            }
+            Err(error) => {
+                spans::record_failure(&span, error.kind(), error.to_string());
+                self.metrics.shadow_requests.add(
+                    1,
+                    &[
+                        labels[0].clone(),
+                        labels[1].clone(),
+                        KeyValue::new("outcome", error.kind()),
+                    ],
+                );
+            }
+        }
+    }
+
+    /// The shadow target's answer, reduced to its shape.
+    async fn shadow_answer(&self, input: &RouteInput, plan: &ShadowPlan) -> Result<AnswerShape, RouterError> {
+        let target = &plan.target;
+        let mut shape = AnswerShape {
+            rejected: target.kind == TargetKind::Reject,
+            ..AnswerShape::default()
+        };
+        let prediction = if target.kind.needs_record() {
+            let record = input.record.as_ref().ok_or_else(|| {
+                RouterError::invalid("features", format!("shadow target {:?} needs a record", target.name))
+            })?;
+            let valid = self.validate_record(record)?;
+            Some(self.score(valid, None, target.kind == TargetKind::Hybrid).await?)
+        } else {
+            None
+        };
+        shape.churn = prediction.as_ref().map(|p| p.churn);
+        if !target.backends.is_empty() {
+            let request = self.llm_request(&plan.policy, target, input, prediction.as_ref())?;
+            let deadline = Some(Instant::now() + SHADOW_TIMEOUT);
+            match self
+                .first_answer(target, deadline, false, |backend| backend.complete(&request, deadline))
+                .await?
+            {
+                Ok(_) => shape.generated = true,
+                Err(last) => return Err(last.into()),
+            }
+        }
+        Ok(shape)
+    }
+}
+
+/// The shadow of a decision that mirrors this request.
+pub(super) fn shadow_plan(routing: &Routing) -> Option<ShadowPlan> {
+    let draw = routing.decision.shadow.as_ref().filter(|d| d.mirrored)?;
+    Some(ShadowPlan {
+        rule: routing.decision.rule.clone().unwrap_or_default(),
+        target: routing.policy.target(&draw.target)?.clone(),
+        policy: routing.policy.clone(),
+    })
+}
