@@ -374,6 +374,13 @@ def train() -> dict:
     ):
         got = predict_with_threshold(run(session, texts, 1.0), classes, threshold["value"])
         independent[label] = common.rounded(100 * (got == label).mean(), 2)
+    independent_v2 = {}
+    for label, texts in (
+        (score, record_phrasings.INDEPENDENT_V2_SCORE),
+        (explain, record_phrasings.INDEPENDENT_V2_EXPLAIN),
+    ):
+        got = predict_with_threshold(run(session, texts, 1.0), classes, threshold["value"])
+        independent_v2[label] = common.rounded(100 * (got == label).mean(), 2)
     held_out_all = corpus[score]["eval"] + corpus[explain]["eval"]
     held_out_no_record = predict_with_threshold(run(session, held_out_all, 0.0), classes, threshold["value"])
     empty_with_record = predict_with_threshold(run(session, [""], 1.0), classes, threshold["value"])[0]
@@ -407,6 +414,11 @@ def train() -> dict:
             "routing_accuracy_pct_overall": common.rounded((routing[score] + routing[explain]) / 2, 2),
             "independent_phrasings_routing_accuracy_pct": independent,
             "independent_phrasings": {score: len(record_phrasings.INDEPENDENT_SCORE), explain: len(record_phrasings.INDEPENDENT_EXPLAIN)},
+            "independent_v2_phrasings_routing_accuracy_pct": independent_v2,
+            "independent_v2_phrasings": {
+                score: len(record_phrasings.INDEPENDENT_V2_SCORE),
+                explain: len(record_phrasings.INDEPENDENT_V2_EXPLAIN),
+            },
             "empty_text_with_record": str(empty_with_record),
             "plain_questions_sent_to_record_labels_pct": common.rounded(
                 100 * np.isin(plain, list(record_labels)).mean(), 3
