@@ -198,8 +198,8 @@ impl Access {
     fn input(&mut self, input: RouteInput, span: &tracing::Span) -> RouteInput {
         self.request_id.clone_from(&input.request_id);
         self.tenant.clone_from(&input.tenant);
-        span.set_attribute(REQUEST_ID, input.request_id.clone());
-        span.set_attribute(TENANT, input.tenant.clone());
+        span.record(REQUEST_ID, input.request_id.as_str());
+        span.record(TENANT, input.tenant.as_str());
         span.set_attribute(HAS_RECORD, input.record.is_some());
         span.set_attribute(TEXT_BYTES, i64::try_from(input.text.len()).unwrap_or(i64::MAX));
         input

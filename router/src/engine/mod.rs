@@ -310,7 +310,8 @@ impl Engine {
         let span = spans::child(SPAN_DECIDE);
         let policy = self.policy.current();
         span.set_attribute(POLICY_VERSION, policy.version.clone());
-        tracing::Span::current().set_attribute(POLICY_VERSION, policy.version.clone());
+        // On the SERVER span (the current one here): an attribute, and a field of every later log line.
+        tracing::Span::current().record(POLICY_VERSION, policy.version.as_str());
         let facts = Facts {
             label: &classified.label,
             group: &classified.group,

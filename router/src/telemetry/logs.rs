@@ -9,7 +9,7 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// How log lines are written.
@@ -21,8 +21,10 @@ pub enum LogFormat {
     Text,
 }
 
-/// Formats an event as one JSON object: `timestamp`, `level`, `target`, the event's fields, and `trace_id` /
-/// `span_id` when it happened inside a span that OpenTelemetry knows.
+/// Formats an event as one JSON object: `timestamp`, `level`, `target`, the fields of the spans it happened in
+/// (outermost first: a request's `switchyard.request.id`, `switchyard.tenant`, `switchyard.policy.version`), the
+/// event's own fields, and `trace_id` / `span_id` when OpenTelemetry knows the span. Span fields must be formatted
+/// with `JsonFields`.
 pub struct JsonLines;
 
 impl<S, N> FormatEvent<S, N> for JsonLines
@@ -37,6 +39,18 @@ where
         line.insert("timestamp".into(), Value::String(timestamp));
         line.insert("level".into(), Value::String(event.metadata().level().to_string()));
         line.insert("target".into(), Value::String(event.metadata().target().to_owned()));
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let extensions = span.extensions();
+                let Some(fields) = extensions.get::<FormattedFields<N>>() else {
+                    continue;
+                };
+                if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&fields.fields) {
+                    // `otel.*` fields steer the OpenTelemetry layer (span name, kind); they say nothing to a reader.
+                    line.extend(fields.into_iter().filter(|(key, _)| !key.starts_with("otel.")));
+                }
+            }
+        }
         event.record(&mut Fields(&mut line));
         if let Some(span) = ctx.lookup_current() {
             let context = tracing::dispatcher::get_default(|dispatch| {

@@ -199,22 +199,32 @@ pub fn init(config: &TelemetryConfig, format: LogFormat, level: &str) -> Result<
         Box::new(BaggagePropagator::new()),
     ]));
 
-    let log_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // Switchyard's own spans, whatever the log level: they become OpenTelemetry spans, and log lines written inside
+    // them carry their trace id and fields.
+    let own_spans = || {
+        filter_fn(|metadata| metadata.is_span()).and(
+            Targets::new()
+                .with_target("switchyard", Level::INFO)
+                .with_target("llm", Level::INFO)
+                .with_target("classical", Level::INFO),
+        )
+    };
+    // Events by the configured level (`RUST_LOG` wins).
+    let log_filter = own_spans().or(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level)));
     let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let log = match format {
-        LogFormat::Json => log.event_format(JsonLines).with_filter(log_filter).boxed(),
+        LogFormat::Json => log
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(JsonLines)
+            .with_filter(log_filter)
+            .boxed(),
         LogFormat::Text => log.with_filter(log_filter).boxed(),
     };
-    // Only Switchyard's own spans become OpenTelemetry spans, whatever the log level. Log events stay in the log
-    // (which carries the trace id): span events are only the ones Switchyard adds on purpose, and nothing a log
-    // line holds can reach a span by accident.
-    let own_spans = Targets::new()
-        .with_target("switchyard", Level::INFO)
-        .with_target("llm", Level::INFO)
-        .with_target("classical", Level::INFO);
+    // Log events stay in the log (which carries the trace id): span events are only the ones Switchyard adds on
+    // purpose, and nothing a log line holds can reach a span by accident.
     let spans = tracing_opentelemetry::layer()
         .with_tracer(tracer.tracer("switchyard"))
-        .with_filter(filter_fn(|metadata| metadata.is_span()).and(own_spans))
+        .with_filter(own_spans())
         .boxed();
     let layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![log, spans];
     tracing_subscriber::registry()

@@ -6,15 +6,23 @@ use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::Status;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::names::{ERROR_TYPE, RPC_GRPC_STATUS_CODE, RPC_METHOD, RPC_SERVICE, RPC_SERVICE_NAME, RPC_SYSTEM};
+use super::names::{
+    ERROR_TYPE, POLICY_VERSION, REQUEST_ID, RPC_GRPC_STATUS_CODE, RPC_METHOD, RPC_SERVICE, RPC_SERVICE_NAME,
+    RPC_SYSTEM, TENANT,
+};
 
 /// Opens the SERVER span of one call to `method`, as a child of the caller's span when the metadata carries one.
+/// Its request id, tenant and policy version are `tracing` fields (recorded as they become known), so they are
+/// span attributes and also in every log line written during the request.
 pub fn server(method: &'static str, metadata: &tonic::metadata::MetadataMap) -> tracing::Span {
     let span = tracing::info_span!(
         target: "switchyard::rpc",
         "rpc",
         otel.name = %format!("{RPC_SERVICE_NAME}/{method}"),
         otel.kind = "server",
+        { REQUEST_ID } = tracing::field::Empty,
+        { TENANT } = tracing::field::Empty,
+        { POLICY_VERSION } = tracing::field::Empty,
     );
     let parent =
         opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&MetadataExtractor(metadata)));
