@@ -178,5 +178,13 @@ async fn a_real_hybrid_request_is_one_trace_from_the_caller_to_the_llm() {
             ["UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT"][span.span.kind as usize],
             (span.span.end_time_unix_nano - span.span.start_time_unix_nano) as f64 / 1e6
         );
+        for kv in &span.span.attributes {
+            if let Some(value) = kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                eprintln!("    {} = {value:?}", kv.key);
+            }
+        }
+        for event in &span.span.events {
+            eprintln!("    event {}", event.name);
+        }
     }
 }

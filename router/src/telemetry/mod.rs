@@ -222,8 +222,14 @@ pub fn init(config: &TelemetryConfig, format: LogFormat, level: &str) -> Result<
     };
     // Log events stay in the log (which carries the trace id): span events are only the ones Switchyard adds on
     // purpose, and nothing a log line holds can reach a span by accident.
+    // Only the attributes docs/telemetry.md names: no code location (it would point at the span helpers), thread,
+    // target or busy/idle times.
     let spans = tracing_opentelemetry::layer()
         .with_tracer(tracer.tracer("switchyard"))
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
         .with_filter(own_spans())
         .boxed();
     let layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![log, spans];
