@@ -74,15 +74,11 @@ impl Engine {
             KeyValue::new("switchyard.rule", plan.rule.clone()),
             KeyValue::new("switchyard.shadow_target", plan.target.name.clone()),
         ];
+        let with = |extra: KeyValue| [labels[0].clone(), labels[1].clone(), extra];
         let Ok(_slot) = self.shadows.clone().try_acquire_owned() else {
-            self.metrics.shadow_requests.add(
-                1,
-                &[
-                    labels[0].clone(),
-                    labels[1].clone(),
-                    KeyValue::new("outcome", "dropped"),
-                ],
-            );
+            self.metrics
+                .shadow_requests
+                .add(1, &with(KeyValue::new("outcome", "dropped")));
             spans::record_failure(&span, "dropped", format!("more than {MAX_SHADOWS} shadows in flight"));
             return;
         };
@@ -102,25 +98,18 @@ impl Engine {
             Ok(shape) => {
                 let agree = shape.agrees_with(&primary);
                 span.set_attribute(SHADOW_AGREE, agree);
-                self.metrics.shadow_requests.add(
-                    1,
-                    &[labels[0].clone(), labels[1].clone(), KeyValue::new("outcome", "ok")],
-                );
-                self.metrics.shadow_agreement.add(
-                    1,
-                    &[labels[0].clone(), labels[1].clone(), KeyValue::new("agree", agree)],
-                );
+                self.metrics
+                    .shadow_requests
+                    .add(1, &with(KeyValue::new("outcome", "ok")));
+                self.metrics
+                    .shadow_agreement
+                    .add(1, &with(KeyValue::new("agree", agree)));
             }
             Err(error) => {
                 spans::record_failure(&span, error.kind(), error.to_string());
-                self.metrics.shadow_requests.add(
-                    1,
-                    &[
-                        labels[0].clone(),
-                        labels[1].clone(),
-                        KeyValue::new("outcome", error.kind()),
-                    ],
-                );
+                self.metrics
+                    .shadow_requests
+                    .add(1, &with(KeyValue::new("outcome", error.kind())));
             }
         }
     }
