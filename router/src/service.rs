@@ -15,9 +15,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::convert;
-use crate::engine::{
-    AnswerShape, Engine, Routing, ShadowPlan, SharedEngine, StreamStart, estimate_tokens, llm_attributes,
-};
+use crate::engine::{Engine, Routing, ShadowPlan, SharedEngine, StreamStart, estimate_tokens, llm_attributes};
 use crate::error::RouterError;
 use crate::metrics::SharedMetrics;
 use crate::request::RouteInput;
@@ -84,13 +82,13 @@ impl RouterService {
 
     /// Runs the shadow of a mirrored request in the background, in the request's trace (under the current
     /// SERVER span, without holding it open); the caller's answer never waits for it.
-    fn mirror(&self, input: &RouteInput, plan: &ShadowPlan, primary: AnswerShape) {
+    fn mirror(&self, input: &RouteInput, plan: &ShadowPlan) {
         let engine = self.engine.clone();
         let (input, plan) = (input.clone(), plan.clone());
         let parent = tracing::Span::current().context();
         tokio::spawn(async move {
             if let Some(engine) = engine.get() {
-                engine.shadow(&input, &plan, primary, parent).await;
+                engine.shadow(&input, &plan, parent).await;
             }
         });
     }
@@ -115,12 +113,7 @@ impl pb::router_server::Router for RouterService {
             let outcome = engine.route(&input, deadline).await?;
             access.routing(&outcome.routing);
             if let Some(plan) = &outcome.shadow {
-                let primary = AnswerShape {
-                    churn: outcome.prediction.as_ref().map(|p| p.churn),
-                    generated: outcome.generation.is_some(),
-                    rejected: outcome.rejection.is_some(),
-                };
-                self.mirror(&input, plan, primary);
+                self.mirror(&input, plan);
             }
             Ok(convert::response(input.request_id, &outcome))
         }
@@ -143,12 +136,7 @@ impl pb::router_server::Router for RouterService {
             let start = engine.route_stream(&input, deadline).await?;
             access.routing(&start.routing);
             if let Some(plan) = &start.shadow {
-                let primary = AnswerShape {
-                    churn: start.prediction.as_ref().map(|p| p.churn),
-                    generated: start.generation.is_some(),
-                    rejected: start.rejection.is_some(),
-                };
-                self.mirror(&input, plan, primary);
+                self.mirror(&input, plan);
             }
             Ok((input.request_id, start))
         }

@@ -145,9 +145,14 @@ impl Engine {
                 }
             }
         }
+        let primary = AnswerShape {
+            churn: prepared.prediction.as_ref().map(|p| p.churn),
+            generated: generation.is_some(),
+            rejected: rejection.is_some(),
+        };
         Ok(Outcome {
             backends: self.backend_states(&target),
-            shadow: shadow_plan(&prepared.routing),
+            shadow: shadow_plan(&prepared.routing, primary),
             routing: prepared.routing,
             prediction: prepared.prediction,
             generation,
@@ -193,8 +198,13 @@ impl Engine {
                 }
             }
         }
+        let primary = AnswerShape {
+            churn: prepared.prediction.as_ref().map(|p| p.churn),
+            generated: generation.is_some(),
+            rejected: rejection.is_some(),
+        };
         Ok(StreamStart {
-            shadow: shadow_plan(&prepared.routing),
+            shadow: shadow_plan(&prepared.routing, primary),
             routing: prepared.routing,
             prediction: prepared.prediction,
             rejection,

@@ -25,6 +25,8 @@ pub struct ShadowPlan {
     pub target: Arc<Target>,
     /// The policy it belongs to (for its prompts).
     pub policy: Arc<Policy>,
+    /// What the primary answer amounted to, to compare with.
+    pub primary: AnswerShape,
 }
 
 /// What a primary or shadow answer amounted to, for agreement: the churn verdict, whether text was generated,
@@ -57,16 +59,10 @@ const SHADOW_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 pub(super) const MAX_SHADOWS: usize = 16;
 
 impl Engine {
-    /// Runs a mirrored request on its shadow target and records how it compares with the primary answer
-    /// (`primary`): agreement, outcome and latency, in metrics and on a `shadow` span under `parent` (the
-    /// request's SERVER span). Never fails: it is background work whose result nobody waits for.
-    pub async fn shadow(
-        &self,
-        input: &RouteInput,
-        plan: &ShadowPlan,
-        primary: AnswerShape,
-        parent: opentelemetry::Context,
-    ) {
+    /// Runs a mirrored request on its shadow target and records how it compares with the primary answer:
+    /// agreement, outcome and latency, in metrics and on a `shadow` span under `parent` (the request's SERVER
+    /// span). Never fails: it is background work whose result nobody waits for.
+    pub async fn shadow(&self, input: &RouteInput, plan: &ShadowPlan, parent: opentelemetry::Context) {
         let span = spans::detached_child(SPAN_SHADOW, parent);
         span.set_attribute(SHADOW_RULE, plan.rule.clone());
         span.set_attribute(SHADOW_TARGET, plan.target.name.clone());
@@ -96,7 +92,7 @@ impl Engine {
         self.metrics.shadow_duration.record(elapsed, &labels);
         match answered {
             Ok(shape) => {
-                let agree = shape.agrees_with(&primary);
+                let agree = shape.agrees_with(&plan.primary);
                 span.set_attribute(SHADOW_AGREE, agree);
                 self.metrics
                     .shadow_requests
@@ -146,12 +142,13 @@ impl Engine {
     }
 }
 
-/// The shadow of a decision that mirrors this request.
-pub(super) fn shadow_plan(routing: &Routing) -> Option<ShadowPlan> {
+/// The shadow of a decision that mirrors this request, given what the primary answer amounted to.
+pub(super) fn shadow_plan(routing: &Routing, primary: AnswerShape) -> Option<ShadowPlan> {
     let draw = routing.decision.shadow.as_ref().filter(|d| d.mirrored)?;
     Some(ShadowPlan {
         rule: routing.decision.rule.clone().unwrap_or_default(),
         target: routing.policy.target(&draw.target)?.clone(),
         policy: routing.policy.clone(),
+        primary,
     })
 }
