@@ -200,6 +200,7 @@ The paper's rows are on its test split, ours on `val`.
 | independent phrasings, `churn_explain` % ({record['independent_phrasings']['churn_explain']} requests) | {record['independent_phrasings_routing_accuracy_pct']['churn_explain']} |
 | second independent set, `churn_score` % ({record['independent_v2_phrasings']['churn_score']} requests) | {record['independent_v2_phrasings_routing_accuracy_pct']['churn_score']} |
 | second independent set, `churn_explain` % ({record['independent_v2_phrasings']['churn_explain']} requests) | {record['independent_v2_phrasings_routing_accuracy_pct']['churn_explain']} |
+| held-out routing over {len(record['routing_over_template_splits']['seeds'])} other template splits (a model each, argmax): mean % (sd, min) | {record['routing_over_template_splits']['mean_overall_pct']} ({record['routing_over_template_splits']['sd_overall_pct']}, {record['routing_over_template_splits']['min_overall_pct']}) |
 | empty text with a record | `{record['empty_text_with_record']}` |
 | plain questions (`val` + `oos_val`) sent to record labels % | {record['plain_questions_sent_to_record_labels_pct']} |
 | held-out record phrasings without a record sent to record labels % | {record['held_out_phrasings_without_record_sent_to_record_labels_pct']} |
@@ -218,6 +219,9 @@ The paper's rows are on its test split, ours on `val`.
   before any model output on it was seen, never trained on) is the honest measure. Widening the templates by a
   cue-coverage rule (every cue in at least three templates) was tried and did not raise the held-out score: it
   moved between 94 and 100 % per label with whichever whole openers the split held out, so it was not shipped.
+  That spread is measured now: over five other template splits (a model trained for each), held-out routing
+  averages {record['routing_over_template_splits']['mean_overall_pct']} % (sd {record['routing_over_template_splits']['sd_overall_pct']}, min {record['routing_over_template_splits']['min_overall_pct']}), so the shipped split's figure above is a favourable
+  draw; compare versions by the mean over splits.
 - Record routing misses are almost all explanation requests taken for score requests, on phrasings whose cue
   word never occurs in training ("give me a breakdown of ...", "give me an explanation of ..."): a bag-of-n-grams
   model cannot know an unseen word asks for reasons. The default policy softens the cost: a `churn_score` below
