@@ -6,7 +6,7 @@ mod shadow;
 
 pub use answer::{BackendState, Generation, LabelScore, OpenedStream, Outcome, Prediction, Routing, StreamStart};
 pub use backend_chain::{estimate_tokens, llm_attributes};
-pub use shadow::{AnswerShape, ShadowPlan};
+pub use shadow::ShadowPlan;
 
 use shadow::{MAX_SHADOWS, shadow_plan};
 
@@ -117,11 +117,11 @@ impl Engine {
 
     /// Classifies, decides, and dispatches, waiting for the whole answer; LLM calls end by `deadline`.
     pub async fn route(&self, input: &RouteInput, deadline: Option<Instant>) -> Result<Outcome, RouterError> {
-        let prepared = self.prepare(input).await?;
+        let mut prepared = self.prepare(input).await?;
         let target = prepared.routing.decision.target.clone();
         let mut generation = None;
         let mut degraded = None;
-        let mut rejection = prepared.rejection;
+        let mut rejection = prepared.rejection.take();
         if !target.backends.is_empty() {
             let request = self.llm_request(&prepared.routing.policy, &target, input, prepared.prediction.as_ref())?;
             match self
@@ -145,14 +145,9 @@ impl Engine {
                 }
             }
         }
-        let primary = AnswerShape {
-            churn: prepared.prediction.as_ref().map(|p| p.churn),
-            generated: generation.is_some(),
-            rejected: rejection.is_some(),
-        };
         Ok(Outcome {
             backends: self.backend_states(&target),
-            shadow: shadow_plan(&prepared.routing, primary),
+            shadow: shadow_plan(&prepared, generation.is_some(), rejection.is_some()),
             routing: prepared.routing,
             prediction: prepared.prediction,
             generation,
@@ -167,11 +162,11 @@ impl Engine {
         input: &RouteInput,
         deadline: Option<Instant>,
     ) -> Result<StreamStart, RouterError> {
-        let prepared = self.prepare(input).await?;
+        let mut prepared = self.prepare(input).await?;
         let target = prepared.routing.decision.target.clone();
         let mut generation = None;
         let mut degraded = None;
-        let mut rejection = prepared.rejection;
+        let mut rejection = prepared.rejection.take();
         if !target.backends.is_empty() {
             let request = self.llm_request(&prepared.routing.policy, &target, input, prepared.prediction.as_ref())?;
             let prompt_chars = request.messages.iter().map(|m| m.content.chars().count()).sum();
@@ -198,13 +193,8 @@ impl Engine {
                 }
             }
         }
-        let primary = AnswerShape {
-            churn: prepared.prediction.as_ref().map(|p| p.churn),
-            generated: generation.is_some(),
-            rejected: rejection.is_some(),
-        };
         Ok(StreamStart {
-            shadow: shadow_plan(&prepared.routing, primary),
+            shadow: shadow_plan(&prepared, generation.is_some(), rejection.is_some()),
             routing: prepared.routing,
             prediction: prepared.prediction,
             rejection,
@@ -459,7 +449,7 @@ fn policy_context(config: &Config, labels: &[classical::metadata::LabelInfo]) ->
 }
 
 /// The request after everything but the LLM call.
-struct Prepared {
+pub(super) struct Prepared {
     routing: Routing,
     prediction: Option<Prediction>,
     rejection: Option<String>,

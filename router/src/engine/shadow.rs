@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::{Engine, Routing};
+use super::{Engine, Prepared};
 use crate::error::RouterError;
 use crate::policy::{Policy, Target, TargetKind};
 use crate::request::RouteInput;
@@ -142,13 +142,19 @@ impl Engine {
     }
 }
 
-/// The shadow of a decision that mirrors this request, given what the primary answer amounted to.
-pub(super) fn shadow_plan(routing: &Routing, primary: AnswerShape) -> Option<ShadowPlan> {
+/// The shadow of a decision that mirrors this request, given the primary answer (its prediction, and whether it
+/// generated text or refused).
+pub(super) fn shadow_plan(primary: &Prepared, generated: bool, rejected: bool) -> Option<ShadowPlan> {
+    let routing = &primary.routing;
     let draw = routing.decision.shadow.as_ref().filter(|d| d.mirrored)?;
     Some(ShadowPlan {
         rule: routing.decision.rule.clone().unwrap_or_default(),
         target: routing.policy.target(&draw.target)?.clone(),
         policy: routing.policy.clone(),
-        primary,
+        primary: AnswerShape {
+            churn: primary.prediction.as_ref().map(|p| p.churn),
+            generated,
+            rejected,
+        },
     })
 }

@@ -33,6 +33,33 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 use self::export::{Counting, ExportFailures};
 use self::logs::{JsonLines, LogFormat};
 
+/// Builds an OTLP exporter (`SpanExporter` or `MetricExporter`) for a destination: gRPC, or HTTP/protobuf posting
+/// to `{endpoint}{path}`; without a configured endpoint the exporter reads the `OTEL_*` variables. (A macro: the
+/// two exporters' builders share the shape but no trait.)
+macro_rules! otlp_exporter {
+    ($exporter:ty, $destination:expr, $path:literal) => {{
+        let destination: &Destination = $destination;
+        match destination.protocol {
+            OtlpProtocol::Grpc => {
+                let mut builder = <$exporter>::builder().with_tonic();
+                if let Some(endpoint) = &destination.endpoint {
+                    builder = builder.with_endpoint(endpoint.clone());
+                }
+                builder.build()
+            }
+            OtlpProtocol::HttpProtobuf => {
+                let mut builder = <$exporter>::builder()
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
+                if let Some(endpoint) = &destination.endpoint {
+                    builder = builder.with_endpoint(format!("{endpoint}{}", $path));
+                }
+                builder.build()
+            }
+        }
+    }};
+}
+
 /// How OTLP is spoken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OtlpProtocol {
@@ -72,21 +99,6 @@ pub struct TelemetryConfig {
     pub capture_content: Option<usize>,
     /// `service.instance.id`; `None`: a random UUID per process.
     pub service_instance_id: Option<String>,
-}
-
-impl Default for TelemetryConfig {
-    fn default() -> Self {
-        Self {
-            otlp_endpoint: None,
-            otlp_protocol: None,
-            traces: true,
-            metrics: false,
-            metrics_interval: Duration::from_secs(60),
-            sample_ratio: None,
-            capture_content: None,
-            service_instance_id: None,
-        }
-    }
 }
 
 /// Why telemetry could not be set up.
@@ -142,22 +154,7 @@ impl Telemetry {
         let Some((destination, interval)) = &self.metrics_to else {
             return Ok(None);
         };
-        let exporter = match (destination.protocol, &destination.endpoint) {
-            (OtlpProtocol::Grpc, Some(endpoint)) => opentelemetry_otlp::MetricExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint.clone())
-                .build()?,
-            (OtlpProtocol::Grpc, None) => opentelemetry_otlp::MetricExporter::builder().with_tonic().build()?,
-            (OtlpProtocol::HttpProtobuf, Some(endpoint)) => opentelemetry_otlp::MetricExporter::builder()
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_endpoint(format!("{endpoint}/v1/metrics"))
-                .build()?,
-            (OtlpProtocol::HttpProtobuf, None) => opentelemetry_otlp::MetricExporter::builder()
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .build()?,
-        };
+        let exporter = otlp_exporter!(opentelemetry_otlp::MetricExporter, destination, "/v1/metrics")?;
         Ok(Some(
             PeriodicReader::builder(Counting::metrics(exporter, self.failures.clone()))
                 .with_interval(*interval)
@@ -330,21 +327,9 @@ fn destination(
 }
 
 fn span_exporter(destination: &Destination) -> Result<opentelemetry_otlp::SpanExporter, TelemetryError> {
-    let exporter = match (destination.protocol, &destination.endpoint) {
-        (OtlpProtocol::Grpc, Some(endpoint)) => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint.clone())
-            .build()?,
-        (OtlpProtocol::Grpc, None) => opentelemetry_otlp::SpanExporter::builder().with_tonic().build()?,
-        (OtlpProtocol::HttpProtobuf, Some(endpoint)) => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(format!("{endpoint}/v1/traces"))
-            .build()?,
-        (OtlpProtocol::HttpProtobuf, None) => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .build()?,
-    };
-    Ok(exporter)
+    Ok(otlp_exporter!(
+        opentelemetry_otlp::SpanExporter,
+        destination,
+        "/v1/traces"
+    )?)
 }
