@@ -17,6 +17,58 @@ pub(super) struct Degraded {
     pub(super) rejection: Option<String>,
 }
 
+/// One call of one backend: what a request's LLM leg asks of each backend in its chain.
+pub(super) trait BackendCall {
+    /// What the backend gives back.
+    type Output;
+
+    /// Whether the call ends at the first event of a stream (its duration is then the time to first token)
+    /// rather than with the whole answer.
+    const STREAMING: bool;
+
+    /// Sends `request` to `backend`, retrying within its guard until `deadline`.
+    fn call<'a>(
+        &self,
+        backend: &'a GuardedBackend,
+        request: &'a ChatRequest,
+        deadline: Option<Instant>,
+    ) -> impl Future<Output = (Result<Self::Output, LlmError>, llm::CallReport)> + Send + 'a;
+}
+
+/// The whole completion.
+pub(super) struct Complete;
+
+impl BackendCall for Complete {
+    type Output = ChatCompletion;
+    const STREAMING: bool = false;
+
+    fn call<'a>(
+        &self,
+        backend: &'a GuardedBackend,
+        request: &'a ChatRequest,
+        deadline: Option<Instant>,
+    ) -> impl Future<Output = (Result<ChatCompletion, LlmError>, llm::CallReport)> + Send + 'a {
+        backend.complete(request, deadline)
+    }
+}
+
+/// The stream, open once its first event arrived.
+pub(super) struct Stream;
+
+impl BackendCall for Stream {
+    type Output = llm::OpenStream;
+    const STREAMING: bool = true;
+
+    fn call<'a>(
+        &self,
+        backend: &'a GuardedBackend,
+        request: &'a ChatRequest,
+        deadline: Option<Instant>,
+    ) -> impl Future<Output = (Result<llm::OpenStream, LlmError>, llm::CallReport)> + Send + 'a {
+        backend.stream(request, deadline)
+    }
+}
+
 /// The first answer of a backend chain.
 pub(super) struct Answer<T> {
     pub(super) backend: String,
@@ -29,30 +81,25 @@ pub(super) struct Answer<T> {
 impl Engine {
     /// Walks the target's backend chain (primary, then fallbacks) until one answers, the chain ends, or the
     /// caller's deadline passes. `Ok(Err(last))` carries the last backend's error when none answered.
-    /// `streaming` says what the call's duration measures: the time to the first event (streams) or the whole
-    /// operation.
-    pub(super) async fn first_answer<'a, T, F, Fut>(
-        &'a self,
+    /// `call` sends `request` to one backend.
+    pub(super) async fn first_answer<C: BackendCall>(
+        &self,
         target: &Target,
+        request: &ChatRequest,
         deadline: Option<Instant>,
-        streaming: bool,
-        call: F,
-    ) -> Result<Result<Answer<T>, LlmError>, RouterError>
-    where
-        F: Fn(&'a GuardedBackend) -> Fut,
-        Fut: std::future::Future<Output = (Result<T, LlmError>, llm::CallReport)>,
-    {
+        call: C,
+    ) -> Result<Result<Answer<C::Output>, LlmError>, RouterError> {
         let mut failed = Vec::new();
         let mut last = None;
         for name in &target.backends {
             let backend = self.backend(target, name)?;
             let started = Instant::now();
-            let (result, report) = call(backend).await;
+            let (result, report) = call.call(backend, request, deadline).await;
             let elapsed = started.elapsed().as_secs_f64();
             let mut attributes = llm_attributes(name, backend.model());
             match result {
                 Ok(value) => {
-                    if streaming {
+                    if C::STREAMING {
                         self.metrics.llm_first_token.record(elapsed, &attributes[2..]);
                     } else {
                         self.metrics.llm_duration.record(elapsed, &attributes);

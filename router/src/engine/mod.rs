@@ -8,6 +8,7 @@ pub use answer::{BackendState, Generation, LabelScore, OpenedStream, Outcome, Pr
 pub use backend_chain::{estimate_tokens, llm_attributes};
 pub use shadow::ShadowPlan;
 
+use backend_chain::{Answer, BackendCall, Complete, Stream};
 use shadow::{MAX_SHADOWS, shadow_plan};
 
 use std::collections::BTreeMap;
@@ -117,42 +118,28 @@ impl Engine {
 
     /// Classifies, decides, and dispatches, waiting for the whole answer; LLM calls end by `deadline`.
     pub async fn route(&self, input: &RouteInput, deadline: Option<Instant>) -> Result<Outcome, RouterError> {
-        let mut prepared = self.prepare(input).await?;
-        let target = prepared.routing.decision.target.clone();
-        let mut generation = None;
-        let mut degraded = None;
-        let mut rejection = prepared.rejection.take();
-        if !target.backends.is_empty() {
-            let request = self.llm_request(&prepared.routing.policy, &target, input, prepared.prediction.as_ref())?;
-            match self
-                .first_answer(&target, deadline, false, |backend| backend.complete(&request, deadline))
-                .await?
-            {
-                Ok(answer) => {
-                    generation = Some(self.account(
-                        &target,
-                        &answer.backend,
-                        &request,
-                        answer.value,
-                        answer.attempts,
-                        answer.failed,
-                    ))
-                }
-                Err(last) => {
-                    let fallback = self.degrade(&target, prepared.prediction.is_some(), last)?;
-                    degraded = Some(fallback.reason);
-                    rejection = rejection.or(fallback.rejection);
-                }
-            }
-        }
+        let prepared = self.prepare(input).await?;
+        let leg = self
+            .llm_leg(&prepared, input, deadline, Complete, |target, request, answer| {
+                Ok(self.account(
+                    target,
+                    &answer.backend,
+                    request,
+                    answer.value,
+                    answer.attempts,
+                    answer.failed,
+                ))
+            })
+            .await?;
+        let rejection = prepared.rejection.clone().or(leg.rejection);
         Ok(Outcome {
-            backends: self.backend_states(&target),
-            shadow: shadow_plan(&prepared, generation.is_some(), rejection.is_some()),
+            backends: self.backend_states(&prepared.routing.decision.target),
+            shadow: shadow_plan(&prepared, leg.generation.is_some(), rejection.is_some()),
             routing: prepared.routing,
             prediction: prepared.prediction,
-            generation,
+            generation: leg.generation,
             rejection,
-            degraded,
+            degraded: leg.degraded,
         })
     }
 
@@ -162,45 +149,62 @@ impl Engine {
         input: &RouteInput,
         deadline: Option<Instant>,
     ) -> Result<StreamStart, RouterError> {
-        let mut prepared = self.prepare(input).await?;
-        let target = prepared.routing.decision.target.clone();
-        let mut generation = None;
-        let mut degraded = None;
-        let mut rejection = prepared.rejection.take();
-        if !target.backends.is_empty() {
-            let request = self.llm_request(&prepared.routing.policy, &target, input, prepared.prediction.as_ref())?;
-            let prompt_chars = request.messages.iter().map(|m| m.content.chars().count()).sum();
-            match self
-                .first_answer(&target, deadline, true, |backend| backend.stream(&request, deadline))
-                .await?
-            {
-                Ok(answer) => {
-                    generation = Some(OpenedStream {
-                        prices: self.prices.get(&answer.backend).copied().unwrap_or_default(),
-                        model: self.backend(&target, &answer.backend)?.model().to_owned(),
-                        backend: answer.backend,
-                        events: answer.value.events,
-                        attempts: answer.attempts,
-                        failed_backends: answer.failed,
-                        prompt_chars,
-                        started: answer.started,
-                    })
-                }
-                Err(last) => {
-                    let fallback = self.degrade(&target, prepared.prediction.is_some(), last)?;
-                    degraded = Some(fallback.reason);
-                    rejection = rejection.or(fallback.rejection);
-                }
-            }
-        }
+        let prepared = self.prepare(input).await?;
+        let leg = self
+            .llm_leg(&prepared, input, deadline, Stream, |target, request, answer| {
+                Ok(OpenedStream {
+                    prices: self.prices.get(&answer.backend).copied().unwrap_or_default(),
+                    model: self.backend(target, &answer.backend)?.model().to_owned(),
+                    backend: answer.backend,
+                    events: answer.value.events,
+                    attempts: answer.attempts,
+                    failed_backends: answer.failed,
+                    prompt_chars: request.messages.iter().map(|m| m.content.chars().count()).sum(),
+                    started: answer.started,
+                })
+            })
+            .await?;
+        let rejection = prepared.rejection.clone().or(leg.rejection);
         Ok(StreamStart {
-            shadow: shadow_plan(&prepared, generation.is_some(), rejection.is_some()),
+            shadow: shadow_plan(&prepared, leg.generation.is_some(), rejection.is_some()),
             routing: prepared.routing,
             prediction: prepared.prediction,
             rejection,
-            generation,
-            degraded,
+            generation: leg.generation,
+            degraded: leg.degraded,
         })
+    }
+
+    /// The LLM leg of a prepared request, when its target has backends: builds the request, walks the backend
+    /// chain with `call`, and turns the first answer into `G` with `finish`; when no backend answers, degrades
+    /// as the target says.
+    async fn llm_leg<C: BackendCall, G>(
+        &self,
+        prepared: &Prepared,
+        input: &RouteInput,
+        deadline: Option<Instant>,
+        call: C,
+        finish: impl FnOnce(&Target, &ChatRequest, Answer<C::Output>) -> Result<G, RouterError>,
+    ) -> Result<LlmLeg<G>, RouterError> {
+        let target = &prepared.routing.decision.target;
+        let mut leg = LlmLeg {
+            generation: None,
+            degraded: None,
+            rejection: None,
+        };
+        if target.backends.is_empty() {
+            return Ok(leg);
+        }
+        let request = self.llm_request(&prepared.routing.policy, target, input, prepared.prediction.as_ref())?;
+        match self.first_answer(target, &request, deadline, call).await? {
+            Ok(answer) => leg.generation = Some(finish(target, &request, answer)?),
+            Err(last) => {
+                let fallback = self.degrade(target, prepared.prediction.is_some(), last)?;
+                leg.degraded = Some(fallback.reason);
+                leg.rejection = fallback.rejection;
+            }
+        }
+        Ok(leg)
     }
 
     /// Everything up to the LLM call: validation, classification, decision, scoring.
@@ -449,6 +453,14 @@ fn policy_context(config: &Config, labels: &[classical::metadata::LabelInfo]) ->
 }
 
 /// The request after everything but the LLM call.
+/// What a request's LLM leg came to: the answer, or how the target degraded without one.
+struct LlmLeg<G> {
+    generation: Option<G>,
+    degraded: Option<String>,
+    /// The target's refusal, when it fails open to one.
+    rejection: Option<String>,
+}
+
 pub(super) struct Prepared {
     routing: Routing,
     prediction: Option<Prediction>,

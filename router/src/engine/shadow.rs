@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use super::backend_chain::Complete;
 use super::{Engine, Prepared};
 use crate::error::RouterError;
 use crate::policy::{Policy, Target, TargetKind};
@@ -130,10 +131,7 @@ impl Engine {
         if !target.backends.is_empty() {
             let request = self.llm_request(&plan.policy, target, input, prediction.as_ref())?;
             let deadline = Some(Instant::now() + SHADOW_TIMEOUT);
-            match self
-                .first_answer(target, deadline, false, |backend| backend.complete(&request, deadline))
-                .await?
-            {
+            match self.first_answer(target, &request, deadline, Complete).await? {
                 Ok(_) => shape.generated = true,
                 Err(last) => return Err(last.into()),
             }
