@@ -30,7 +30,7 @@ impl Caller {
         }
     }
 
-    /// `message` with this caller's `traceparent` and a `baggage` entry in its metadata.
+    /// `message` with this caller's `traceparent`, a vendor's `tracestate` and a `baggage` entry in its metadata.
     fn request(&self, message: RouteRequest) -> tonic::Request<RouteRequest> {
         let mut request = tonic::Request::new(message);
         let metadata = request.metadata_mut();
@@ -38,10 +38,14 @@ impl Caller {
             "traceparent",
             format!("00-{}-{}-01", self.trace_id, self.span_id).parse().unwrap(),
         );
+        metadata.insert("tracestate", TRACESTATE.parse().unwrap());
         metadata.insert("baggage", "caller.team=retention".parse().unwrap());
         request
     }
 }
+
+/// The caller's vendor entries in W3C `tracestate`: opaque to the gateway, carried along its trace unchanged.
+const TRACESTATE: &str = "callervendor=opaque-7,other@tenant=x1";
 
 /// Waits for the caller's trace with its SERVER span named `server` and `count` spans in all.
 async fn trace(receiver: &OtlpReceiver, caller: &Caller, server: &str, count: usize) -> Vec<Received> {
@@ -57,6 +61,7 @@ fn assert_server(spans: &[Received], caller: &Caller, name: &str, code: i64) -> 
     let server = named(spans, name);
     assert_eq!(server.span.kind, SpanKind::Server as i32);
     assert_eq!(server.parent_id(), caller.span_id, "the caller's span is the parent");
+    assert_eq!(server.span.trace_state, TRACESTATE, "the caller's tracestate is kept");
     assert_eq!(server.str("rpc.system").as_deref(), Some("grpc"));
     assert_eq!(server.str("rpc.service").as_deref(), Some("switchyard.v1.Router"));
     assert_eq!(server.str("rpc.method").as_deref(), name.rsplit('/').next());
@@ -132,12 +137,13 @@ fn assert_chat(spans: &[Received], server: &str, fake: &FakeLlm) -> Received {
     chat
 }
 
-/// The backend got the caller's trace, with the chat span as parent, and the caller's baggage.
+/// The backend got the caller's trace, with the chat span as parent, and the caller's tracestate and baggage.
 fn assert_propagated(fake: &FakeLlm, request: usize, caller: &Caller, chat: &Received) {
     let traceparent = fake
         .header(request, "traceparent")
         .expect("traceparent sent to the backend");
     assert_eq!(traceparent, format!("00-{}-{}-01", caller.trace_id, chat.span_id()));
+    assert_eq!(fake.header(request, "tracestate").as_deref(), Some(TRACESTATE));
     assert_eq!(
         fake.header(request, "baggage").as_deref(),
         Some("caller.team=retention")
