@@ -93,8 +93,26 @@ impl RouterService {
         });
     }
 
-    fn engine(&self) -> Result<&Engine, Status> {
-        self.engine.get().ok_or_else(|| RouterError::NotReady.into())
+    /// Admits a call: the loaded engine, the caller's deadline, and the checked input (noted for the access line
+    /// and on the SERVER span).
+    fn admit(
+        &self,
+        request: Request<pb::RouteRequest>,
+        span: &tracing::Span,
+        access: &mut Access,
+    ) -> Result<(&Engine, Option<Instant>, RouteInput), Status> {
+        let engine = self.engine.get().ok_or(RouterError::NotReady)?;
+        let deadline = deadline(request.metadata());
+        let input = access.input(RouteInput::try_from(request.into_inner())?, span);
+        Ok((engine, deadline, input))
+    }
+
+    /// Notes a dispatched request's decision for the access line, and mirrors it when its decision says so.
+    fn dispatched(&self, access: &mut Access, input: &RouteInput, routing: &Routing, shadow: Option<&ShadowPlan>) {
+        access.routing(routing);
+        if let Some(plan) = shadow {
+            self.mirror(input, plan);
+        }
     }
 }
 
@@ -107,14 +125,9 @@ impl pb::router_server::Router for RouterService {
         let started = Instant::now();
         let mut access = Access::default();
         let result = async {
-            let engine = self.engine()?;
-            let deadline = deadline(request.metadata());
-            let input = access.input(RouteInput::try_from(request.into_inner())?, &span);
+            let (engine, deadline, input) = self.admit(request, &span, &mut access)?;
             let outcome = engine.route(&input, deadline).await?;
-            access.routing(&outcome.routing);
-            if let Some(plan) = &outcome.shadow {
-                self.mirror(&input, plan);
-            }
+            self.dispatched(&mut access, &input, &outcome.routing, outcome.shadow.as_ref());
             Ok(convert::response(input.request_id, &outcome))
         }
         .instrument(span.clone())
@@ -130,14 +143,9 @@ impl pb::router_server::Router for RouterService {
         let started = Instant::now();
         let mut access = Access::default();
         let result = async {
-            let engine = self.engine()?;
-            let deadline = deadline(request.metadata());
-            let input = access.input(RouteInput::try_from(request.into_inner())?, &span);
+            let (engine, deadline, input) = self.admit(request, &span, &mut access)?;
             let start = engine.route_stream(&input, deadline).await?;
-            access.routing(&start.routing);
-            if let Some(plan) = &start.shadow {
-                self.mirror(&input, plan);
-            }
+            self.dispatched(&mut access, &input, &start.routing, start.shadow.as_ref());
             Ok((input.request_id, start))
         }
         .instrument(span.clone())
@@ -156,8 +164,7 @@ impl pb::router_server::Router for RouterService {
         let started = Instant::now();
         let mut access = Access::default();
         let result = async {
-            let engine = self.engine()?;
-            let input = access.input(RouteInput::try_from(request.into_inner())?, &span);
+            let (engine, _, input) = self.admit(request, &span, &mut access)?;
             let routing = engine.explain(&input).await?;
             access.routing(&routing);
             Ok(pb::RoutingDecision::from(&routing))
