@@ -74,6 +74,13 @@ pub struct ChatRequest {
     pub temperature: Option<f32>,
 }
 
+impl ChatRequest {
+    /// The prompt's size in characters, all messages together (for estimating input tokens).
+    pub fn prompt_chars(&self) -> usize {
+        self.messages.iter().map(|m| m.content.chars().count()).sum()
+    }
+}
+
 /// Token counts as the backend reported them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {

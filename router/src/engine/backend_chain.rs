@@ -168,7 +168,7 @@ impl Engine {
     ) -> Generation {
         let usage_estimated = completion.usage.is_none();
         let usage = *completion.usage.get_or_insert_with(|| llm::Usage {
-            input_tokens: estimate_tokens(request.messages.iter().map(|m| m.content.chars().count()).sum()),
+            input_tokens: estimate_tokens(request.prompt_chars()),
             output_tokens: estimate_tokens(completion.text.chars().count()),
         });
         let cost = self

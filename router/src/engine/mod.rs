@@ -131,14 +131,13 @@ impl Engine {
                 ))
             })
             .await?;
-        let rejection = prepared.rejection.clone().or(leg.rejection);
         Ok(Outcome {
             backends: self.backend_states(&prepared.routing.decision.target),
-            shadow: shadow_plan(&prepared, leg.generation.is_some(), rejection.is_some()),
+            shadow: shadow_plan(&prepared, leg.generation.is_some(), leg.rejection.is_some()),
             routing: prepared.routing,
             prediction: prepared.prediction,
             generation: leg.generation,
-            rejection,
+            rejection: leg.rejection,
             degraded: leg.degraded,
         })
     }
@@ -159,17 +158,16 @@ impl Engine {
                     events: answer.value.events,
                     attempts: answer.attempts,
                     failed_backends: answer.failed,
-                    prompt_chars: request.messages.iter().map(|m| m.content.chars().count()).sum(),
+                    prompt_chars: request.prompt_chars(),
                     started: answer.started,
                 })
             })
             .await?;
-        let rejection = prepared.rejection.clone().or(leg.rejection);
         Ok(StreamStart {
-            shadow: shadow_plan(&prepared, leg.generation.is_some(), rejection.is_some()),
+            shadow: shadow_plan(&prepared, leg.generation.is_some(), leg.rejection.is_some()),
             routing: prepared.routing,
             prediction: prepared.prediction,
-            rejection,
+            rejection: leg.rejection,
             generation: leg.generation,
             degraded: leg.degraded,
         })
@@ -177,7 +175,7 @@ impl Engine {
 
     /// The LLM leg of a prepared request, when its target has backends: builds the request, walks the backend
     /// chain with `call`, and turns the first answer into `G` with `finish`; when no backend answers, degrades
-    /// as the target says.
+    /// as the target says. A reject target's refusal is its whole leg.
     async fn llm_leg<C: BackendCall, G>(
         &self,
         prepared: &Prepared,
@@ -190,7 +188,7 @@ impl Engine {
         let mut leg = LlmLeg {
             generation: None,
             degraded: None,
-            rejection: None,
+            rejection: (target.kind == TargetKind::Reject).then(|| target.message.clone()),
         };
         if target.backends.is_empty() {
             return Ok(leg);
@@ -201,7 +199,7 @@ impl Engine {
             Err(last) => {
                 let fallback = self.degrade(target, prepared.prediction.is_some(), last)?;
                 leg.degraded = Some(fallback.reason);
-                leg.rejection = fallback.rejection;
+                leg.rejection = leg.rejection.or(fallback.rejection);
             }
         }
         Ok(leg)
@@ -227,12 +225,7 @@ impl Engine {
         } else {
             None
         };
-        let rejection = (target.kind == TargetKind::Reject).then(|| target.message.clone());
-        Ok(Prepared {
-            routing,
-            prediction,
-            rejection,
-        })
+        Ok(Prepared { routing, prediction })
     }
 
     fn check_limits(&self, input: &RouteInput) -> Result<(), RouterError> {
@@ -452,19 +445,18 @@ fn policy_context(config: &Config, labels: &[classical::metadata::LabelInfo]) ->
     }
 }
 
-/// The request after everything but the LLM call.
 /// What a request's LLM leg came to: the answer, or how the target degraded without one.
 struct LlmLeg<G> {
     generation: Option<G>,
     degraded: Option<String>,
-    /// The target's refusal, when it fails open to one.
+    /// The refusal answered instead: a reject target's, or the one a target fails open to.
     rejection: Option<String>,
 }
 
+/// The request after everything but the LLM call.
 pub(super) struct Prepared {
     routing: Routing,
     prediction: Option<Prediction>,
-    rejection: Option<String>,
 }
 
 /// A record as a JSON object, for content capture.
