@@ -9,6 +9,7 @@
 //! `metadata_props`, read by [`metadata`]. A [`Session`](ort::session::Session) run needs exclusive access, so
 //! each model value owns one session; run several values for parallelism.
 
+mod batch;
 mod classifier;
 mod error;
 pub mod metadata;
@@ -18,6 +19,7 @@ pub mod schema;
 mod scorer;
 mod tensors;
 
+pub use batch::{BatchConfig, BatchObserver, Model, Scored};
 pub use classifier::{Classification, ClassifierInfo, RequestClassifier, TextNormalization};
 pub use error::ClassicalError;
 pub use pool::{InferencePool, PoolConfig};

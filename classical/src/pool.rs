@@ -3,15 +3,16 @@
 use std::sync::Arc;
 use std::thread;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Sender, TrySendError};
 use tokio::sync::oneshot;
 
+use crate::batch::{BatchConfig, BatchObserver, Job, Scored, Worker};
 use crate::classifier::ClassifierInfo;
 use crate::schema::ValidRecord;
 use crate::scorer::ScorerInfo;
 use crate::{ChurnScore, ChurnScorer, ClassicalError, Classification, OnnxRuntime, RequestClassifier};
 
-/// Where the models are and how much work the pool may hold.
+/// Where the models are, how much work the pool may hold and how it batches.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
     /// The request classifier's `.onnx` file.
@@ -22,26 +23,17 @@ pub struct PoolConfig {
     pub workers: usize,
     /// Jobs that may wait for a worker; beyond it, requests are refused as overloaded.
     pub queue_capacity: usize,
-}
-
-enum Job {
-    Classify {
-        text: String,
-        has_record: bool,
-        reply: oneshot::Sender<Result<Classification, ClassicalError>>,
-    },
-    Score {
-        record: ValidRecord,
-        explain: bool,
-        reply: oneshot::Sender<Result<Scored, ClassicalError>>,
-    },
+    /// How classifications are batched.
+    pub classifier_batch: BatchConfig,
+    /// How scores are batched.
+    pub scorer_batch: BatchConfig,
 }
 
 /// A fixed set of worker threads, each with its own classifier and scorer session, fed by one bounded queue.
 ///
 /// Async callers enqueue and await a reply; a full queue is refused at once ([`ClassicalError::Overloaded`]) so
-/// that load beyond capacity turns into fast errors instead of growing latency. Dropping the pool stops the
-/// workers once the queue drains.
+/// that load beyond capacity turns into fast errors instead of growing latency. Each worker runs concurrent
+/// requests as micro-batches (see [`BatchConfig`]). Dropping the pool stops the workers once the queue drains.
 #[derive(Clone)]
 pub struct InferencePool {
     jobs: Sender<Job>,
@@ -51,20 +43,30 @@ pub struct InferencePool {
 }
 
 impl InferencePool {
-    /// Loads one session of each model per worker and starts the workers.
-    pub fn start(runtime: &OnnxRuntime, config: &PoolConfig) -> Result<Self, ClassicalError> {
+    /// Loads one session of each model per worker and starts the workers; `observer`, when given, hears of every
+    /// ONNX run and its batch size.
+    pub fn start(
+        runtime: &OnnxRuntime,
+        config: &PoolConfig,
+        observer: Option<BatchObserver>,
+    ) -> Result<Self, ClassicalError> {
         let workers = config.workers.max(1);
         let capacity = config.queue_capacity.max(1);
         let (jobs, queue) = crossbeam_channel::bounded(capacity);
         let mut infos = None;
         for index in 0..workers {
-            let classifier = RequestClassifier::load(runtime, &config.classifier)?;
-            let scorer = ChurnScorer::load(runtime, &config.scorer)?;
-            infos.get_or_insert_with(|| (classifier.info().clone(), scorer.info().clone()));
+            let worker = Worker {
+                classifier: RequestClassifier::load(runtime, &config.classifier)?,
+                scorer: ChurnScorer::load(runtime, &config.scorer)?,
+                classifier_batch: config.classifier_batch,
+                scorer_batch: config.scorer_batch,
+                observer: observer.clone(),
+            };
+            infos.get_or_insert_with(|| (worker.classifier.info().clone(), worker.scorer.info().clone()));
             let queue = queue.clone();
             thread::Builder::new()
                 .name(format!("onnx-worker-{index}"))
-                .spawn(move || work(queue, classifier, scorer))
+                .spawn(move || worker.run(queue))
                 .map_err(|e| ClassicalError::Inference {
                     model: "inference pool".to_owned(),
                     reason: format!("cannot start worker thread: {e}"),
@@ -139,38 +141,6 @@ impl InferencePool {
             reason: "workers stopped".to_owned(),
         }
     }
-}
-
-fn work(queue: Receiver<Job>, mut classifier: RequestClassifier, mut scorer: ChurnScorer) {
-    for job in queue {
-        // A caller that gave up (deadline, cancellation) has dropped its receiver: skip its work.
-        match job {
-            Job::Classify {
-                text,
-                has_record,
-                reply,
-            } if !reply.is_closed() => {
-                let _ = reply.send(classifier.classify(&text, has_record));
-            }
-            Job::Score { record, explain, reply } if !reply.is_closed() => {
-                let _ = reply.send(score(&mut scorer, &record, explain));
-            }
-            Job::Classify { .. } | Job::Score { .. } => tracing::debug!("skipped inference for a departed caller"),
-        }
-    }
-}
-
-/// A score and, when asked for, the fields' influences on it.
-pub type Scored = (ChurnScore, Vec<crate::Influence>);
-
-fn score(scorer: &mut ChurnScorer, record: &ValidRecord, explain: bool) -> Result<Scored, ClassicalError> {
-    let score = scorer.score_valid(record)?;
-    let influences = if explain {
-        scorer.influences(record, score.probability)?
-    } else {
-        Vec::new()
-    };
-    Ok((score, influences))
 }
 
 impl std::fmt::Debug for InferencePool {

@@ -5,7 +5,9 @@
 
 mod common;
 
-use classical::{ClassicalError, InferencePool, PoolConfig, RequestClassifier};
+use futures::future::join_all;
+
+use classical::{BatchConfig, ClassicalError, InferencePool, PoolConfig, RequestClassifier};
 use common::{CLASSIFIER, SCORER, model_file, read_json, record, runtime};
 
 fn pool(workers: usize, queue_capacity: usize) -> InferencePool {
@@ -14,8 +16,10 @@ fn pool(workers: usize, queue_capacity: usize) -> InferencePool {
         scorer: model_file(SCORER, "model.onnx"),
         workers,
         queue_capacity,
+        classifier_batch: BatchConfig::default(),
+        scorer_batch: BatchConfig::default(),
     };
-    InferencePool::start(&runtime(), &config).expect("pool starts")
+    InferencePool::start(&runtime(), &config, None).expect("pool starts")
 }
 
 #[tokio::test]
@@ -72,4 +76,109 @@ async fn a_full_queue_is_refused_as_overloaded_and_the_pool_recovers() {
         pool.classify("what is my balance", false).await.is_ok(),
         "the pool serves again after the burst"
     );
+}
+
+/// Every batch size the pool reported, by model.
+#[derive(Default)]
+struct Batches(std::sync::Mutex<Vec<(classical::Model, usize)>>);
+
+impl Batches {
+    fn largest(&self, model: classical::Model) -> usize {
+        let seen = self.0.lock().unwrap();
+        seen.iter()
+            .filter(|(m, _)| *m == model)
+            .map(|(_, n)| *n)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn total(&self, model: classical::Model) -> usize {
+        let seen = self.0.lock().unwrap();
+        seen.iter().filter(|(m, _)| *m == model).map(|(_, n)| *n).sum()
+    }
+}
+
+#[tokio::test]
+async fn concurrent_requests_run_in_batches_and_answer_exactly_as_unbatched_runs() {
+    let batches = std::sync::Arc::new(Batches::default());
+    let seen = batches.clone();
+    let observer: classical::BatchObserver = std::sync::Arc::new(move |model, size| {
+        seen.0.lock().unwrap().push((model, size));
+    });
+    let config = PoolConfig {
+        classifier: model_file(CLASSIFIER, "model.onnx"),
+        scorer: model_file(SCORER, "model.onnx"),
+        workers: 1,
+        queue_capacity: 256,
+        classifier_batch: BatchConfig {
+            max_size: 16,
+            max_wait: std::time::Duration::from_millis(2),
+        },
+        scorer_batch: BatchConfig {
+            max_size: 16,
+            max_wait: std::time::Duration::from_millis(2),
+        },
+    };
+    let pool = InferencePool::start(&runtime(), &config, Some(observer)).unwrap();
+
+    let classifier_cases = read_json(&model_file(CLASSIFIER, "parity_fixtures.json"));
+    let texts: Vec<(String, bool)> = classifier_cases["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["text"].as_str().unwrap().to_owned(),
+                c["has_record"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let scorer_cases = read_json(&model_file(SCORER, "parity_fixtures.json"));
+    let records: Vec<_> = scorer_cases["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| pool.scorer().schema.validate(&record(&c["features"])).unwrap())
+        .collect();
+
+    // All submitted in one poll, so they queue behind the worker's first run and are gathered together.
+    let classified = join_all(texts.iter().map(|(text, flag)| pool.classify(text, *flag))).await;
+    let scored = join_all(records.iter().map(|r| pool.score_explained(r.clone()))).await;
+
+    let mut classifier = RequestClassifier::load(&runtime(), &model_file(CLASSIFIER, "model.onnx")).unwrap();
+    for ((text, flag), batched) in texts.iter().zip(classified) {
+        let alone = classifier.classify(text, *flag).unwrap().probabilities;
+        let batched = batched.unwrap().probabilities;
+        let worst = alone
+            .iter()
+            .zip(&batched)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0_f32, f32::max);
+        assert!(worst <= 1e-6, "{text:?}: batched differs from alone by {worst}");
+    }
+    let mut scorer = classical::ChurnScorer::load(&runtime(), &model_file(SCORER, "model.onnx")).unwrap();
+    for (record, batched) in records.iter().zip(scored) {
+        let (score, influences) = batched.unwrap();
+        let alone = scorer.score_valid(record).unwrap();
+        assert!((alone.probability - score.probability).abs() <= 1e-6);
+        let alone_influences = scorer.influences(record, alone.probability).unwrap();
+        assert_eq!(alone_influences.len(), influences.len());
+        for (a, b) in alone_influences.iter().zip(&influences) {
+            assert_eq!(a.feature, b.feature);
+            assert!((a.delta - b.delta).abs() <= 1e-6);
+        }
+    }
+
+    assert_eq!(
+        batches.total(classical::Model::Classifier),
+        texts.len(),
+        "every request ran exactly once"
+    );
+    assert_eq!(batches.total(classical::Model::Scorer), records.len());
+    assert!(
+        batches.largest(classical::Model::Classifier) > 1,
+        "concurrent requests were batched"
+    );
+    assert!(batches.largest(classical::Model::Classifier) <= 16, "max_size holds");
+    assert!(batches.largest(classical::Model::Scorer) > 1);
 }

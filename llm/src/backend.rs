@@ -152,6 +152,8 @@ impl ChatBackend {
             .default_headers(headers)
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
+            // A request body goes out in more than one write; Nagle would hold the last for the server's ACK.
+            .tcp_nodelay(true)
             .build()
             .map_err(|e| LlmError::Protocol {
                 backend: config.name.clone(),

@@ -7,6 +7,7 @@ mod config;
 mod convert;
 mod engine;
 mod error;
+mod listen;
 mod metrics;
 mod policy;
 mod prompt;

@@ -26,6 +26,9 @@ const TOKENS: [f64; 12] = [
     1.0, 4.0, 16.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0,
 ];
 
+/// Batch-size buckets (requests per ONNX run).
+const BATCH: [f64; 11] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+
 /// Every instrument Switchyard records.
 pub struct Metrics {
     registry: prometheus::Registry,
@@ -38,6 +41,8 @@ pub struct Metrics {
     pub confidence: Histogram<f64>,
     /// `switchyard.score.duration`: scoring, queue wait included.
     pub score_duration: Histogram<f64>,
+    /// `switchyard.inference.batch_size` by `switchyard.model` (`classifier`, `scorer`): requests per ONNX run.
+    pub batch_size: Histogram<u64>,
     /// `gen_ai.client.operation.duration` by `gen_ai.operation.name`, `gen_ai.request.model`, `switchyard.backend`,
     /// `error.type`.
     pub llm_duration: Histogram<f64>,
@@ -115,6 +120,12 @@ impl Metrics {
                 .with_unit("s")
                 .with_description("Churn scoring time, inference queue included")
                 .with_boundaries(SECONDS.to_vec())
+                .build(),
+            batch_size: meter
+                .u64_histogram("switchyard.inference.batch_size")
+                .with_unit("{request}")
+                .with_description("Requests per ONNX run (micro-batching), by model")
+                .with_boundaries(BATCH.to_vec())
                 .build(),
             llm_duration: meter
                 .f64_histogram("gen_ai.client.operation.duration")
@@ -203,6 +214,15 @@ impl Metrics {
                 }
             })
             .build();
+    }
+
+    /// Records each ONNX run's batch size; handed to the inference pool.
+    pub fn batch_observer(&self) -> classical::BatchObserver {
+        let histogram = self.batch_size.clone();
+        Arc::new(move |model: classical::Model, size: usize| {
+            let size = u64::try_from(size).unwrap_or(u64::MAX);
+            histogram.record(size, &[KeyValue::new("switchyard.model", model.as_str())]);
+        })
     }
 
     /// Pushes the last OTLP metrics (when exported) and stops the readers.

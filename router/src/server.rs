@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use switchyard_proto::v1::router_server::RouterServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
 use crate::admin;
 use crate::config::Config;
 use crate::engine::{Engine, SharedEngine};
+use crate::listen;
 use crate::metrics::{Metrics, SharedMetrics};
 use crate::policy::{self, ReloadOutcome};
 use crate::service::RouterService;
@@ -84,10 +84,13 @@ pub async fn serve(
         source,
     })?;
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin =
-        axum::serve(admin_listener, admin::router(metrics.clone(), ready.clone())).with_graceful_shutdown(async {
-            let _ = admin_stopped.await;
-        });
+    let admin = axum::serve(
+        listen::admin_listener(admin_listener),
+        admin::router(metrics.clone(), ready.clone()),
+    )
+    .with_graceful_shutdown(async {
+        let _ = admin_stopped.await;
+    });
     tokio::spawn(async move {
         if let Err(error) = admin.await {
             tracing::error!(%error, "admin server failed");
@@ -110,7 +113,7 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(router)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+        .serve_with_incoming_shutdown(listen::grpc_incoming(listener), async {
             let _ = stopped.await;
         });
     let mut server = tokio::spawn(server);

@@ -68,7 +68,7 @@ fn invalid_main_configs_name_file_key_and_reason() {
             "environment variable SWITCHYARD_TEST_UNSET_KEY is not set",
         ),
         (
-            good.replace("request-classifier/1.0.0", "request-classifier/9.9.9"),
+            good.replace("request-classifier/1.1.0", "request-classifier/9.9.9"),
             "models.classifier",
         ),
         (good.replace("[server]", "[server"), "line 2"),

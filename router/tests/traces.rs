@@ -87,7 +87,7 @@ fn assert_decision(spans: &[Received], server: &str, label: &str, target: &str, 
         classify.str("switchyard.classifier.model").as_deref(),
         Some("request-classifier")
     );
-    assert_eq!(classify.str("switchyard.classifier.version").as_deref(), Some("1.0.0"));
+    assert_eq!(classify.str("switchyard.classifier.version").as_deref(), Some("1.1.0"));
     assert_eq!(classify.str("switchyard.classifier.label").as_deref(), Some(label));
     assert!(classify.str("switchyard.classifier.label_group").is_some());
     let confidence = classify.double("switchyard.classifier.confidence").unwrap();

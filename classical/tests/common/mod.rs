@@ -7,7 +7,7 @@ use classical::OnnxRuntime;
 use classical::schema::FeatureValue;
 
 /// The request classifier shipped in the repository.
-pub const CLASSIFIER: &str = "request-classifier/1.0.0";
+pub const CLASSIFIER: &str = "request-classifier/1.1.0";
 /// The churn scorer shipped in the repository.
 pub const SCORER: &str = "churn-scorer/1.0.0";
 

@@ -230,6 +230,7 @@ The paper's rows are on its test split, ours on `val`.
   confidence to the hybrid target (rule `explain-record`), which returns the score and an explanation, but that
   recovers few misses: most are confident (see `classical/training/EXPERIMENTS.md`).
 
-ONNX vs scikit-learn on `val`: max |Δp| = {m['onnx_vs_sklearn_max_abs_diff']}. Reproduce with
+ONNX vs scikit-learn on `val`: max |Δp| = {m['onnx_vs_sklearn_max_abs_diff']}. Graph head: {m['onnx_head']}
+(1.1.0 has the weights of 1.0.0, whose head was one dense `LinearClassifier` over every feature). Reproduce with
 `{common.TRAINING_COMMAND}`.
 """

@@ -220,6 +220,8 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
             scorer: resolve(&raw.models.scorer),
             workers: positive(path, "models.workers", raw.models.workers)?,
             queue_capacity: positive(path, "models.queue_capacity", raw.models.queue_capacity)?,
+            classifier_batch: batch(path, "models.classifier_batch", &raw.models.classifier_batch)?,
+            scorer_batch: batch(path, "models.scorer_batch", &raw.models.scorer_batch)?,
         },
     };
 
@@ -314,6 +316,34 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
         policy,
         telemetry,
     })
+}
+
+/// Longest a batch may wait for company: beyond it, waiting only adds latency.
+const MAX_BATCH_WAIT: Duration = Duration::from_millis(10);
+/// Largest batch: bounds one run's memory and the latency of the requests in it.
+const MAX_BATCH_SIZE: usize = 1024;
+
+fn batch(path: &Path, key: &str, raw: &raw::RawBatch) -> Result<classical::BatchConfig, ConfigError> {
+    let size_key = format!("{key}.max_size");
+    let max_size = positive(path, &size_key, raw.max_size)?;
+    if max_size > MAX_BATCH_SIZE {
+        return Err(error(path, &size_key, format!("{max_size} is above {MAX_BATCH_SIZE}")));
+    }
+    let wait_key = format!("{key}.max_wait");
+    let max_wait = humantime::parse_duration(&raw.max_wait)
+        .map_err(|e| error(path, &wait_key, format!("{:?} is not a duration ({e})", raw.max_wait)))?;
+    if max_wait > MAX_BATCH_WAIT {
+        return Err(error(
+            path,
+            &wait_key,
+            format!(
+                "{} is above {}",
+                raw.max_wait,
+                humantime::format_duration(MAX_BATCH_WAIT)
+            ),
+        ));
+    }
+    Ok(classical::BatchConfig { max_size, max_wait })
 }
 
 fn positive(path: &Path, key: &str, value: usize) -> Result<usize, ConfigError> {

@@ -95,6 +95,37 @@ pub(super) struct RawModels {
     pub(super) workers: usize,
     #[serde(default = "default_queue")]
     pub(super) queue_capacity: usize,
+    #[serde(default)]
+    pub(super) classifier_batch: RawBatch,
+    #[serde(default)]
+    pub(super) scorer_batch: RawBatch,
+}
+
+/// Micro-batching of one model's requests.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBatch {
+    #[serde(default = "default_batch_size")]
+    pub(super) max_size: usize,
+    #[serde(default = "default_batch_wait")]
+    pub(super) max_wait: String,
+}
+
+impl Default for RawBatch {
+    fn default() -> Self {
+        Self {
+            max_size: default_batch_size(),
+            max_wait: default_batch_wait(),
+        }
+    }
+}
+
+pub(super) fn default_batch_size() -> usize {
+    32
+}
+
+pub(super) fn default_batch_wait() -> String {
+    "100us".to_owned()
 }
 
 pub(super) fn default_workers() -> usize {

@@ -54,7 +54,7 @@ impl Engine {
     /// Loads the ONNX Runtime and the models (blocking: call from a blocking context), the policy (checked
     /// against the backends and the classifier's labels) and builds the backends.
     pub fn load(config: &Config, metrics: SharedMetrics) -> Result<Self, RouterError> {
-        let pool = InferencePool::start(&runtime(config)?, &config.models.pool)?;
+        let pool = InferencePool::start(&runtime(config)?, &config.models.pool, Some(metrics.batch_observer()))?;
         let context = policy_context(config, &pool.classifier().labels);
         let policy = Arc::new(PolicyStore::load(&config.policy.file, context)?);
         let backends = config

@@ -108,7 +108,7 @@ model = "smollm2"
 connect_timeout = "1s"
 request_timeout = "{backend_timeout}"
 "#,
-        classifier = models.join("request-classifier/1.0.0/model.onnx").display(),
+        classifier = models.join("request-classifier/1.1.0/model.onnx").display(),
         scorer = models.join("churn-scorer/1.0.0/model.onnx").display(),
     )
 }

@@ -1,0 +1,378 @@
+"""Runs every benchmark scenario against release binaries and writes the results (JSON) for report.py.
+
+Called by evals/bench/run.sh, which builds the binaries and installs the tools. Standard library only.
+Every number is measured in this run, beside the baseline it is compared with (the gRPC floor, the fake
+backend called directly, the Python peer, LiteLLM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RELEASE = ROOT / "target" / "release"
+HERE = Path(__file__).resolve().parent
+PORTS = {"grpc": 50151, "admin": 9564, "fake": 18081, "peer": 18101, "litellm": 18201}
+PATHS = ("structured", "nl", "hybrid")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+# === processes ===
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its live children (uvicorn workers)."""
+    total = cpu_seconds(pid)
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            total += tree_cpu_seconds(int(child))
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+def rss_mb(pid: int, key: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_http(url: str, timeout: float = 60.0, interval: float = 0.002) -> float:
+    """Seconds until `url` answers 200."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return time.perf_counter() - start
+        except OSError:
+            pass
+        time.sleep(interval)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+def start(args: list[str], env: dict | None = None, log_file: Path | None = None) -> subprocess.Popen:
+    out = open(log_file, "wb") if log_file else subprocess.DEVNULL
+    return subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+# === load ===
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, round((len(sorted_values) - 1) * q))]
+
+
+def h2load(url: str, body: Path | None, *, clients: int, streams: int, requests: int = 0, duration: int = 0,
+           rps: float = 0.0, http1: bool = False, grpc: bool = True, warmup: int = 0,
+           headers: list[str] | None = None) -> dict:
+    """One h2load run; latency percentiles (ms) from its per-request log, throughput from its summary."""
+    with tempfile.NamedTemporaryFile(suffix=".log", delete=False) as f:
+        log_path = Path(f.name)
+    command = ["h2load", "-c", str(clients), "-m", str(streams), "-t", "1", f"--log-file={log_path}"]
+    if grpc:
+        command += ["-H", "content-type: application/grpc", "-H", "te: trailers"]
+    else:
+        command += ["-H", "content-type: application/json"]
+    for header in headers or []:
+        command += ["-H", header]
+    if http1:
+        command += ["--h1"]
+    if body is not None:
+        command += ["-d", str(body)]
+    if duration:
+        command += ["-D", str(duration)]
+        if warmup:
+            command += [f"--warm-up-time={warmup}"]
+    else:
+        command += ["-n", str(requests)]
+    if rps:
+        command += [f"--rps={rps:.3f}"]
+    command.append(url)
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    latencies = []
+    ok_http = 0
+    for line in log_path.read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3:
+            latencies.append(int(parts[2]) / 1000.0)
+            ok_http += parts[1] == "200"
+    log_path.unlink()
+    latencies.sort()
+    finished = re.search(r"finished in ([\d.]+)(\w+), ([\d.]+) req/s", out)
+    return {
+        "command": " ".join(command),
+        "requests": len(latencies),
+        "http_ok": ok_http,
+        "req_per_s": float(finished.group(3)) if finished else float("nan"),
+        "p50_ms": percentile(latencies, 0.5),
+        "p99_ms": percentile(latencies, 0.99),
+        "p999_ms": percentile(latencies, 0.999),
+    }
+
+
+def grpc_statuses(admin: str) -> dict[str, int]:
+    """Requests counted by the gateway's own metrics, by gRPC status code (h2load sees only HTTP 200)."""
+    with urllib.request.urlopen(f"{admin}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    counts: dict[str, int] = {}
+    for line in text.splitlines():
+        if line.startswith("rpc_server_duration_seconds_count{"):
+            code = re.search(r'rpc_grpc_status_code="(-?\d+)"', line)
+            if code:
+                counts[code.group(1)] = counts.get(code.group(1), 0) + int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
+def measured(pid: int, admin: str | None, run) -> dict:
+    """`run()`'s result, plus the CPU the process spent per request and the gRPC statuses the gateway counted."""
+    before_cpu = tree_cpu_seconds(pid)
+    before = grpc_statuses(admin) if admin else {}
+    result = run()
+    spent = tree_cpu_seconds(pid) - before_cpu
+    if admin:
+        after = grpc_statuses(admin)
+        delta = {code: after.get(code, 0) - before.get(code, 0) for code in after}
+        result["grpc_status"] = {code: n for code, n in delta.items() if n}
+    result["cpu_us_per_request"] = 1e6 * spent / max(result["requests"], 1)
+    return result
+
+
+# === scenarios ===
+
+
+def bodies(work: Path) -> dict[str, Path]:
+    files = {}
+    for scenario in PATHS:
+        for kind, flag in (("grpc", []), ("json", ["--json"])):
+            path = work / f"{scenario}.{kind}"
+            path.write_bytes(subprocess.run([str(RELEASE / "switchyard-bench"), "body", "--scenario", scenario, *flag],
+                                            capture_output=True, check=True).stdout)
+            files[f"{scenario}.{kind}"] = path
+    files["health.grpc"] = work / "health.grpc"
+    files["health.grpc"].write_bytes(b"\x00\x00\x00\x00\x00")
+    chat = {"model": "smollm2", "temperature": 0, "messages": [{"role": "user", "content": "what is the capital of france?"}]}
+    files["chat.json"] = work / "chat.json"
+    files["chat.json"].write_text(json.dumps(chat))
+    return files
+
+
+def gateway_config(work: Path) -> Path:
+    text = (ROOT / "deploy/config/switchyard.toml").read_text()
+    text = text.replace('listen = "127.0.0.1:50051"', f'listen = "127.0.0.1:{PORTS["grpc"]}"')
+    text = text.replace('admin_listen = "127.0.0.1:9464"', f'admin_listen = "127.0.0.1:{PORTS["admin"]}"')
+    text = text.replace('base_url = "http://127.0.0.1:8081/v1"', f'base_url = "http://127.0.0.1:{PORTS["fake"]}/v1"')
+    text = text.replace('"../../classical/', f'"{ROOT}/classical/')
+    # The fake backend answers at once; the local llama-server's 4 slots would be the limit, not the gateway.
+    text = text.replace("max_concurrent = 4 ", "max_concurrent = 1024 ").replace("max_queued = 32 ", "max_queued = 4096 ")
+    text = text.replace("concurrency_per_connection = 64", "concurrency_per_connection = 256")
+    (work / "switchyard.toml").write_text(text)
+    shutil.copy(ROOT / "deploy/config/policy.toml", work / "policy.toml")
+    return work / "switchyard.toml"
+
+
+def path_scenarios(url: str, files: dict, pid: int, admin: str, quick: bool) -> dict:
+    results = {}
+    seconds = 4 if quick else 10
+    for name in PATHS:
+        body = files[f"{name}.grpc"]
+        route = f"{url}/switchyard.v1.Router/Route"
+        log(f"{name}: one sequential caller")
+        single = measured(pid, admin, lambda: h2load(route, body, clients=1, streams=1, duration=seconds, warmup=1))
+        log(f"{name}: closed-loop maximum (16 connections x 10 streams)")
+        maximum = measured(pid, admin, lambda: h2load(route, body, clients=16, streams=10, duration=seconds, warmup=1))
+        open_loop = {}
+        for share in (0.25, 0.5, 0.75):
+            rate = maximum["req_per_s"] * share
+            log(f"{name}: open loop at {share:.0%} of maximum ({rate:.0f} req/s)")
+            open_loop[f"{int(share * 100)}%"] = measured(
+                pid, admin, lambda: h2load(route, body, clients=16, streams=10, duration=seconds, rps=rate / 16)
+            ) | {"target_req_per_s": rate}
+        results[name] = {"sequential": single, "max": maximum, "open_loop": open_loop}
+    return results
+
+
+def health_floor(url: str, files: dict, pid: int, quick: bool) -> dict:
+    seconds = 4 if quick else 10
+    check = f"{url}/grpc.health.v1.Health/Check"
+    single = measured(pid, None, lambda: h2load(check, files["health.grpc"], clients=1, streams=1, duration=seconds, warmup=1))
+    maximum = measured(pid, None, lambda: h2load(check, files["health.grpc"], clients=16, streams=10, duration=seconds, warmup=1))
+    return {"sequential": single, "max": maximum}
+
+
+def nl_overhead(url: str, files: dict, pid: int, admin: str, fake_pid: int, quick: bool) -> dict:
+    """The NL path against the fake backend called directly, at the same closed-loop concurrency."""
+    seconds = 4 if quick else 10
+    out = {}
+    for concurrency in (1, 100):
+        log(f"nl overhead: {concurrency} concurrent callers, gateway and direct")
+        through = measured(pid, admin, lambda: h2load(f"{url}/switchyard.v1.Router/Route", files["nl.grpc"],
+                                                      clients=concurrency, streams=1, duration=seconds, warmup=1))
+        direct = measured(fake_pid, None, lambda: h2load(f"http://127.0.0.1:{PORTS['fake']}/v1/chat/completions",
+                                                         files["chat.json"], clients=concurrency, streams=1,
+                                                         duration=seconds, warmup=1, http1=True, grpc=False))
+        out[str(concurrency)] = {"gateway": through, "direct": direct}
+    return out
+
+
+def stream_overhead(quick: bool) -> dict:
+    seconds = 6 if quick else 15
+    out = {}
+    for concurrency in (1, 100, 1000):
+        runs = {}
+        for mode, target in (("direct", ["--direct", f"http://127.0.0.1:{PORTS['fake']}/v1/chat/completions"]),
+                             ("gateway", ["--grpc", f"http://127.0.0.1:{PORTS['grpc']}"])):
+            log(f"streams: {concurrency} concurrent, {mode}")
+            result = subprocess.run([str(RELEASE / "switchyard-bench"), "streams", *target, "--concurrency",
+                                     str(concurrency), "--duration-s", str(seconds)],
+                                    capture_output=True, text=True, check=True)
+            runs[mode] = json.loads(result.stdout.strip().splitlines()[-1])
+        out[str(concurrency)] = runs
+    return out
+
+
+def python_peer(files: dict, quick: bool) -> dict:
+    """FastAPI + onnxruntime under uvicorn, same two models and record, 1 and 2 workers."""
+    venv = Path(os.environ["SWITCHYARD_BENCH_PEER_VENV"])
+    seconds = 4 if quick else 10
+    out = {}
+    for workers in (1, 2):
+        log(f"python peer: {workers} uvicorn worker(s)")
+        process = start([str(venv / "bin/uvicorn"), "peer:app", "--app-dir", str(HERE / "peer"), "--host", "127.0.0.1",
+                         "--port", str(PORTS["peer"]), "--workers", str(workers), "--log-level", "warning",
+                         "--no-access-log"], env={"SWITCHYARD_ROOT": str(ROOT)})
+        try:
+            wait_http(f"http://127.0.0.1:{PORTS['peer']}/health", timeout=120, interval=0.05)
+            url = f"http://127.0.0.1:{PORTS['peer']}/route"
+            body = files["structured.json"]
+            single = measured(process.pid, None, lambda: h2load(url, body, clients=1, streams=1, duration=seconds,
+                                                                warmup=1, http1=True, grpc=False))
+            maximum = measured(process.pid, None, lambda: h2load(url, body, clients=16, streams=1, duration=seconds,
+                                                                 warmup=1, http1=True, grpc=False))
+            out[f"{workers}_workers"] = {"sequential": single, "max": maximum}
+        finally:
+            stop(process)
+    return out
+
+
+def litellm_peer(files: dict, quick: bool) -> dict | None:
+    venv = os.environ.get("SWITCHYARD_BENCH_LITELLM_VENV")
+    if not venv:
+        return None
+    seconds = 4 if quick else 10
+    config = Path(tempfile.mkdtemp()) / "litellm.yaml"
+    config.write_text(
+        "model_list:\n  - model_name: smollm2\n    litellm_params:\n      model: openai/smollm2\n"
+        f"      api_base: http://127.0.0.1:{PORTS['fake']}/v1\n      api_key: none\n"
+    )
+    env = {"LITELLM_TELEMETRY_DISABLED": "true", "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_MASTER_KEY": "sk-bench",
+           "LITELLM_LOG": "ERROR"}
+    process = start([str(Path(venv) / "bin/litellm"), "--config", str(config), "--host", "127.0.0.1", "--port",
+                     str(PORTS["litellm"]), "--num_workers", "1"], env=env, log_file=config.parent / "litellm.log")
+    try:
+        wait_http(f"http://127.0.0.1:{PORTS['litellm']}/health/liveliness", timeout=180, interval=0.1)
+        url = f"http://127.0.0.1:{PORTS['litellm']}/v1/chat/completions"
+        out = {}
+        for concurrency in (1, 100):
+            log(f"litellm: {concurrency} concurrent callers")
+            out[str(concurrency)] = measured(process.pid, None, lambda: h2load(
+                url, files["chat.json"], clients=concurrency, streams=1, duration=seconds, warmup=1, http1=True,
+                grpc=False, headers=["authorization: Bearer sk-bench"]))
+        return out
+    finally:
+        stop(process)
+
+
+def criterion() -> dict:
+    """The in-process floor: criterion's mean estimates for each inference benchmark (ns)."""
+    out = {}
+    for estimates in sorted((ROOT / "target/criterion").glob("*/*/new/estimates.json")):
+        group, name = estimates.parts[-4], estimates.parts[-3]
+        out[f"{group}/{name}"] = json.loads(estimates.read_text())["mean"]["point_estimate"]
+    return out
+
+
+def machine() -> dict:
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), "unknown")
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True).stdout.strip())
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(), "commit": commit + ("+dirty" if dirty else ""),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke test of the command)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
+    files = bodies(work)
+    results: dict = {"machine": machine(), "quick": args.quick, "in_process_ns": criterion()}
+    fake = start([str(RELEASE / "switchyard-bench"), "fake-llm", "--listen", f"127.0.0.1:{PORTS['fake']}"])
+    gateway = None
+    try:
+        time.sleep(0.3)
+        admin = f"http://127.0.0.1:{PORTS['admin']}"
+        config = gateway_config(work)
+        gateway = start([str(RELEASE / "switchyard"), "serve", "--config", str(config)], log_file=work / "gateway.log")
+        # From the process's start until /readyz says the models are loaded (gRPC health SERVING at the same moment).
+        results["cold_start_to_serving_ms"] = 1000 * wait_http(f"{admin}/readyz", interval=0.001)
+        time.sleep(1.0)
+        results["idle_rss_mb"] = rss_mb(gateway.pid)
+        url = f"http://127.0.0.1:{PORTS['grpc']}"
+        log("grpc floor: grpc.health.v1.Health/Check")
+        results["health_floor"] = health_floor(url, files, gateway.pid, args.quick)
+        results["paths"] = path_scenarios(url, files, gateway.pid, admin, args.quick)
+        results["nl_overhead"] = nl_overhead(url, files, gateway.pid, admin, fake.pid, args.quick)
+        results["stream_overhead"] = stream_overhead(args.quick)
+        results["peak_rss_mb"] = rss_mb(gateway.pid, "VmHWM")
+    finally:
+        if gateway:
+            stop(gateway)
+    try:
+        results["python_peer"] = python_peer(files, args.quick)
+        results["litellm"] = litellm_peer(files, args.quick)
+    finally:
+        stop(fake)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    log(f"results in {args.out}")
+
+
+if __name__ == "__main__":
+    main()

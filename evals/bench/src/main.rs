@@ -1,0 +1,39 @@
+//! `switchyard-bench`: the pieces `evals/bench/run.sh` needs that no installable tool provides.
+//!
+//! - `body`: a gRPC-framed `RouteRequest` for one scenario, for h2load's `-d`.
+//! - `fake-llm`: an OpenAI-compatible backend with a fixed answer (whole, or streamed after a fixed time to first
+//!   token), so the gateway's own overhead can be measured against a backend that costs nearly nothing.
+//! - `streams`: N concurrent callers streaming through the gateway (or straight to the fake), reporting the time
+//!   to first token; the difference between the two is what the gateway adds.
+
+mod body;
+mod fake_llm;
+mod streams;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "switchyard-bench", about = "Benchmark tools for Switchyard")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Writes one scenario's request, gRPC-framed (or as JSON for the Python peer), to stdout.
+    Body(body::BodyArgs),
+    /// Serves a fake OpenAI-compatible chat completions endpoint.
+    FakeLlm(fake_llm::FakeArgs),
+    /// Measures time to first token at a fixed number of concurrent streams.
+    Streams(streams::StreamArgs),
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    match Cli::parse().command {
+        Command::Body(args) => body::write(&args),
+        Command::FakeLlm(args) => fake_llm::serve(args).await,
+        Command::Streams(args) => streams::run(args).await,
+    }
+}

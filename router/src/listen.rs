@@ -1,0 +1,74 @@
+//! The gateway's listening sockets. Every accepted connection gets `TCP_NODELAY`.
+//!
+//! A unary gRPC answer leaves as several small writes (headers, message, trailers); with Nagle's algorithm on,
+//! the last one waits for the client's delayed ACK (~40 ms on Linux) on every call. tonic's builder sets the
+//! option only on listeners it binds itself, and Switchyard binds its own (to report the bound address), so it is
+//! set here, for the gRPC port and the admin port alike.
+
+use axum::serve::{ListenerExt, TapIo};
+use tokio::net::{TcpListener, TcpStream};
+use tonic::transport::server::TcpIncoming;
+
+/// The gRPC port's accepted connections, each with `TCP_NODELAY` on.
+pub fn grpc_incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
+/// The admin port's accepted connections, each with `TCP_NODELAY` on.
+pub fn admin_listener(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStream)> {
+    listener.tap_io(set_nodelay as fn(&mut TcpStream))
+}
+
+fn set_nodelay(stream: &mut TcpStream) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "cannot set tcp_nodelay on an accepted connection");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use axum::serve::Listener;
+    use tokio_stream::StreamExt;
+
+    use super::*;
+
+    async fn loopback() -> (TcpListener, std::net::SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        (listener, addr)
+    }
+
+    #[tokio::test]
+    async fn the_grpc_port_accepts_connections_with_nodelay_on() {
+        let (listener, addr) = loopback().await;
+        let mut incoming = grpc_incoming(listener);
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let accepted = incoming.next().await.unwrap().unwrap();
+        assert!(
+            accepted.nodelay().unwrap(),
+            "TCP_NODELAY is off on an accepted gRPC connection"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_admin_port_accepts_connections_with_nodelay_on() {
+        let (listener, addr) = loopback().await;
+        let mut admin = admin_listener(listener);
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = admin.accept().await;
+        assert!(
+            accepted.nodelay().unwrap(),
+            "TCP_NODELAY is off on an accepted admin connection"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_plain_listener_would_leave_nodelay_off() {
+        // The guard above means something only if the default differs: an accepted socket starts with Nagle on.
+        let (listener, addr) = loopback().await;
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(!accepted.nodelay().unwrap());
+    }
+}
