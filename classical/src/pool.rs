@@ -40,6 +40,9 @@ pub struct InferencePool {
     classifier: Arc<ClassifierInfo>,
     scorer: Arc<ScorerInfo>,
     capacity: usize,
+    /// The classifications of a request without text, without and with a record: the model's output depends on
+    /// nothing else then, so it is computed once at start and such requests (a bare record) skip the queue.
+    text_free: Arc<[Classification; 2]>,
 }
 
 impl InferencePool {
@@ -54,8 +57,9 @@ impl InferencePool {
         let capacity = config.queue_capacity.max(1);
         let (jobs, queue) = crossbeam_channel::bounded(capacity);
         let mut infos = None;
+        let mut text_free = None;
         for index in 0..workers {
-            let worker = Worker {
+            let mut worker = Worker {
                 classifier: RequestClassifier::load(runtime, &config.classifier)?,
                 scorer: ChurnScorer::load(runtime, &config.scorer)?,
                 classifier_batch: config.classifier_batch,
@@ -63,6 +67,10 @@ impl InferencePool {
                 observer: observer.clone(),
             };
             infos.get_or_insert_with(|| (worker.classifier.info().clone(), worker.scorer.info().clone()));
+            if text_free.is_none() {
+                let answers = worker.classifier.classify_batch(&[("", false), ("", true)])?;
+                text_free = <[Classification; 2]>::try_from(answers).ok();
+            }
             let queue = queue.clone();
             thread::Builder::new()
                 .name(format!("onnx-worker-{index}"))
@@ -72,15 +80,17 @@ impl InferencePool {
                     reason: format!("cannot start worker thread: {e}"),
                 })?;
         }
-        let (classifier, scorer) = infos.ok_or_else(|| ClassicalError::Inference {
+        let no_workers = || ClassicalError::Inference {
             model: "inference pool".to_owned(),
             reason: "no workers".to_owned(),
-        })?;
+        };
+        let (classifier, scorer) = infos.ok_or_else(no_workers)?;
         Ok(Self {
             jobs,
             classifier,
             scorer,
             capacity,
+            text_free: Arc::new(text_free.ok_or_else(no_workers)?),
         })
     }
 
@@ -99,8 +109,12 @@ impl InferencePool {
         self.jobs.len()
     }
 
-    /// Classifies a request on a worker thread.
+    /// Classifies a request on a worker thread (a request without text: at once, from the start-up run).
     pub async fn classify(&self, text: &str, has_record: bool) -> Result<Classification, ClassicalError> {
+        // Whitespace alone normalises to the empty text (the same Unicode White_Space as the normalisation).
+        if text.split_whitespace().next().is_none() {
+            return Ok(self.text_free[usize::from(has_record)].clone());
+        }
         let (reply, answer) = oneshot::channel();
         self.submit(Job::Classify {
             text: text.to_owned(),

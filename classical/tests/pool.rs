@@ -182,3 +182,41 @@ async fn concurrent_requests_run_in_batches_and_answer_exactly_as_unbatched_runs
     assert!(batches.largest(classical::Model::Classifier) <= 16, "max_size holds");
     assert!(batches.largest(classical::Model::Scorer) > 1);
 }
+
+#[tokio::test]
+async fn a_request_without_text_gets_the_model_s_own_answer_without_a_run() {
+    let batches = std::sync::Arc::new(Batches::default());
+    let seen = batches.clone();
+    let observer: classical::BatchObserver = std::sync::Arc::new(move |model, size| {
+        seen.0.lock().unwrap().push((model, size));
+    });
+    let config = PoolConfig {
+        classifier: model_file(CLASSIFIER, "model.onnx"),
+        scorer: model_file(SCORER, "model.onnx"),
+        workers: 1,
+        queue_capacity: 4,
+        classifier_batch: BatchConfig::default(),
+        scorer_batch: BatchConfig::default(),
+    };
+    let pool = InferencePool::start(&runtime(), &config, Some(observer)).unwrap();
+    let mut direct = RequestClassifier::load(&runtime(), &model_file(CLASSIFIER, "model.onnx")).unwrap();
+    for (text, record) in [("", true), ("", false), (" \t\n ", true), ("\u{00a0}", false)] {
+        let pooled = pool.classify(text, record).await.unwrap();
+        assert_eq!(
+            pooled.probabilities,
+            direct.classify(text, record).unwrap().probabilities,
+            "{text:?}"
+        );
+    }
+    assert_eq!(
+        batches.total(classical::Model::Classifier),
+        0,
+        "no ONNX run after start-up"
+    );
+    pool.classify("what is my balance", false).await.unwrap();
+    assert_eq!(
+        batches.total(classical::Model::Classifier),
+        1,
+        "a request with text still runs the model"
+    );
+}
