@@ -142,17 +142,21 @@ impl RequestClassifier {
 }
 
 impl Classification {
-    /// Labels with their probabilities, most probable first, at most `k`.
+    /// Labels with their probabilities, most probable first, at most `k`; ties keep the labels' order (as a
+    /// stable sort would). One pass keeping the best `k`, not a sort of every label: it runs on every request.
     pub fn top(&self, k: usize) -> Vec<(&LabelInfo, f32)> {
-        let mut ranked: Vec<(&LabelInfo, f32)> = self
-            .info
-            .labels
-            .iter()
-            .zip(self.probabilities.iter().copied())
-            .collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-        ranked.truncate(k);
-        ranked
+        let mut best: Vec<(&LabelInfo, f32)> = Vec::with_capacity(k + 1);
+        for (label, &p) in self.info.labels.iter().zip(&self.probabilities) {
+            let beaten = best.len() == k && best.last().is_none_or(|(_, q)| p.total_cmp(q).is_le());
+            if beaten {
+                continue;
+            }
+            // After every equal or better one already kept.
+            let at = best.partition_point(|(_, q)| q.total_cmp(&p).is_ge());
+            best.insert(at, (label, p));
+            best.truncate(k);
+        }
+        best
     }
 
     /// The decided label: the most probable one, or the out-of-scope label when its probability is below the
@@ -175,7 +179,50 @@ impl Classification {
 
 #[cfg(test)]
 mod tests {
-    use super::TextNormalization;
+    use std::sync::Arc;
+
+    use super::{Classification, ClassifierInfo, TextNormalization};
+    use crate::metadata::{LabelInfo, ModelIdentity};
+
+    fn classification(probabilities: Vec<f32>) -> Classification {
+        let labels = (0..probabilities.len())
+            .map(|i| LabelInfo {
+                label: format!("l{i}"),
+                group: "g".to_owned(),
+            })
+            .collect();
+        let info = ClassifierInfo {
+            identity: ModelIdentity {
+                name: "test".to_owned(),
+                version: "0".to_owned(),
+                training_data_sha256: String::new(),
+                training_command: String::new(),
+            },
+            labels,
+            out_of_scope_label: "l0".to_owned(),
+            out_of_scope_threshold: 0.0,
+            text_normalization: TextNormalization::CollapseWhitespace,
+        };
+        Classification {
+            probabilities,
+            info: Arc::new(info),
+        }
+    }
+
+    #[test]
+    fn top_k_equals_a_stable_sort_of_every_label_ties_included() {
+        let probabilities = vec![0.1, 0.3, 0.05, 0.3, 0.0, 0.2, 0.05, 0.3, 0.0];
+        let c = classification(probabilities.clone());
+        let mut sorted: Vec<(String, f32)> = (0..probabilities.len())
+            .map(|i| (format!("l{i}"), probabilities[i]))
+            .collect();
+        sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
+        for k in 0..=probabilities.len() + 1 {
+            let top: Vec<(String, f32)> = c.top(k).into_iter().map(|(l, p)| (l.label.clone(), p)).collect();
+            let expected: Vec<(String, f32)> = sorted.iter().take(k).cloned().collect();
+            assert_eq!(top, expected, "k = {k}");
+        }
+    }
 
     #[test]
     fn collapse_whitespace_matches_the_training_pipeline() {

@@ -98,8 +98,8 @@ impl Batches {
     }
 }
 
-#[tokio::test]
-async fn concurrent_requests_run_in_batches_and_answer_exactly_as_unbatched_runs() {
+/// A one-worker pool whose every ONNX run is noted in the returned `Batches`.
+fn observed_pool(queue_capacity: usize, batch: BatchConfig) -> (InferencePool, std::sync::Arc<Batches>) {
     let batches = std::sync::Arc::new(Batches::default());
     let seen = batches.clone();
     let observer: classical::BatchObserver = std::sync::Arc::new(move |model, size| {
@@ -109,17 +109,21 @@ async fn concurrent_requests_run_in_batches_and_answer_exactly_as_unbatched_runs
         classifier: model_file(CLASSIFIER, "model.onnx"),
         scorer: model_file(SCORER, "model.onnx"),
         workers: 1,
-        queue_capacity: 256,
-        classifier_batch: BatchConfig {
-            max_size: 16,
-            max_wait: std::time::Duration::from_millis(2),
-        },
-        scorer_batch: BatchConfig {
-            max_size: 16,
-            max_wait: std::time::Duration::from_millis(2),
-        },
+        queue_capacity,
+        classifier_batch: batch,
+        scorer_batch: batch,
     };
     let pool = InferencePool::start(&runtime(), &config, Some(observer)).unwrap();
+    (pool, batches)
+}
+
+#[tokio::test]
+async fn concurrent_requests_run_in_batches_and_answer_exactly_as_unbatched_runs() {
+    let batch = BatchConfig {
+        max_size: 16,
+        max_wait: std::time::Duration::from_millis(2),
+    };
+    let (pool, batches) = observed_pool(256, batch);
 
     let classifier_cases = read_json(&model_file(CLASSIFIER, "parity_fixtures.json"));
     let texts: Vec<(String, bool)> = classifier_cases["cases"]
@@ -187,20 +191,7 @@ async fn concurrent_requests_run_in_batches_and_answer_exactly_as_unbatched_runs
 
 #[tokio::test]
 async fn a_request_without_text_gets_the_model_s_own_answer_without_a_run() {
-    let batches = std::sync::Arc::new(Batches::default());
-    let seen = batches.clone();
-    let observer: classical::BatchObserver = std::sync::Arc::new(move |model, size| {
-        seen.0.lock().unwrap().push((model, size));
-    });
-    let config = PoolConfig {
-        classifier: model_file(CLASSIFIER, "model.onnx"),
-        scorer: model_file(SCORER, "model.onnx"),
-        workers: 1,
-        queue_capacity: 4,
-        classifier_batch: BatchConfig::default(),
-        scorer_batch: BatchConfig::default(),
-    };
-    let pool = InferencePool::start(&runtime(), &config, Some(observer)).unwrap();
+    let (pool, batches) = observed_pool(4, BatchConfig::default());
     let mut direct = RequestClassifier::load(&runtime(), &model_file(CLASSIFIER, "model.onnx")).unwrap();
     for (text, record) in [("", true), ("", false), (" \t\n ", true), ("\u{00a0}", false)] {
         let pooled = pool.classify(text, record).await.unwrap();

@@ -31,7 +31,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use self::export::{Counting, ExportFailures};
-use self::logs::{JsonLines, LogFormat};
+use self::logs::{JsonLines, LogFormat, SpanFields};
 
 /// Builds an OTLP exporter (`SpanExporter` or `MetricExporter`) for a destination: gRPC, or HTTP/protobuf posting
 /// to `{endpoint}{path}`; without a configured endpoint the exporter reads the `OTEL_*` variables. (A macro: the
@@ -211,7 +211,7 @@ pub fn init(config: &TelemetryConfig, format: LogFormat, level: &str) -> Result<
     let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let log = match format {
         LogFormat::Json => log
-            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .fmt_fields(SpanFields)
             .event_format(JsonLines)
             .with_filter(log_filter)
             .boxed(),
