@@ -158,6 +158,19 @@ def grpc_statuses(admin: str) -> dict[str, int]:
     return counts
 
 
+def batch_sizes(admin: str) -> dict[str, dict[str, float]]:
+    """ONNX runs and requests per run so far, by model, from the gateway's batch-size histogram."""
+    with urllib.request.urlopen(f"{admin}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    out: dict[str, dict[str, float]] = {}
+    for line in text.splitlines():
+        found = re.match(r'switchyard_inference_batch_size_(sum|count)\{.*switchyard_model="(\w+)".*\} (\S+)', line)
+        if found:
+            out.setdefault(found.group(2), {})[found.group(1)] = float(found.group(3))
+    return {model: {"runs": v.get("count", 0.0), "mean_batch": v.get("sum", 0.0) / max(v.get("count", 0.0), 1.0)}
+            for model, v in out.items()}
+
+
 def measured(pid: int, admin: str | None, run) -> dict:
     """`run()`'s result, plus the CPU the process spent per request and the gRPC statuses the gateway counted."""
     before_cpu = tree_cpu_seconds(pid)
@@ -366,6 +379,7 @@ def main() -> None:
         log("grpc floor: grpc.health.v1.Health/Check")
         results["health_floor"] = health_floor(url, files, gateway.pid, args.quick)
         results["paths"] = path_scenarios(url, files, gateway.pid, admin, args.quick)
+        results["batch_sizes_after_paths"] = batch_sizes(admin)
         results["nl_overhead"] = nl_overhead(url, files, gateway.pid, admin, fake.pid, args.quick)
         results["stream_overhead"] = stream_overhead(args.quick)
         results["peak_rss_mb"] = rss_mb(gateway.pid, "VmHWM")

@@ -152,6 +152,11 @@ def report(r: dict) -> str:
                 table(["callers", "direct p99", "gateway added p99", "LiteLLM added p99", "LiteLLM req/s", "gateway req/s"],
                       rows), ""]
 
+    if r.get("batch_sizes_after_paths"):
+        rows = [[model, num(v["runs"], 0), num(v["mean_batch"], 2)] for model, v in r["batch_sizes_after_paths"].items()]
+        out += ["## Micro-batching over the path scenarios (`switchyard_inference_batch_size`)", "",
+                table(["model", "ONNX runs", "mean requests per run"], rows), ""]
+
     out += ["## Resources", "", table(["measure", "value"], [
         ["idle RSS (models loaded, 1 s after ready)", f"{num(r['idle_rss_mb'])} MB"],
         ["peak RSS (after every gateway scenario)", f"{num(r['peak_rss_mb'])} MB"],

@@ -128,8 +128,10 @@ pub(super) fn default_batch_wait() -> String {
     "100us".to_owned()
 }
 
+/// Half the cores, at least one: ONNX runs are about a quarter of a request's CPU and micro-batching keeps a
+/// worker busy, while the async runtime needs the rest; each worker's sessions cost ~16 MB.
 pub(super) fn default_workers() -> usize {
-    2
+    std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1))
 }
 
 pub(super) fn default_queue() -> usize {
