@@ -53,6 +53,8 @@ def report(r: dict) -> str:
     health = r["health_floor"]
     peer1 = r["python_peer"]["1_workers"]
     structured = paths["structured"]
+    half = structured["open_loop"]["50%"]
+    half_over_floor = half["p99_ms"] - half.get("floor", {}).get("p99_ms", float("nan"))
     targets = [
         ["one sequential caller, structured p50", f"{num(structured['sequential']['p50_ms'], 3)} ms", "≤ 0.3 ms",
          "met" if structured["sequential"]["p50_ms"] <= 0.3 else "not met"],
@@ -62,8 +64,8 @@ def report(r: dict) -> str:
         ["structured max / Health/Check max (same load shape)",
          num(ratio(structured["max"]["req_per_s"], health["max"]["req_per_s"]), 3), "≥ 0.3",
          "met" if ratio(structured["max"]["req_per_s"], health["max"]["req_per_s"]) >= 0.3 else "not met"],
-        ["structured p99 at 50 % of max", f"{num(structured['open_loop']['50%']['p99_ms'], 2)} ms", "≤ 2 ms",
-         "met" if structured["open_loop"]["50%"]["p99_ms"] <= 2 else "not met"],
+        ["structured p99 at 50 % of max", f"{num(half['p99_ms'], 2)} ms ({num(half_over_floor, 2)} ms over the "
+         "floor at that rate)", "≤ 2 ms", "met" if half["p99_ms"] <= 2 else "not met"],
         ["gateway CPU per structured request (at max)", f"{num(structured['max']['cpu_us_per_request'])} µs",
          "≤ 60 µs", "met" if structured["max"]["cpu_us_per_request"] <= 60 else "not met"],
     ]
@@ -108,10 +110,17 @@ def report(r: dict) -> str:
     rows = []
     for name in ("structured", "nl", "hybrid"):
         for share, run in paths[name]["open_loop"].items():
+            floor = run.get("floor", {})
             rows.append([name, share, num(run["target_req_per_s"]), num(run["req_per_s"]), num(run["p50_ms"], 3),
-                         num(run["p99_ms"], 3), num(run["p999_ms"], 3), not_ok(run)])
-    out += ["## Paths: open loop at 25 / 50 / 75 % of the maximum (h2load `--rps`)", "",
-            table(["path", "load", "asked req/s", "got req/s", "p50 ms", "p99 ms", "p99.9 ms", "non-OK"], rows), ""]
+                         num(run["p99_ms"], 3), num(run["p999_ms"], 3), num(floor.get("p50_ms"), 3),
+                         num(floor.get("p99_ms"), 3), num(run["p99_ms"] - floor.get("p99_ms", float("nan")), 3),
+                         not_ok(run)])
+    out += ["## Paths: open loop at 25 / 50 / 75 % of the maximum (h2load `--rps`, 16 connections × 10 streams)", "",
+            "h2load's `--rps` clients fire on aligned timers, so requests arrive in small bursts; `Health/Check` at the "
+            "same rate and shape (the floor columns) shows what the arrival pattern and the load generator cost alone.",
+            "",
+            table(["path", "load", "asked req/s", "got req/s", "p50 ms", "p99 ms", "p99.9 ms", "floor p50",
+                   "floor p99", "p99 over floor", "non-OK"], rows), ""]
 
     rows = []
     for concurrency, pair in r["nl_overhead"].items():
@@ -127,7 +136,7 @@ def report(r: dict) -> str:
         g, d = pair["gateway"]["ttft_ms"], pair["direct"]["ttft_ms"]
         rows.append([concurrency, num(d["p50"], 2), num(g["p50"], 2), num(g["p50"] - d["p50"], 2), num(d["p99"], 2),
                      num(g["p99"], 2), num(g["p99"] - d["p99"], 2), str(pair["gateway"]["streams"]),
-                     str(sum(pair["gateway"]["errors"].values()))])
+                     ", ".join(f"{n} {kind}" for kind, n in pair["gateway"]["errors"].items()) or "0"])
     out += ["## Streams: time to first token (ms), direct vs through the gateway (`RouteStream`)", "",
             table(["streams", "direct p50", "gateway p50", "added p50", "direct p99", "gateway p99", "added p99",
                    "streams measured", "errors"], rows), ""]
