@@ -24,12 +24,17 @@ pub struct StreamArgs {
     /// Streams open at once.
     #[arg(long, default_value_t = 100)]
     concurrency: usize,
-    /// How long to run, in seconds; streams started in the first fifth are warm-up and not reported.
+    /// How long to run, in seconds; streams started in the first fifth (or during the ramp) are warm-up and not
+    /// reported.
     #[arg(long, default_value_t = 10)]
     duration_s: u64,
     /// Streams per HTTP/2 connection to the gateway (its per-connection limit is 64 by default).
     #[arg(long, default_value_t = 32)]
     per_connection: usize,
+    /// Callers start evenly spread over this many milliseconds (about one stream's length), so their streams do
+    /// not start in lockstep waves as no real population of callers does.
+    #[arg(long, default_value_t = 2000)]
+    ramp_ms: u64,
 }
 
 #[derive(Default)]
@@ -40,7 +45,7 @@ struct Tally {
 
 pub(crate) async fn run(args: StreamArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let started = Instant::now();
-    let warm_until = started + Duration::from_secs(args.duration_s) / 5;
+    let warm_until = started + (Duration::from_secs(args.duration_s) / 5).max(Duration::from_millis(args.ramp_ms));
     let end = started + Duration::from_secs(args.duration_s);
     let mut callers = Vec::with_capacity(args.concurrency);
     let (mode, target) = match (&args.grpc, &args.direct) {
@@ -56,13 +61,20 @@ pub(crate) async fn run(args: StreamArgs) -> Result<(), Box<dyn std::error::Erro
         }
     }
     let http = reqwest::Client::new();
+    let ramp = Duration::from_millis(args.ramp_ms);
     for i in 0..args.concurrency {
         let channel = channels.get(i % connections.max(1)).cloned();
         let http = http.clone();
         let url = target.clone();
+        let offset = ramp.mul_f64(i as f64 / args.concurrency as f64);
         callers.push(tokio::spawn(async move {
+            tokio::time::sleep_until((started + offset).into()).await;
             let mut tally = Tally::default();
             while Instant::now() < end {
+                // The fake's delays run on tokio's millisecond timer wheel: a random phase within the millisecond
+                // keeps its rounding from favouring one of the two modes.
+                let phase = Duration::from_micros(u64::from(jitter_seed(i) % 1000));
+                tokio::time::sleep(phase).await;
                 let began = Instant::now();
                 let outcome = match &channel {
                     Some(channel) => grpc_stream(channel.clone()).await,
@@ -99,6 +111,14 @@ pub(crate) async fn run(args: StreamArgs) -> Result<(), Box<dyn std::error::Erro
     });
     println!("{report}");
     Ok(())
+}
+
+/// A per-caller, per-moment number for the phase jitter (no RNG crate needed for this).
+fn jitter_seed(caller: usize) -> u32 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    now.wrapping_mul(2_654_435_761).wrapping_add(caller as u32)
 }
 
 async fn grpc_stream(channel: Channel) -> Result<Duration, String> {
