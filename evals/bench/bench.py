@@ -371,6 +371,8 @@ def main() -> None:
     gateway = None
     try:
         time.sleep(0.3)
+        if fake.poll() is not None:
+            raise RuntimeError(f"the fake backend did not start (is port {PORTS['fake']} taken?)")
         admin = f"http://127.0.0.1:{PORTS['admin']}"
         config = gateway_config(work)
         # The log goes outside the config directory: the policy watcher would see every write there.
