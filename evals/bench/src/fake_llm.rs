@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use futures::StreamExt;
 
 /// `fake-llm` arguments.
@@ -50,6 +51,10 @@ pub(crate) async fn serve(args: FakeArgs) -> Result<(), Box<dyn std::error::Erro
         .with_state(pace);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     eprintln!("fake-llm listening on {}", listener.local_addr()?);
+    // Like a real server: a response's headers and its first chunk leave at once, not after the client's ACK.
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
     axum::serve(listener, app).await?;
     Ok(())
 }
