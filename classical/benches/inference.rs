@@ -6,28 +6,22 @@
 #![allow(clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 
-use classical::{ChurnScorer, OnnxRuntime, RequestClassifier};
+use classical::{ChurnScorer, RequestClassifier};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+// The shipped model paths and the fixture readers the tests use.
+#[allow(dead_code)]
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{CLASSIFIER, SCORER, model_file, read_json, record, runtime};
 
 const BATCHES: [usize; 2] = [1, 32];
 
-fn crate_path(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
-
-fn json(relative: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(crate_path(relative)).expect("readable");
-    serde_json::from_str(&text).expect("JSON")
-}
-
-fn runtime() -> OnnxRuntime {
-    OnnxRuntime::from_env().expect("ORT_DYLIB_PATH names libonnxruntime 1.31 (deploy/setup/onnxruntime.sh)")
-}
-
 fn classifier(c: &mut Criterion) {
-    let data = json("data/clinc150/clinc150_train_val.json");
+    let clinc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/clinc150/clinc150_train_val.json");
+    let data = read_json(&clinc);
     let texts: Vec<String> = data["val"]
         .as_array()
         .expect("val")
@@ -35,8 +29,7 @@ fn classifier(c: &mut Criterion) {
         .take(32)
         .map(|item| item[0].as_str().expect("text").to_owned())
         .collect();
-    let path = crate_path("models/request-classifier/1.1.0/model.onnx");
-    let mut model = RequestClassifier::load(&runtime(), &path).expect("classifier");
+    let mut model = RequestClassifier::load(&runtime(), &model_file(CLASSIFIER, "model.onnx")).expect("classifier");
     let mut group = c.benchmark_group("classifier");
     for batch in BATCHES {
         let requests: Vec<(&str, bool)> = texts.iter().take(batch).map(|t| (t.as_str(), false)).collect();
@@ -49,22 +42,19 @@ fn classifier(c: &mut Criterion) {
 }
 
 fn scorer(c: &mut Criterion) {
-    let path = crate_path("models/churn-scorer/1.0.0/model.onnx");
-    let mut model = ChurnScorer::load(&runtime(), &path).expect("scorer");
-    let fixtures = json("models/churn-scorer/1.0.0/parity_fixtures.json");
+    let mut model = ChurnScorer::load(&runtime(), &model_file(SCORER, "model.onnx")).expect("scorer");
+    let fixtures = read_json(&model_file(SCORER, "parity_fixtures.json"));
     let cases = fixtures["cases"].as_array().expect("cases");
     let records: Vec<_> = cases
         .iter()
         .cycle()
         .take(32)
         .map(|case| {
-            let record = case["features"]
-                .as_object()
-                .expect("features")
-                .iter()
-                .map(|(k, v)| (k.clone(), feature(v)))
-                .collect();
-            model.info().schema.validate(&record).expect("valid record")
+            model
+                .info()
+                .schema
+                .validate(&record(&case["features"]))
+                .expect("valid record")
         })
         .collect();
     let mut group = c.benchmark_group("scorer");
@@ -75,17 +65,6 @@ fn scorer(c: &mut Criterion) {
         });
     }
     group.finish();
-}
-
-fn feature(value: &serde_json::Value) -> classical::schema::FeatureValue {
-    use classical::schema::FeatureValue;
-    match value {
-        serde_json::Value::Null => FeatureValue::Null,
-        serde_json::Value::Bool(b) => FeatureValue::Bool(*b),
-        serde_json::Value::Number(n) => FeatureValue::Number(n.as_f64().expect("finite")),
-        serde_json::Value::String(s) => FeatureValue::Text(s.clone()),
-        other => panic!("unsupported fixture value {other}"),
-    }
 }
 
 criterion_group!(benches, classifier, scorer);

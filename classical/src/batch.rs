@@ -59,16 +59,22 @@ pub type Scored = (ChurnScore, Vec<Influence>);
 
 /// One queued inference.
 pub(crate) enum Job {
-    Classify {
-        text: String,
-        has_record: bool,
-        reply: oneshot::Sender<Result<Classification, ClassicalError>>,
-    },
-    Score {
-        record: ValidRecord,
-        explain: bool,
-        reply: oneshot::Sender<Result<Scored, ClassicalError>>,
-    },
+    Classify(ClassifyJob),
+    Score(ScoreJob),
+}
+
+/// A request to classify, and where its answer goes.
+pub(crate) struct ClassifyJob {
+    pub(crate) text: String,
+    pub(crate) has_record: bool,
+    pub(crate) reply: oneshot::Sender<Result<Classification, ClassicalError>>,
+}
+
+/// A record to score (and explain, when asked), and where its answer goes.
+pub(crate) struct ScoreJob {
+    pub(crate) record: ValidRecord,
+    pub(crate) explain: bool,
+    pub(crate) reply: oneshot::Sender<Result<Scored, ClassicalError>>,
 }
 
 /// A worker's models and how it batches.
@@ -79,9 +85,6 @@ pub(crate) struct Worker {
     pub(crate) scorer_batch: BatchConfig,
     pub(crate) observer: Option<BatchObserver>,
 }
-
-type ClassifyJob = (String, bool, oneshot::Sender<Result<Classification, ClassicalError>>);
-type ScoreJob = (ValidRecord, bool, oneshot::Sender<Result<Scored, ClassicalError>>);
 
 #[derive(Default)]
 struct Batch {
@@ -106,35 +109,35 @@ impl Worker {
     }
 
     fn classify(&mut self, jobs: Vec<ClassifyJob>) {
-        let jobs = present(jobs, |(_, _, reply)| reply.is_closed());
+        let jobs = present(jobs, |job| job.reply.is_closed());
         if jobs.is_empty() {
             return;
         }
         self.observe(Model::Classifier, jobs.len());
-        let requests: Vec<(&str, bool)> = jobs.iter().map(|(text, flag, _)| (text.as_str(), *flag)).collect();
+        let requests: Vec<(&str, bool)> = jobs.iter().map(|job| (job.text.as_str(), job.has_record)).collect();
         match self.classifier.classify_batch(&requests) {
             Ok(answers) if answers.len() == jobs.len() => {
-                for ((_, _, reply), answer) in jobs.into_iter().zip(answers) {
-                    let _ = reply.send(Ok(answer));
+                for (job, answer) in jobs.into_iter().zip(answers) {
+                    let _ = job.reply.send(Ok(answer));
                 }
             }
             _ => {
-                for (text, flag, reply) in jobs {
-                    let _ = reply.send(self.classifier.classify(&text, flag));
+                for job in jobs {
+                    let _ = job.reply.send(self.classifier.classify(&job.text, job.has_record));
                 }
             }
         }
     }
 
     fn score(&mut self, jobs: Vec<ScoreJob>) {
-        let jobs = present(jobs, |(_, _, reply)| reply.is_closed());
+        let jobs = present(jobs, |job| job.reply.is_closed());
         if jobs.is_empty() {
             return;
         }
         self.observe(Model::Scorer, jobs.len());
         let (records, replies): (Vec<ValidRecord>, Vec<_>) = jobs
             .into_iter()
-            .map(|(record, explain, reply)| (record, (explain, reply)))
+            .map(|job| (job.record, (job.explain, job.reply)))
             .unzip();
         let scores = match self.scorer.score_batch(&records) {
             Ok(scores) if scores.len() == records.len() => scores.into_iter().map(Ok).collect(),
@@ -196,12 +199,8 @@ fn present<T>(jobs: Vec<T>, departed: impl Fn(&T) -> bool) -> Vec<T> {
 impl Batch {
     fn push(&mut self, job: Job) {
         match job {
-            Job::Classify {
-                text,
-                has_record,
-                reply,
-            } => self.classify.push((text, has_record, reply)),
-            Job::Score { record, explain, reply } => self.score.push((record, explain, reply)),
+            Job::Classify(job) => self.classify.push(job),
+            Job::Score(job) => self.score.push(job),
         }
     }
 
@@ -235,11 +234,11 @@ mod tests {
 
     fn classify_job(text: &str) -> (Job, oneshot::Receiver<Result<Classification, ClassicalError>>) {
         let (reply, answer) = oneshot::channel();
-        let job = Job::Classify {
+        let job = Job::Classify(ClassifyJob {
             text: text.to_owned(),
             has_record: false,
             reply,
-        };
+        });
         (job, answer)
     }
 
@@ -268,7 +267,7 @@ mod tests {
         let (first, _answer) = classify_job("first");
         let batch = gather(first, &queue, config(4, HOUR), config(32, HOUR));
         assert_eq!(batch.classify.len(), 4);
-        assert_eq!(batch.classify[0].0, "first", "the first job leads its batch");
+        assert_eq!(batch.classify[0].text, "first", "the first job leads its batch");
         assert_eq!(queue.len(), 6, "the rest stay queued for the next batch");
     }
 
@@ -291,8 +290,8 @@ mod tests {
         let mut batch = Batch::default();
         batch.push(stays);
         batch.push(leaves);
-        let kept = present(batch.classify, |(_, _, reply)| reply.is_closed());
+        let kept = present(batch.classify, |job| job.reply.is_closed());
         assert_eq!(kept.len(), 1);
-        assert_eq!(kept[0].0, "stays");
+        assert_eq!(kept[0].text, "stays");
     }
 }

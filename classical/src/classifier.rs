@@ -44,6 +44,13 @@ impl TextNormalization {
             Self::CollapseWhitespace => text.split_whitespace().collect::<Vec<_>>().join(" "),
         }
     }
+
+    /// Whether `apply(text)` is empty, without building it.
+    pub fn leaves_nothing_of(self, text: &str) -> bool {
+        match self {
+            Self::CollapseWhitespace => text.split_whitespace().next().is_none(),
+        }
+    }
 }
 
 /// One session of the request classifier. `classify` needs `&mut self`: give each worker its own.
@@ -235,5 +242,8 @@ mod tests {
         assert_eq!(n.apply(""), "");
         assert_eq!(n.apply(" \t\n"), "");
         assert_eq!(n.apply("café\u{00a0}crème"), "café crème");
+        for text in ["", " \t\n", "\u{00a0}", " a ", "é"] {
+            assert_eq!(n.leaves_nothing_of(text), n.apply(text).is_empty(), "{text:?}");
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::thread;
 use crossbeam_channel::{Sender, TrySendError};
 use tokio::sync::oneshot;
 
-use crate::batch::{BatchConfig, BatchObserver, Job, Scored, Worker};
+use crate::batch::{BatchConfig, BatchObserver, ClassifyJob, Job, ScoreJob, Scored, Worker};
 use crate::classifier::ClassifierInfo;
 use crate::schema::ValidRecord;
 use crate::scorer::ScorerInfo;
@@ -69,7 +69,11 @@ impl InferencePool {
             infos.get_or_insert_with(|| (worker.classifier.info().clone(), worker.scorer.info().clone()));
             if text_free.is_none() {
                 let answers = worker.classifier.classify_batch(&[("", false), ("", true)])?;
-                text_free = <[Classification; 2]>::try_from(answers).ok();
+                let answers = <[Classification; 2]>::try_from(answers).map_err(|_| ClassicalError::Inference {
+                    model: worker.classifier.info().identity.to_string(),
+                    reason: "two empty texts did not give two answers".to_owned(),
+                })?;
+                text_free = Some(answers);
             }
             let queue = queue.clone();
             thread::Builder::new()
@@ -84,13 +88,13 @@ impl InferencePool {
             model: "inference pool".to_owned(),
             reason: "no workers".to_owned(),
         };
-        let (classifier, scorer) = infos.ok_or_else(no_workers)?;
+        let ((classifier, scorer), text_free) = infos.zip(text_free).ok_or_else(no_workers)?;
         Ok(Self {
             jobs,
             classifier,
             scorer,
             capacity,
-            text_free: Arc::new(text_free.ok_or_else(no_workers)?),
+            text_free: Arc::new(text_free),
         })
     }
 
@@ -111,16 +115,15 @@ impl InferencePool {
 
     /// Classifies a request on a worker thread (a request without text: at once, from the start-up run).
     pub async fn classify(&self, text: &str, has_record: bool) -> Result<Classification, ClassicalError> {
-        // Whitespace alone normalises to the empty text (the same Unicode White_Space as the normalisation).
-        if text.split_whitespace().next().is_none() {
+        if self.classifier.text_normalization.leaves_nothing_of(text) {
             return Ok(self.text_free[usize::from(has_record)].clone());
         }
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Classify {
+        self.submit(Job::Classify(ClassifyJob {
             text: text.to_owned(),
             has_record,
             reply,
-        })?;
+        }))?;
         answer.await.map_err(|_| self.stopped())?
     }
 
@@ -136,7 +139,7 @@ impl InferencePool {
 
     async fn score_job(&self, record: ValidRecord, explain: bool) -> Result<Scored, ClassicalError> {
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Score { record, explain, reply })?;
+        self.submit(Job::Score(ScoreJob { record, explain, reply }))?;
         answer.await.map_err(|_| self.stopped())?
     }
 

@@ -97,8 +97,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, round((len(sorted_values) - 1) * q))]
 
 
-def h2load(url: str, body: Path | None, *, clients: int, streams: int, requests: int = 0, duration: int = 0,
-           rps: float = 0.0, http1: bool = False, grpc: bool = True, warmup: int = 0,
+def h2load(url: str, body: Path | None, *, clients: int, streams: int, duration: int, rps: float = 0.0, http1: bool = False, grpc: bool = True, warmup: int = 0,
            headers: list[str] | None = None) -> dict:
     """One h2load run; latency percentiles (ms) from its per-request log, throughput from its summary."""
     with tempfile.NamedTemporaryFile(suffix=".log", delete=False) as f:
@@ -114,12 +113,9 @@ def h2load(url: str, body: Path | None, *, clients: int, streams: int, requests:
         command += ["--h1"]
     if body is not None:
         command += ["-d", str(body)]
-    if duration:
-        command += ["-D", str(duration)]
-        if warmup:
-            command += [f"--warm-up-time={warmup}"]
-    else:
-        command += ["-n", str(requests)]
+    command += ["-D", str(duration)]
+    if warmup:
+        command += [f"--warm-up-time={warmup}"]
     if rps:
         command += [f"--rps={rps:.3f}"]
     command.append(url)
@@ -145,12 +141,15 @@ def h2load(url: str, body: Path | None, *, clients: int, streams: int, requests:
     }
 
 
+def metrics_text(admin: str) -> str:
+    with urllib.request.urlopen(f"{admin}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
 def grpc_statuses(admin: str) -> dict[str, int]:
     """Requests counted by the gateway's own metrics, by gRPC status code (h2load sees only HTTP 200)."""
-    with urllib.request.urlopen(f"{admin}/metrics", timeout=5) as response:
-        text = response.read().decode()
     counts: dict[str, int] = {}
-    for line in text.splitlines():
+    for line in metrics_text(admin).splitlines():
         if line.startswith("rpc_server_duration_seconds_count{"):
             code = re.search(r'rpc_grpc_status_code="(-?\d+)"', line)
             if code:
@@ -160,10 +159,8 @@ def grpc_statuses(admin: str) -> dict[str, int]:
 
 def batch_sizes(admin: str) -> dict[str, dict[str, float]]:
     """ONNX runs and requests per run so far, by model, from the gateway's batch-size histogram."""
-    with urllib.request.urlopen(f"{admin}/metrics", timeout=5) as response:
-        text = response.read().decode()
     out: dict[str, dict[str, float]] = {}
-    for line in text.splitlines():
+    for line in metrics_text(admin).splitlines():
         found = re.match(r'switchyard_inference_batch_size_(sum|count)\{.*switchyard_model="(\w+)".*\} (\S+)', line)
         if found:
             out.setdefault(found.group(2), {})[found.group(1)] = float(found.group(3))
@@ -183,6 +180,22 @@ def measured(pid: int, admin: str | None, run) -> dict:
         result["grpc_status"] = {code: n for code, n in delta.items() if n}
     result["cpu_us_per_request"] = 1e6 * spent / max(result["requests"], 1)
     return result
+
+
+def one_and_max(pid: int, admin: str | None, url: str, body: Path, seconds: int, max_streams: int = 10,
+                **kind) -> dict:
+    """One sequential caller, then the closed-loop maximum with 16 connections of `max_streams` streams each."""
+    return {
+        "sequential": measured(pid, admin, lambda: h2load(url, body, clients=1, streams=1, duration=seconds,
+                                                          warmup=1, **kind)),
+        "max": measured(pid, admin, lambda: h2load(url, body, clients=16, streams=max_streams, duration=seconds,
+                                                   warmup=1, **kind)),
+    }
+
+
+def run_seconds(quick: bool) -> int:
+    """How long each load run lasts."""
+    return 4 if quick else 10
 
 
 # === scenarios ===
@@ -220,14 +233,13 @@ def gateway_config(work: Path) -> Path:
 
 def path_scenarios(url: str, files: dict, pid: int, admin: str, quick: bool) -> dict:
     results = {}
-    seconds = 4 if quick else 10
+    seconds = run_seconds(quick)
     for name in PATHS:
         body = files[f"{name}.grpc"]
         route = f"{url}/switchyard.v1.Router/Route"
-        log(f"{name}: one sequential caller")
-        single = measured(pid, admin, lambda: h2load(route, body, clients=1, streams=1, duration=seconds, warmup=1))
-        log(f"{name}: closed-loop maximum (16 connections x 10 streams)")
-        maximum = measured(pid, admin, lambda: h2load(route, body, clients=16, streams=10, duration=seconds, warmup=1))
+        log(f"{name}: one sequential caller, then the closed-loop maximum (16 connections x 10 streams)")
+        closed = one_and_max(pid, admin, route, body, seconds)
+        maximum = closed["max"]
         open_loop = {}
         check = f"{url}/grpc.health.v1.Health/Check"
         for share in (0.25, 0.5, 0.75):
@@ -240,21 +252,18 @@ def path_scenarios(url: str, files: dict, pid: int, admin: str, quick: bool) -> 
             # same rate and shape shows what that alone costs, and the difference is the path's own.
             floor = h2load(check, files["health.grpc"], clients=16, streams=10, duration=seconds, rps=rate / 16)
             open_loop[f"{int(share * 100)}%"] = run | {"target_req_per_s": rate, "floor": floor}
-        results[name] = {"sequential": single, "max": maximum, "open_loop": open_loop}
+        results[name] = closed | {"open_loop": open_loop}
     return results
 
 
 def health_floor(url: str, files: dict, pid: int, quick: bool) -> dict:
-    seconds = 4 if quick else 10
     check = f"{url}/grpc.health.v1.Health/Check"
-    single = measured(pid, None, lambda: h2load(check, files["health.grpc"], clients=1, streams=1, duration=seconds, warmup=1))
-    maximum = measured(pid, None, lambda: h2load(check, files["health.grpc"], clients=16, streams=10, duration=seconds, warmup=1))
-    return {"sequential": single, "max": maximum}
+    return one_and_max(pid, None, check, files["health.grpc"], run_seconds(quick))
 
 
 def nl_overhead(url: str, files: dict, pid: int, admin: str, fake_pid: int, quick: bool) -> dict:
     """The NL path against the fake backend called directly, at the same closed-loop concurrency."""
-    seconds = 4 if quick else 10
+    seconds = run_seconds(quick)
     out = {}
     for concurrency in (1, 100):
         log(f"nl overhead: {concurrency} concurrent callers, gateway and direct")
@@ -286,7 +295,6 @@ def stream_overhead(quick: bool) -> dict:
 def python_peer(files: dict, quick: bool) -> dict:
     """FastAPI + onnxruntime under uvicorn, same two models and record, 1 and 2 workers."""
     venv = Path(os.environ["SWITCHYARD_BENCH_PEER_VENV"])
-    seconds = 4 if quick else 10
     out = {}
     for workers in (1, 2):
         log(f"python peer: {workers} uvicorn worker(s)")
@@ -296,12 +304,8 @@ def python_peer(files: dict, quick: bool) -> dict:
         try:
             wait_http(f"http://127.0.0.1:{PORTS['peer']}/health", timeout=120, interval=0.05)
             url = f"http://127.0.0.1:{PORTS['peer']}/route"
-            body = files["structured.json"]
-            single = measured(process.pid, None, lambda: h2load(url, body, clients=1, streams=1, duration=seconds,
-                                                                warmup=1, http1=True, grpc=False))
-            maximum = measured(process.pid, None, lambda: h2load(url, body, clients=16, streams=1, duration=seconds,
-                                                                 warmup=1, http1=True, grpc=False))
-            out[f"{workers}_workers"] = {"sequential": single, "max": maximum}
+            out[f"{workers}_workers"] = one_and_max(process.pid, None, url, files["structured.json"],
+                                                    run_seconds(quick), max_streams=1, http1=True, grpc=False)
         finally:
             stop(process)
     return out
@@ -311,7 +315,7 @@ def litellm_peer(files: dict, quick: bool) -> dict | None:
     venv = os.environ.get("SWITCHYARD_BENCH_LITELLM_VENV")
     if not venv:
         return None
-    seconds = 4 if quick else 10
+    seconds = run_seconds(quick)
     config = Path(tempfile.mkdtemp()) / "litellm.yaml"
     config.write_text(
         "model_list:\n  - model_name: smollm2\n    litellm_params:\n      model: openai/smollm2\n"

@@ -8,5 +8,7 @@ pub mod v1 {
     tonic::include_proto!("switchyard.v1");
 }
 
+pub mod record;
+
 /// The encoded `FileDescriptorSet` of the contract (with its imports), for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/switchyard_v1_descriptor.bin"));

@@ -1,9 +1,5 @@
 //! `switchyard route` and `switchyard explain`: a small client of a running gateway.
 
-use std::collections::BTreeMap;
-
-use prost_types::value::Kind;
-use prost_types::{Struct, Value};
 use switchyard_proto::v1 as pb;
 use switchyard_proto::v1::router_client::RouterClient;
 
@@ -75,20 +71,8 @@ fn request(args: &ClientArgs) -> Result<pb::RouteRequest, ClientError> {
     let features = match &args.features {
         None => None,
         Some(json) => {
-            let object: BTreeMap<String, serde_json::Value> =
-                serde_json::from_str(json).map_err(|e| ClientError::Features(e.to_string()))?;
-            let mut fields = BTreeMap::new();
-            for (key, value) in object {
-                let kind = match value {
-                    serde_json::Value::Null => Kind::NullValue(0),
-                    serde_json::Value::Bool(b) => Kind::BoolValue(b),
-                    serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
-                    serde_json::Value::String(s) => Kind::StringValue(s),
-                    other => return Err(ClientError::Features(format!("{key}: {other} is not a flat value"))),
-                };
-                fields.insert(key, Value { kind: Some(kind) });
-            }
-            Some(Struct { fields })
+            let object = serde_json::from_str(json).map_err(|e| ClientError::Features(e.to_string()))?;
+            Some(switchyard_proto::record::from_json(object).map_err(ClientError::Features)?)
         }
     };
     Ok(pb::RouteRequest {

@@ -3,7 +3,6 @@
 use std::io::Write;
 
 use prost::Message;
-use prost_types::value::Kind;
 use switchyard_proto::v1::RouteRequest;
 
 /// Which path a request takes with the default policy.
@@ -49,14 +48,18 @@ pub fn parts(scenario: Scenario) -> (&'static str, bool) {
 }
 
 /// The scenario's `RouteRequest`.
-pub fn request(scenario: Scenario) -> RouteRequest {
+pub fn request(scenario: Scenario) -> Result<RouteRequest, String> {
     let (text, with_record) = parts(scenario);
-    RouteRequest {
+    let features = match (with_record, record()) {
+        (true, serde_json::Value::Object(object)) => Some(switchyard_proto::record::from_json(object)?),
+        _ => None,
+    };
+    Ok(RouteRequest {
         text: text.to_owned(),
-        features: with_record.then(|| to_struct(&record())),
+        features,
         temperature: Some(0.0),
         ..RouteRequest::default()
-    }
+    })
 }
 
 pub(crate) fn write(args: &BodyArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -67,7 +70,7 @@ pub(crate) fn write(args: &BodyArgs) -> Result<(), Box<dyn std::error::Error + S
             "features": if with_record { record() } else { serde_json::Value::Null },
         }))?
     } else {
-        let message = request(args.scenario).encode_to_vec();
+        let message = request(args.scenario)?.encode_to_vec();
         // gRPC length-prefixed message: not compressed, big-endian length.
         let mut frame = vec![0u8];
         frame.extend_from_slice(&u32::try_from(message.len())?.to_be_bytes());
@@ -76,23 +79,4 @@ pub(crate) fn write(args: &BodyArgs) -> Result<(), Box<dyn std::error::Error + S
     };
     std::io::stdout().write_all(&bytes)?;
     Ok(())
-}
-
-fn to_struct(json: &serde_json::Value) -> prost_types::Struct {
-    let fields = json
-        .as_object()
-        .map(|o| o.iter().map(|(k, v)| (k.clone(), to_value(v))).collect())
-        .unwrap_or_default();
-    prost_types::Struct { fields }
-}
-
-fn to_value(json: &serde_json::Value) -> prost_types::Value {
-    let kind = match json {
-        serde_json::Value::Null => Kind::NullValue(0),
-        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
-        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
-        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
-        serde_json::Value::Array(_) | serde_json::Value::Object(_) => Kind::StringValue(json.to_string()),
-    };
-    prost_types::Value { kind: Some(kind) }
 }

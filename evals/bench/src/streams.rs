@@ -125,7 +125,7 @@ async fn grpc_stream(channel: Channel) -> Result<Duration, String> {
     let began = Instant::now();
     let mut client = RouterClient::new(channel);
     let mut stream = client
-        .route_stream(request(Scenario::Nl))
+        .route_stream(request(Scenario::Nl)?)
         .await
         .map_err(|s| format!("{:?}", s.code()))?
         .into_inner();

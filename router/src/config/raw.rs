@@ -120,12 +120,13 @@ impl Default for RawBatch {
     }
 }
 
+/// The pool's own defaults (`classical::BatchConfig::default`), so there is one place that says what they are.
 pub(super) fn default_batch_size() -> usize {
-    32
+    classical::BatchConfig::default().max_size
 }
 
 pub(super) fn default_batch_wait() -> String {
-    "100us".to_owned()
+    humantime::format_duration(classical::BatchConfig::default().max_wait).to_string()
 }
 
 /// Half the cores, at least one: ONNX runs are about a quarter of a request's CPU and micro-batching keeps a

@@ -152,7 +152,10 @@ impl Visit for Members<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if self.key(field) {
-            push_json_str(self.0, &format!("{value:?}"));
+            // Escaped as it is formatted: no intermediate string (every line's `message` comes this way).
+            self.0.push('"');
+            let _ = write!(Escaping(self.0), "{value:?}");
+            self.0.push('"');
         }
     }
 }
@@ -160,26 +163,36 @@ impl Visit for Members<'_> {
 /// Appends `value` as a JSON string literal (RFC 8259 escapes).
 fn push_json_str(out: &mut String, value: &str) {
     out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
+    let _ = Escaping(out).write_str(value);
     out.push('"');
+}
+
+/// Writes what it is given into the string with JSON string escapes (the quotes are the caller's).
+struct Escaping<'a>(&'a mut String);
+
+impl fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, value: &str) -> fmt::Result {
+        for c in value.chars() {
+            match c {
+                '"' => self.0.push_str("\\\""),
+                '\\' => self.0.push_str("\\\\"),
+                '\n' => self.0.push_str("\\n"),
+                '\r' => self.0.push_str("\\r"),
+                '\t' => self.0.push_str("\\t"),
+                c if u32::from(c) < 0x20 => write!(self.0, "\\u{:04x}", u32::from(c))?,
+                c => self.0.push(c),
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::push_json_str;
+    use std::fmt::Write as _;
+
+    use super::{Escaping, push_json_str};
 
     #[test]
     fn strings_are_escaped_as_json_parses_them() {
@@ -188,5 +201,12 @@ mod tests {
         push_json_str(&mut out, nasty);
         let parsed: String = serde_json::from_str(&out).unwrap();
         assert_eq!(parsed, nasty);
+
+        // Debug values are escaped as they are formatted.
+        let mut debug = String::from("\"");
+        write!(Escaping(&mut debug), "{nasty:?}").unwrap();
+        debug.push('"');
+        let parsed: String = serde_json::from_str(&debug).unwrap();
+        assert_eq!(parsed, format!("{nasty:?}"));
     }
 }
