@@ -4,12 +4,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::telemetry::{self, ChatSpan, SpanTarget};
 use crate::wire::{Completion, RequestBody, StreamOptions};
 use crate::{LlmError, sse};
+
+/// How much of an error reply's body is read (for the message); the rest is never read.
+const ERROR_BODY_LIMIT: usize = 4096;
+
+/// How much of an error reply's body an error message quotes, in characters.
+const ERROR_BODY_QUOTE: usize = 300;
 
 /// A backend as configured (validated by the caller's config layer).
 #[derive(Debug, Clone)]
@@ -28,8 +34,12 @@ pub struct BackendConfig {
     pub request_timeout: Duration,
     /// Extra headers sent with every request (e.g. an organisation id).
     pub headers: Vec<(String, String)>,
-    /// Largest reply accepted, in bytes (whole body, or all of a stream); beyond it the call fails.
+    /// Largest reply accepted, in bytes (a whole body, or all of a stream's bytes); beyond it the call fails
+    /// with `TooLarge` (UNAVAILABLE), a stream after the text already sent.
     pub max_response_bytes: usize,
+    /// Longest silence between two events of a stream once it has started; beyond it the stream fails with
+    /// `Timeout` (DEADLINE_EXCEEDED) and its connection is closed.
+    pub inter_token_timeout: Duration,
     /// `gen_ai.provider.name` on the backend's spans (`openai`, `llama.cpp`, `vllm`, ...).
     pub provider: String,
     /// Record prompts and answers on the backend's spans, cut to this many bytes; `None` (the default): never.
@@ -197,13 +207,7 @@ impl ChatBackend {
     /// Asks for a whole answer.
     pub async fn complete(&self, request: &ChatRequest) -> Result<ChatCompletion, LlmError> {
         let mut response = self.send(request, false).await?;
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(&e))? {
-            if body.len() + chunk.len() > self.config.max_response_bytes {
-                return Err(self.protocol(format!("reply larger than {} bytes", self.config.max_response_bytes)));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = self.read_body(&mut response, self.config.max_response_bytes).await?;
         let completion: Completion = serde_json::from_slice(&body).map_err(|e| self.protocol(e))?;
         let choice = completion
             .choices
@@ -228,12 +232,37 @@ impl ChatBackend {
         request: &ChatRequest,
     ) -> Result<BoxStream<'static, Result<StreamEvent, LlmError>>, LlmError> {
         let response = self.send(request, true).await?;
-        let backend = self.config.name.clone();
-        let timeout = self.config.request_timeout;
-        let bytes = response
-            .bytes_stream()
-            .map_err(move |e| (e.is_timeout(), e.to_string()));
-        Ok(sse::events(bytes, backend, timeout).boxed())
+        let config = self.config.clone();
+        let limit = config.max_response_bytes;
+        let mut received = 0usize;
+        let bytes = response.bytes_stream().map(move |chunk| {
+            let chunk = chunk.map_err(|e| LlmError::from_transport(&config.name, &e, config.request_timeout))?;
+            received = received.saturating_add(chunk.len());
+            if received > limit {
+                return Err(LlmError::TooLarge {
+                    backend: config.name.clone(),
+                    limit,
+                });
+            }
+            Ok(chunk)
+        });
+        let events = sse::events(bytes, self.config.name.clone());
+        Ok(sse::with_gap_limit(events, self.config.name.clone(), self.config.inter_token_timeout).boxed())
+    }
+
+    /// Reads a body of at most `limit` bytes; a longer one fails with `TooLarge` without reading the rest.
+    async fn read_body(&self, response: &mut reqwest::Response, limit: usize) -> Result<Vec<u8>, LlmError> {
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(&e))? {
+            if body.len() + chunk.len() > limit {
+                return Err(LlmError::TooLarge {
+                    backend: self.config.name.clone(),
+                    limit,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     async fn send(&self, request: &ChatRequest, stream: bool) -> Result<reqwest::Response, LlmError> {
@@ -261,23 +290,30 @@ impl ChatBackend {
         if status.is_success() {
             return Ok(response);
         }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
             return Err(LlmError::RateLimited {
                 backend: self.config.name.clone(),
                 retry_after,
             });
         }
-        let text = response.text().await.unwrap_or_default();
+        // Only the start of an error body is read: it is quoted, and a backend must not make us buffer more.
+        let mut response = response;
+        let mut body = Vec::new();
+        while body.len() < ERROR_BODY_LIMIT {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(ERROR_BODY_LIMIT - body.len())]),
+                Ok(None) | Err(_) => break,
+            }
+        }
         Err(LlmError::Upstream {
             backend: self.config.name.clone(),
             status: status.as_u16(),
-            body: text.chars().take(300).collect(),
+            body: String::from_utf8_lossy(&body).chars().take(ERROR_BODY_QUOTE).collect(),
         })
     }
 
@@ -290,5 +326,40 @@ impl ChatBackend {
             backend: self.config.name.clone(),
             detail: detail.to_string(),
         }
+    }
+}
+
+/// `Retry-After` in either form (RFC 9110): delay seconds, or an HTTP date (a date in the past means now).
+fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use super::parse_retry_after;
+
+    #[test]
+    fn retry_after_is_read_in_seconds_and_as_an_http_date() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_445_412_480); // Wed, 21 Oct 2015 07:28:00 GMT
+        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past: retry now"
+        );
+        assert_eq!(parse_retry_after("soon", SystemTime::now()), None);
     }
 }

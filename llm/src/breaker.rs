@@ -2,6 +2,10 @@
 //!
 //! Written here rather than taken from a crate: the state must be readable for health and responses, and the
 //! probe must be tied to one request's outcome, which a small state machine does plainly.
+//!
+//! Admission is a guard ([`Permit`]): its outcome is recorded once, and a permit dropped without one (the caller
+//! cancelled, its deadline cut the call short) releases a probe instead of leaving the circuit half-open with
+//! nobody probing. A probe that never reports at all (a task that hangs) is replaced after `probe_timeout`.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -13,7 +17,7 @@ pub enum CircuitState {
     Closed,
     /// Calls are refused until the open period ends.
     Open,
-    /// One probe call is in flight; its outcome closes or reopens the circuit.
+    /// One probe call may be in flight; its outcome closes or reopens the circuit.
     HalfOpen,
 }
 
@@ -28,20 +32,41 @@ impl CircuitState {
     }
 }
 
-/// When the breaker opens and for how long.
+/// When the breaker opens, for how long, and how long a probe may stay out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerConfig {
     /// Consecutive backend failures that open the circuit.
     pub failure_threshold: u32,
     /// How long the circuit stays open before a probe.
     pub open_for: Duration,
+    /// How long a half-open circuit waits for its probe's outcome before it lets another probe through.
+    pub probe_timeout: Duration,
+}
+
+/// What a call's outcome says about the backend's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The backend answered (an answer, or a refusal that proves it is up, such as a 4xx).
+    Healthy,
+    /// The backend failed (see `LlmError::is_backend_failure`).
+    Failed,
+    /// Nothing was learnt: the caller left or its deadline cut the call short.
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    Closed { failures: u32 },
+    Open { until: Instant },
+    /// `probe`: the generation and start of the probe out now, if any.
+    HalfOpen { probe: Option<(u64, Instant)> },
 }
 
 #[derive(Debug)]
 struct Inner {
-    state: CircuitState,
-    consecutive_failures: u32,
-    opened_at: Option<Instant>,
+    state: State,
+    /// Numbers probes, so a released or late probe cannot touch its successor's slot.
+    generation: u64,
 }
 
 /// The breaker. A short mutex guards a few integers; it is never held across an await.
@@ -51,13 +76,37 @@ pub struct CircuitBreaker {
     inner: Mutex<Inner>,
 }
 
-/// Permission to call the backend; report the outcome with [`CircuitBreaker::record`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    /// A normal call.
-    Call,
-    /// The half-open probe.
-    Probe,
+/// Permission to make one call. Report its outcome with [`Permit::record`]; dropping it unrecorded counts as
+/// [`Verdict::Unknown`].
+#[derive(Debug)]
+#[must_use = "a permit records the call's outcome; dropping it says nothing was learnt"]
+pub struct Permit<'a> {
+    breaker: &'a CircuitBreaker,
+    /// `Some(generation)` for the half-open probe.
+    probe: Option<u64>,
+    recorded: bool,
+}
+
+impl Permit<'_> {
+    /// Whether this call is the half-open probe.
+    #[cfg(test)]
+    fn is_probe(&self) -> bool {
+        self.probe.is_some()
+    }
+
+    /// Records the call's outcome.
+    pub fn record(mut self, verdict: Verdict) {
+        self.recorded = true;
+        self.breaker.record(self.probe, verdict);
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if !self.recorded {
+            self.breaker.record(self.probe, Verdict::Unknown);
+        }
+    }
 }
 
 impl CircuitBreaker {
@@ -66,9 +115,8 @@ impl CircuitBreaker {
         Self {
             config,
             inner: Mutex::new(Inner {
-                state: CircuitState::Closed,
-                consecutive_failures: 0,
-                opened_at: None,
+                state: State::Closed { failures: 0 },
+                generation: 0,
             }),
         }
     }
@@ -79,45 +127,71 @@ impl CircuitBreaker {
 
     /// The current state (an open circuit whose period is over reads as half-open).
     pub fn state(&self) -> CircuitState {
-        let inner = self.lock();
-        match (inner.state, inner.opened_at) {
-            (CircuitState::Open, Some(at)) if at.elapsed() >= self.config.open_for => CircuitState::HalfOpen,
-            (state, _) => state,
+        match self.lock().state {
+            State::Closed { .. } => CircuitState::Closed,
+            State::Open { until } if Instant::now() < until => CircuitState::Open,
+            State::Open { .. } | State::HalfOpen { .. } => CircuitState::HalfOpen,
         }
     }
 
     /// Admits a call, or says how long until the circuit lets a probe through.
-    pub fn admit(&self) -> Result<Admission, Duration> {
+    pub fn admit(&self) -> Result<Permit<'_>, Duration> {
         let mut inner = self.lock();
+        let now = Instant::now();
         match inner.state {
-            CircuitState::Closed => Ok(Admission::Call),
-            CircuitState::HalfOpen => Err(Duration::ZERO),
-            CircuitState::Open => {
-                let elapsed = inner.opened_at.map(|at| at.elapsed()).unwrap_or(self.config.open_for);
-                if elapsed >= self.config.open_for {
-                    inner.state = CircuitState::HalfOpen;
-                    Ok(Admission::Probe)
-                } else {
-                    Err(self.config.open_for - elapsed)
-                }
+            State::Closed { .. } => {
+                return Ok(Permit {
+                    breaker: self,
+                    probe: None,
+                    recorded: false,
+                });
             }
+            State::Open { until } if now < until => return Err(until - now),
+            State::HalfOpen {
+                probe: Some((_, started)),
+            } if now.saturating_duration_since(started) < self.config.probe_timeout => {
+                return Err(self.config.probe_timeout - now.saturating_duration_since(started));
+            }
+            // The open period is over, no probe is out, or the one out has been silent too long: probe.
+            State::Open { .. } | State::HalfOpen { .. } => {}
         }
+        inner.generation += 1;
+        let generation = inner.generation;
+        inner.state = State::HalfOpen {
+            probe: Some((generation, now)),
+        };
+        Ok(Permit {
+            breaker: self,
+            probe: Some(generation),
+            recorded: false,
+        })
     }
 
-    /// Records a call's outcome: `failed` is true for backend failures (see `LlmError::is_backend_failure`).
-    pub fn record(&self, admission: Admission, failed: bool) {
+    fn record(&self, probe: Option<u64>, verdict: Verdict) {
         let mut inner = self.lock();
-        if failed {
-            inner.consecutive_failures = inner.consecutive_failures.saturating_add(1);
-            let reopen = admission == Admission::Probe || inner.state == CircuitState::HalfOpen;
-            if reopen || inner.consecutive_failures >= self.config.failure_threshold {
-                inner.state = CircuitState::Open;
-                inner.opened_at = Some(Instant::now());
+        let current_probe = matches!(inner.state, State::HalfOpen { probe: Some((g, _)) } if Some(g) == probe);
+        inner.state = match (verdict, inner.state) {
+            (Verdict::Healthy, _) => State::Closed { failures: 0 },
+            (Verdict::Failed, State::Closed { failures }) => {
+                let failures = failures.saturating_add(1);
+                if failures >= self.config.failure_threshold {
+                    self.opened()
+                } else {
+                    State::Closed { failures }
+                }
             }
-        } else {
-            inner.consecutive_failures = 0;
-            inner.state = CircuitState::Closed;
-            inner.opened_at = None;
+            // A failed probe reopens; so does a failure of a call admitted before the circuit opened.
+            (Verdict::Failed, State::HalfOpen { .. }) => self.opened(),
+            (Verdict::Failed, open @ State::Open { .. }) => open,
+            // Nothing learnt: the probe's slot is free again for the next caller.
+            (Verdict::Unknown, State::HalfOpen { .. }) if current_probe => State::HalfOpen { probe: None },
+            (Verdict::Unknown, state) => state,
+        };
+    }
+
+    fn opened(&self) -> State {
+        State::Open {
+            until: Instant::now() + self.config.open_for,
         }
     }
 }
@@ -132,21 +206,24 @@ mod tests {
         CircuitBreaker::new(BreakerConfig {
             failure_threshold: 3,
             open_for,
+            probe_timeout: Duration::from_secs(60),
         })
+    }
+
+    fn fail(b: &CircuitBreaker) {
+        b.admit().unwrap().record(Verdict::Failed);
     }
 
     #[test]
     fn opens_after_consecutive_failures_and_a_success_resets_the_count() {
         let b = breaker(Duration::from_secs(60));
-        for _ in 0..2 {
-            b.record(b.admit().unwrap(), true);
-        }
-        b.record(b.admit().unwrap(), false);
-        for _ in 0..2 {
-            b.record(b.admit().unwrap(), true);
-        }
+        fail(&b);
+        fail(&b);
+        b.admit().unwrap().record(Verdict::Healthy);
+        fail(&b);
+        fail(&b);
         assert_eq!(b.state(), CircuitState::Closed, "the success reset the count");
-        b.record(b.admit().unwrap(), true);
+        fail(&b);
         assert_eq!(b.state(), CircuitState::Open);
         let wait = b.admit().unwrap_err();
         assert!(wait > Duration::from_secs(59));
@@ -156,16 +233,63 @@ mod tests {
     fn half_open_admits_one_probe_whose_outcome_decides() {
         let b = breaker(Duration::ZERO);
         for _ in 0..3 {
-            b.record(b.admit().unwrap(), true);
+            fail(&b);
         }
         assert_eq!(b.state(), CircuitState::HalfOpen);
         let probe = b.admit().unwrap();
-        assert_eq!(probe, Admission::Probe);
+        assert!(probe.is_probe());
         assert!(b.admit().is_err(), "only one probe at a time");
-        b.record(probe, true);
+        probe.record(Verdict::Failed);
         let probe = b.admit().unwrap();
-        b.record(probe, false);
+        probe.record(Verdict::Healthy);
         assert_eq!(b.state(), CircuitState::Closed);
-        assert_eq!(b.admit().unwrap(), Admission::Call);
+        assert!(!b.admit().unwrap().is_probe());
+    }
+
+    #[test]
+    fn a_dropped_probe_releases_the_half_open_circuit() {
+        let b = breaker(Duration::ZERO);
+        for _ in 0..3 {
+            fail(&b);
+        }
+        let probe = b.admit().unwrap();
+        assert!(probe.is_probe());
+        drop(probe);
+        let next = b.admit().expect("the next caller probes: a cancelled probe must not wedge the circuit");
+        assert!(next.is_probe());
+        next.record(Verdict::Healthy);
+        assert_eq!(b.state(), CircuitState::Closed);
+    }
+
+    #[test]
+    fn an_unknown_outcome_neither_counts_nor_resets() {
+        let b = breaker(Duration::from_secs(60));
+        fail(&b);
+        fail(&b);
+        b.admit().unwrap().record(Verdict::Unknown);
+        assert_eq!(b.state(), CircuitState::Closed);
+        fail(&b);
+        assert_eq!(b.state(), CircuitState::Open, "two failures, an unknown, a failure: three in a row");
+    }
+
+    #[test]
+    fn a_probe_that_never_reports_times_out() {
+        let b = CircuitBreaker::new(BreakerConfig {
+            failure_threshold: 1,
+            open_for: Duration::ZERO,
+            probe_timeout: Duration::from_millis(50),
+        });
+        fail(&b);
+        let hung = b.admit().unwrap();
+        let wait = b.admit().unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(50), "{wait:?}");
+        std::thread::sleep(Duration::from_millis(60));
+        let fresh = b.admit().expect("a probe out longer than probe_timeout is replaced");
+        assert!(fresh.is_probe());
+        // The stale probe's late release does not free its successor's slot.
+        drop(hung);
+        assert!(b.admit().is_err());
+        fresh.record(Verdict::Healthy);
+        assert_eq!(b.state(), CircuitState::Closed);
     }
 }

@@ -21,6 +21,23 @@ pub enum LlmError {
         /// The limit that was hit.
         after: Duration,
     },
+    /// The caller's deadline ended the call (or left no time to make it): the caller's limit, not the backend's
+    /// failure, so it never counts against the backend's circuit.
+    #[error("deadline exceeded waiting for llm backend {backend} after {after:?}")]
+    DeadlineExceeded {
+        /// The backend's name.
+        backend: String,
+        /// How long the call had run (zero when it was not made).
+        after: Duration,
+    },
+    /// The backend's reply (a whole body, all of a stream) went over `max_response_bytes`.
+    #[error("llm backend {backend} reply larger than {limit} bytes")]
+    TooLarge {
+        /// The backend's name.
+        backend: String,
+        /// The configured cap.
+        limit: usize,
+    },
     /// The backend refused for rate limiting (HTTP 429).
     #[error("llm backend {backend} is rate limiting (retry after {retry_after:?})")]
     RateLimited {
@@ -73,6 +90,8 @@ impl LlmError {
         match self {
             Self::Connect { backend, .. }
             | Self::Timeout { backend, .. }
+            | Self::DeadlineExceeded { backend, .. }
+            | Self::TooLarge { backend, .. }
             | Self::RateLimited { backend, .. }
             | Self::Upstream { backend, .. }
             | Self::CircuitOpen { backend, .. }
@@ -81,23 +100,42 @@ impl LlmError {
         }
     }
 
-    /// Whether another attempt could succeed: connect errors, timeouts, 429 and 502/503/504. Other statuses,
-    /// protocol errors, an open circuit and local overload are not retried.
+    /// Whether another attempt could succeed: connect errors, the backend's timeouts, 429 and 502/503/504.
+    /// Other statuses, protocol errors, an oversized reply, the caller's deadline, an open circuit and local
+    /// overload are not retried.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Connect { .. } | Self::Timeout { .. } | Self::RateLimited { .. } => true,
             Self::Upstream { status, .. } => matches!(status, 502..=504),
-            Self::CircuitOpen { .. } | Self::Overloaded { .. } | Self::Protocol { .. } => false,
+            Self::DeadlineExceeded { .. }
+            | Self::TooLarge { .. }
+            | Self::CircuitOpen { .. }
+            | Self::Overloaded { .. }
+            | Self::Protocol { .. } => false,
         }
     }
 
-    /// Whether this failure says the backend is unhealthy (counts against its circuit breaker). Client-side
-    /// refusals (overload, open circuit) and 4xx answers other than 429 do not.
+    /// Whether this failure says the backend is unhealthy (counts against its circuit breaker): connect errors,
+    /// its configured timeouts, 429, 5xx and protocol errors. The caller's deadline, client-side refusals
+    /// (overload, open circuit), an oversized reply (the request asked for too much) and 4xx answers other
+    /// than 429 do not.
     pub fn is_backend_failure(&self) -> bool {
         match self {
             Self::Connect { .. } | Self::Timeout { .. } | Self::RateLimited { .. } | Self::Protocol { .. } => true,
             Self::Upstream { status, .. } => *status >= 500,
-            Self::CircuitOpen { .. } | Self::Overloaded { .. } => false,
+            Self::DeadlineExceeded { .. } | Self::TooLarge { .. } | Self::CircuitOpen { .. } | Self::Overloaded { .. } => {
+                false
+            }
+        }
+    }
+
+    /// How long the caller should wait before trying again, when the error says: an open circuit's remaining
+    /// time, or a rate limit's `Retry-After`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::CircuitOpen { retry_in, .. } => Some(*retry_in),
+            Self::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 
@@ -106,6 +144,8 @@ impl LlmError {
         match self {
             Self::Connect { .. } => "connect",
             Self::Timeout { .. } => "timeout",
+            Self::DeadlineExceeded { .. } => "deadline_exceeded",
+            Self::TooLarge { .. } => "response_too_large",
             Self::RateLimited { .. } => "rate_limited",
             Self::Upstream { status, .. } if *status >= 500 => "upstream_5xx",
             Self::Upstream { .. } => "upstream_4xx",

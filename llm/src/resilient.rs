@@ -1,5 +1,9 @@
 //! One backend behind its guards: a concurrency limit with a bounded wait queue, a circuit breaker, deadlines
 //! (the caller's and the time to first token), and retries with exponential backoff, full jitter and a budget.
+//!
+//! Only the backend's own failures reach its breaker. A call the caller's deadline cuts short (or leaves no time
+//! to make) fails with `DeadlineExceeded` and teaches the breaker nothing; a call the caller abandons drops its
+//! breaker permit, which releases a half-open probe.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,7 +16,7 @@ use tokio::time::Instant;
 
 use tracing::Instrument;
 
-use crate::breaker::{BreakerConfig, CircuitBreaker, CircuitState};
+use crate::breaker::{BreakerConfig, CircuitBreaker, CircuitState, Verdict};
 use crate::telemetry::ChatSpan;
 use crate::{ChatBackend, ChatCompletion, ChatRequest, LlmError, StreamEvent};
 
@@ -201,6 +205,10 @@ impl GuardedBackend {
     }
 
     async fn acquire(&self, deadline: Option<Instant>) -> Result<OwnedSemaphorePermit, LlmError> {
+        let started = Instant::now();
+        if deadline.is_some_and(|at| started >= at) {
+            return Err(self.deadline_exceeded(Duration::ZERO));
+        }
         if let Ok(slot) = self.slots.clone().try_acquire_owned() {
             return Ok(slot);
         }
@@ -215,15 +223,9 @@ impl GuardedBackend {
         }
         let acquire = self.slots.clone().acquire_owned();
         let slot = match deadline {
-            Some(at) => {
-                let started = Instant::now();
-                tokio::time::timeout_at(at, acquire)
-                    .await
-                    .map_err(|_| LlmError::Timeout {
-                        backend: self.name().to_owned(),
-                        after: started.elapsed(),
-                    })?
-            }
+            Some(at) => tokio::time::timeout_at(at, acquire)
+                .await
+                .map_err(|_| self.deadline_exceeded(started.elapsed()))?,
             None => acquire.await,
         };
         slot.map_err(|_| LlmError::Overloaded {
@@ -233,8 +235,16 @@ impl GuardedBackend {
         })
     }
 
+    fn deadline_exceeded(&self, after: Duration) -> LlmError {
+        LlmError::DeadlineExceeded {
+            backend: self.name().to_owned(),
+            after,
+        }
+    }
+
     /// Runs `attempt` until it succeeds, fails for good, runs out of attempts, budget or time.
-    /// `per_attempt` bounds each attempt (the time to first token for streams).
+    /// `per_attempt` bounds each attempt (the time to first token for streams): hitting it is the backend's
+    /// timeout; hitting the caller's `deadline` first is not.
     async fn attempts<T, F, Fut>(
         &self,
         deadline: Option<Instant>,
@@ -250,7 +260,12 @@ impl GuardedBackend {
         let started = Instant::now();
         let mut backoff = self.config.base_backoff;
         loop {
-            let admission = self.breaker.admit().map_err(|retry_in| LlmError::CircuitOpen {
+            let remaining = deadline.map(|at| at.saturating_duration_since(Instant::now()));
+            // No time left: the call is not made, and the breaker hears nothing of it.
+            if remaining == Some(Duration::ZERO) {
+                return Err(self.deadline_exceeded(started.elapsed()));
+            }
+            let permit = self.breaker.admit().map_err(|retry_in| LlmError::CircuitOpen {
                 backend: self.name().to_owned(),
                 retry_in,
             })?;
@@ -258,7 +273,11 @@ impl GuardedBackend {
             if report.attempts == 1 {
                 self.budget.deposit();
             }
-            let remaining = deadline.map(|at| at.saturating_duration_since(Instant::now()));
+            let callers_limit = match (per_attempt, remaining) {
+                (Some(own), Some(left)) => left < own,
+                (None, Some(_)) => true,
+                (_, None) => false,
+            };
             let limit = match (per_attempt, remaining) {
                 (Some(a), Some(r)) => Some(a.min(r)),
                 (a, r) => a.or(r),
@@ -267,25 +286,26 @@ impl GuardedBackend {
                 None => attempt().await,
                 Some(limit) => match tokio::time::timeout(limit, attempt()).await {
                     Ok(result) => result,
+                    Err(_) if callers_limit => Err(self.deadline_exceeded(started.elapsed())),
                     Err(_) => Err(LlmError::Timeout {
                         backend: self.name().to_owned(),
-                        after: started.elapsed(),
+                        after: limit,
                     }),
                 },
             };
             let error = match outcome {
                 Ok(value) => {
-                    self.breaker.record(admission, false);
+                    permit.record(Verdict::Healthy);
                     return Ok(value);
                 }
                 Err(error) => error,
             };
-            self.breaker.record(admission, error.is_backend_failure());
+            permit.record(verdict(&error));
             let out_of_time = deadline.is_some_and(|at| Instant::now() >= at);
             if !error.is_retryable() || out_of_time || report.attempts >= self.config.max_attempts {
                 return Err(error);
             }
-            let mut delay = jitter(backoff);
+            let mut delay = jitter(backoff, fastrand::f64());
             if let LlmError::RateLimited {
                 retry_after: Some(after),
                 ..
@@ -308,6 +328,16 @@ impl GuardedBackend {
             tokio::time::sleep(delay).await;
             backoff = (backoff * 2).min(self.config.max_backoff);
         }
+    }
+}
+
+/// What a failed attempt says about the backend: its own failures count; the caller's deadline says nothing;
+/// any other answer (a 4xx, an oversized reply) shows it is up.
+fn verdict(error: &LlmError) -> Verdict {
+    match error {
+        LlmError::DeadlineExceeded { .. } => Verdict::Unknown,
+        error if error.is_backend_failure() => Verdict::Failed,
+        _ => Verdict::Healthy,
     }
 }
 
@@ -357,12 +387,30 @@ impl Drop for Leave<'_> {
     }
 }
 
-/// Full jitter: a uniform delay in [0, backoff], from the clock's nanoseconds (no RNG dependency needed for
-/// spreading retries).
-fn jitter(backoff: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    backoff.mul_f64(f64::from(nanos % 1000) / 1000.0)
+/// Full jitter: `unit` (uniform in [0, 1), from a real random source) of `backoff`, so clients that failed
+/// together do not retry together.
+fn jitter(backoff: Duration, unit: f64) -> Duration {
+    backoff.mul_f64(unit.clamp(0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn jitter_spreads_retries_over_the_whole_backoff() {
+        let backoff = Duration::from_secs(1);
+        let draws: Vec<Duration> = (0..5000).map(|_| jitter(backoff, fastrand::f64())).collect();
+        assert!(draws.iter().all(|d| *d <= backoff));
+        // Finer than a thousandth of the backoff (a clock's sub-second digits give at most 1000 values, and none
+        // on a clock with microsecond resolution).
+        let distinct: BTreeSet<Duration> = draws.iter().copied().collect();
+        assert!(distinct.len() > 4900, "{} distinct delays", distinct.len());
+        let mean = draws.iter().map(Duration::as_secs_f64).sum::<f64>() / 5000.0;
+        assert!((0.45..0.55).contains(&mean), "mean {mean}");
+    }
 }

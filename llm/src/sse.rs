@@ -10,15 +10,11 @@ use futures::{Stream, StreamExt};
 use crate::wire::Chunk;
 use crate::{LlmError, StreamEvent, Usage};
 
-/// Parses an SSE byte stream (errors given as `(is_timeout, message)`) into stream events. Comments and
-/// keep-alives are skipped by the SSE parser; `[DONE]` ends the stream; an `error` chunk becomes an error.
-pub(crate) fn events<S, B>(
-    bytes: S,
-    backend: String,
-    timeout: Duration,
-) -> impl Stream<Item = Result<StreamEvent, LlmError>> + Send + 'static
+/// Parses an SSE byte stream into stream events. Comments and keep-alives are skipped by the SSE parser;
+/// `[DONE]` ends the stream; an `error` chunk becomes an error; transport errors pass through.
+pub(crate) fn events<S, B>(bytes: S, backend: String) -> impl Stream<Item = Result<StreamEvent, LlmError>> + Send + 'static
 where
-    S: Stream<Item = Result<B, (bool, String)>> + Send + Unpin + 'static,
+    S: Stream<Item = Result<B, LlmError>> + Send + Unpin + 'static,
     B: AsRef<[u8]> + Send + 'static,
 {
     let done = Arc::new(AtomicBool::new(false));
@@ -48,18 +44,7 @@ where
         .flat_map(move |event| {
             let items: Vec<Result<StreamEvent, LlmError>> = match event {
                 Ok(event) => parse(&event.data, &backend),
-                Err(EventStreamError::Transport((true, _))) => {
-                    vec![Err(LlmError::Timeout {
-                        backend: backend.clone(),
-                        after: timeout,
-                    })]
-                }
-                Err(EventStreamError::Transport((false, detail))) => {
-                    vec![Err(LlmError::Protocol {
-                        backend: backend.clone(),
-                        detail,
-                    })]
-                }
+                Err(EventStreamError::Transport(error)) => vec![Err(error)],
                 Err(EventStreamError::Utf8(e)) => {
                     vec![Err(LlmError::Protocol {
                         backend: backend.clone(),
@@ -76,6 +61,27 @@ where
             futures::stream::iter(items)
         })
         .chain(cut_off)
+}
+
+/// Ends `events` with a `Timeout` when no event arrives for `gap` (a backend that stalls mid-answer), and ends
+/// it after its first error (nothing after a failure is trusted).
+pub(crate) fn with_gap_limit(
+    events: impl Stream<Item = Result<StreamEvent, LlmError>> + Send + 'static,
+    backend: String,
+    gap: Duration,
+) -> impl Stream<Item = Result<StreamEvent, LlmError>> + Send + 'static {
+    futures::stream::unfold(Some(Box::pin(events)), move |state| {
+        let backend = backend.clone();
+        async move {
+            let mut events = state?;
+            let item = match tokio::time::timeout(gap, events.next()).await {
+                Ok(item) => item?,
+                Err(_) => Err(LlmError::Timeout { backend, after: gap }),
+            };
+            let next = item.is_ok().then_some(events);
+            Some((item, next))
+        }
+    })
 }
 
 fn parse(data: &str, backend: &str) -> Vec<Result<StreamEvent, LlmError>> {
@@ -124,14 +130,8 @@ mod tests {
 
     async fn collect(body: &'static str) -> Vec<Result<StreamEvent, LlmError>> {
         // Split into small pieces so events straddle chunk boundaries, as on a real connection.
-        let pieces: Vec<Result<Vec<u8>, (bool, String)>> = body.as_bytes().chunks(7).map(|c| Ok(c.to_vec())).collect();
-        events(
-            futures::stream::iter(pieces),
-            "local".to_owned(),
-            Duration::from_secs(1),
-        )
-        .collect()
-        .await
+        let pieces: Vec<Result<Vec<u8>, LlmError>> = body.as_bytes().chunks(7).map(|c| Ok(c.to_vec())).collect();
+        events(futures::stream::iter(pieces), "local".to_owned()).collect().await
     }
 
     #[tokio::test]
@@ -191,5 +191,25 @@ mod tests {
             assert!(matches!(error, LlmError::Protocol { .. }), "{error:?}");
             assert!(error.to_string().contains("local"));
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_gap_between_events_times_out_and_an_error_ends_the_stream() {
+        let delta = || Ok(StreamEvent::Delta("x".into()));
+        let stalled = futures::stream::iter(vec![delta(), delta()]).chain(futures::stream::pending());
+        let events: Vec<_> = with_gap_limit(stalled, "local".into(), Duration::from_secs(5)).collect().await;
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert!(matches!(&events[2], Err(LlmError::Timeout { after, .. }) if *after == Duration::from_secs(5)));
+
+        let failing = futures::stream::iter(vec![
+            delta(),
+            Err(LlmError::TooLarge {
+                backend: "local".into(),
+                limit: 10,
+            }),
+            delta(),
+        ]);
+        let events: Vec<_> = with_gap_limit(failing, "local".into(), Duration::from_secs(5)).collect().await;
+        assert_eq!(events.len(), 2, "nothing after the first error: {events:?}");
     }
 }

@@ -2,7 +2,7 @@
 
 use switchyard_proto::v1 as pb;
 
-use crate::engine::{Generation, Outcome, Prediction, Routing};
+use crate::engine::{Generation, Outcome, Prediction, Routing, StreamSummary};
 use crate::policy::TargetKind;
 
 impl From<TargetKind> for pb::TargetKind {
@@ -110,6 +110,40 @@ impl From<&Generation> for pb::Generation {
             cost: g.cost,
             usage_estimated: g.usage_estimated,
         }
+    }
+}
+
+impl From<StreamSummary> for pb::Summary {
+    fn from(s: StreamSummary) -> Self {
+        Self {
+            finish_reason: s.finish_reason,
+            input_tokens: s.usage.input_tokens,
+            output_tokens: s.usage.output_tokens,
+            backend: s.backend,
+            model: s.model,
+            cost: s.cost,
+            usage_estimated: s.usage_estimated,
+            attempts: s.attempts,
+            failed_backends: s.failed_backends,
+            degraded: false,
+            degraded_reason: String::new(),
+        }
+    }
+}
+
+/// The summary of a streamed answer that had no LLM text: scored only, or degraded for `reason`.
+pub fn summary_without_text(degraded: Option<String>) -> pb::Summary {
+    match degraded {
+        Some(reason) => pb::Summary {
+            finish_reason: "degraded".to_owned(),
+            degraded: true,
+            degraded_reason: reason,
+            ..Default::default()
+        },
+        None => pb::Summary {
+            finish_reason: "scored".to_owned(),
+            ..Default::default()
+        },
     }
 }
 

@@ -1,11 +1,27 @@
-//! The router's one error type, and the one place errors become gRPC statuses.
+//! The router's errors: [`RouterError`] for requests, [`LoadError`] for start-up, and the one place a request
+//! error becomes a gRPC status ([`RouterError::code`] and `From<RouterError> for Status`).
+//!
+//! A status keeps its human message and carries rich details (`google.rpc` via `tonic-types`) so clients can act
+//! without parsing text: `ErrorInfo` always (a stable `reason`, domain `switchyard`, the backend or model as
+//! metadata), `BadRequest` with one field violation per bad field, `RetryInfo` when waiting helps (rate limited,
+//! circuit open, overloaded).
+
+use std::collections::HashMap;
+use std::time::Duration;
 
 use classical::ClassicalError;
 use classical::schema::FieldError;
 use llm::LlmError;
 use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
-use crate::policy::PolicyError;
+use crate::policy::{PolicyError, PolicyFileError, PromptError};
+
+/// `ErrorInfo.domain` of every Switchyard status.
+pub const ERROR_DOMAIN: &str = "switchyard";
+
+/// How long a caller refused by a full inference queue should wait before trying again.
+const OVERLOADED_RETRY: Duration = Duration::from_millis(100);
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -18,29 +34,52 @@ pub enum RouterError {
         /// What is wrong.
         reason: String,
     },
-    /// A target's prompt template failed to render.
-    #[error("prompt of target {target} failed to render: {reason}")]
-    Prompt {
-        /// The target.
-        target: String,
-        /// What failed.
-        reason: String,
-    },
+    /// A target's prompt could not be made (a template failed, or the prompt is over its limit).
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
     /// The models are still loading.
     #[error("not ready: the models are still loading")]
     NotReady,
     /// The policy refused (a forced target it does not allow).
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// A target names a backend the engine does not have (the policy is checked against the backends at load,
+    /// so this is a bug, not a request error).
+    #[error("target {target} names backend {backend}, which is not configured")]
+    MissingBackend {
+        /// The target.
+        target: String,
+        /// The backend it names.
+        backend: String,
+    },
     /// The classifier or scorer failed, or the inference queue is full.
     #[error(transparent)]
     Classical(#[from] ClassicalError),
     /// An LLM backend failed.
     #[error(transparent)]
     Llm(#[from] LlmError),
-    /// The policy file is invalid (at start-up; reloads keep the running policy instead).
+    /// A shadow target did not answer within its time limit.
+    #[error("shadow target {target} did not answer within {after:?}")]
+    ShadowTimedOut {
+        /// The shadow target.
+        target: String,
+        /// The limit.
+        after: Duration,
+    },
+}
+
+/// Why the gateway could not start: models, policy or backends.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The ONNX Runtime or a model could not be loaded.
     #[error(transparent)]
-    PolicyFile(#[from] crate::policy::PolicyFileError),
+    Models(#[from] ClassicalError),
+    /// The policy file is invalid.
+    #[error(transparent)]
+    Policy(#[from] PolicyFileError),
+    /// A backend's HTTP client could not be built.
+    #[error(transparent)]
+    Backend(#[from] LlmError),
 }
 
 impl RouterError {
@@ -52,54 +91,111 @@ impl RouterError {
         }
     }
 
-    /// A short name for the failure, for `error.type` on spans (the LLM ones are `LlmError::kind`).
-    pub fn kind(&self) -> &'static str {
+    /// The one table: this error's gRPC code and its stable kind (`error.type` on spans, `ErrorInfo.reason`
+    /// upper-cased, the shadow outcome label).
+    pub fn classify(&self) -> (Code, &'static str) {
         match self {
-            Self::InvalidArgument { .. } => "invalid_argument",
-            Self::Prompt { .. } => "prompt",
-            Self::NotReady => "not_ready",
-            Self::Policy(PolicyError::ForceNotAllowed { .. }) => "force_not_allowed",
-            Self::Policy(PolicyError::UnknownTarget(_)) => "unknown_target",
-            Self::Classical(ClassicalError::InvalidFeatures(_)) => "invalid_features",
-            Self::Classical(ClassicalError::Overloaded { .. }) => "overloaded",
-            Self::Classical(_) => "inference",
-            Self::Llm(e) => e.kind(),
-            Self::PolicyFile(_) => "policy_file",
+            Self::InvalidArgument { .. } => (Code::InvalidArgument, "invalid_argument"),
+            Self::Prompt(PromptError::TooLong { .. }) => (Code::InvalidArgument, "prompt_too_long"),
+            Self::Prompt(PromptError::Render { .. }) => (Code::Internal, "prompt"),
+            Self::NotReady => (Code::Unavailable, "not_ready"),
+            Self::Policy(PolicyError::ForceNotAllowed { .. }) => (Code::PermissionDenied, "force_not_allowed"),
+            Self::Policy(PolicyError::UnknownTarget(_)) => (Code::Internal, "unknown_target"),
+            Self::MissingBackend { .. } => (Code::Internal, "missing_backend"),
+            Self::Classical(ClassicalError::InvalidFeatures(_)) => (Code::InvalidArgument, "invalid_features"),
+            Self::Classical(ClassicalError::Overloaded { .. }) => (Code::ResourceExhausted, "overloaded"),
+            Self::Classical(
+                ClassicalError::Runtime { .. }
+                | ClassicalError::ModelLoad { .. }
+                | ClassicalError::Metadata { .. }
+                | ClassicalError::Inference { .. },
+            ) => (Code::Internal, "inference"),
+            Self::ShadowTimedOut { .. } => (Code::DeadlineExceeded, "timeout"),
+            Self::Llm(e) => (llm_code(e), e.kind()),
         }
     }
 
     /// The gRPC code for this error.
     pub fn code(&self) -> Code {
+        self.classify().0
+    }
+
+    /// A short, stable name for the failure (the LLM ones are `LlmError::kind`).
+    pub fn kind(&self) -> &'static str {
+        self.classify().1
+    }
+
+    /// The bad fields, one violation each.
+    fn violations(&self) -> Vec<FieldViolation> {
         match self {
-            Self::InvalidArgument { .. } => Code::InvalidArgument,
-            Self::NotReady => Code::Unavailable,
-            Self::Prompt { .. } | Self::PolicyFile(_) => Code::Internal,
-            Self::Policy(PolicyError::ForceNotAllowed { .. }) => Code::PermissionDenied,
-            Self::Policy(PolicyError::UnknownTarget(_)) => Code::Internal,
-            Self::Classical(e) => match e {
-                ClassicalError::InvalidFeatures(_) => Code::InvalidArgument,
-                ClassicalError::Overloaded { .. } => Code::ResourceExhausted,
-                ClassicalError::Runtime { .. }
-                | ClassicalError::ModelLoad { .. }
-                | ClassicalError::Metadata { .. }
-                | ClassicalError::Inference { .. } => Code::Internal,
-            },
-            Self::Llm(e) => match e {
-                LlmError::Timeout { .. } => Code::DeadlineExceeded,
-                LlmError::Connect { .. }
-                | LlmError::RateLimited { .. }
-                | LlmError::Protocol { .. }
-                | LlmError::CircuitOpen { .. } => Code::Unavailable,
-                LlmError::Overloaded { .. } => Code::ResourceExhausted,
-                LlmError::Upstream { status, .. } if *status >= 500 => Code::Unavailable,
-                LlmError::Upstream { .. } => Code::Internal,
-            },
+            Self::InvalidArgument { field, reason } => vec![FieldViolation::new(field, reason)],
+            Self::Prompt(error @ PromptError::TooLong { .. }) => vec![FieldViolation::new("text", error.to_string())],
+            Self::Classical(ClassicalError::InvalidFeatures(fields)) => fields
+                .iter()
+                .map(|f| FieldViolation::new(format!("features.{}", f.field), &f.reason))
+                .collect(),
+            _ => Vec::new(),
         }
+    }
+
+    /// How long to wait before trying again, where waiting helps.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Llm(e @ LlmError::CircuitOpen { .. }) => e.retry_after(),
+            Self::Llm(e @ LlmError::RateLimited { .. }) => Some(e.retry_after().unwrap_or(Duration::from_secs(1))),
+            Self::Llm(LlmError::Overloaded { .. }) | Self::Classical(ClassicalError::Overloaded { .. }) => {
+                Some(OVERLOADED_RETRY)
+            }
+            _ => None,
+        }
+    }
+
+    /// What the error is about, for `ErrorInfo.metadata`.
+    fn subject(&self) -> HashMap<String, String> {
+        let mut metadata = HashMap::new();
+        match self {
+            Self::Llm(e) => {
+                metadata.insert("backend".to_owned(), e.backend().to_owned());
+            }
+            Self::MissingBackend { target, backend } => {
+                metadata.insert("target".to_owned(), target.clone());
+                metadata.insert("backend".to_owned(), backend.clone());
+            }
+            Self::Prompt(PromptError::Render { target, .. } | PromptError::TooLong { target, .. })
+            | Self::ShadowTimedOut { target, .. }
+            | Self::Policy(PolicyError::ForceNotAllowed { target, .. } | PolicyError::UnknownTarget(target)) => {
+                metadata.insert("target".to_owned(), target.clone());
+            }
+            Self::Classical(ClassicalError::InvalidFeatures(_)) => {
+                metadata.insert("model".to_owned(), "scorer".to_owned());
+            }
+            Self::Classical(ClassicalError::Overloaded { capacity }) => {
+                metadata.insert("queue_capacity".to_owned(), capacity.to_string());
+            }
+            _ => {}
+        }
+        metadata
+    }
+}
+
+/// The gRPC code of an LLM failure.
+fn llm_code(error: &LlmError) -> Code {
+    match error {
+        LlmError::Timeout { .. } | LlmError::DeadlineExceeded { .. } => Code::DeadlineExceeded,
+        LlmError::Connect { .. }
+        | LlmError::RateLimited { .. }
+        | LlmError::Protocol { .. }
+        | LlmError::TooLarge { .. }
+        | LlmError::CircuitOpen { .. } => Code::Unavailable,
+        LlmError::Overloaded { .. } => Code::ResourceExhausted,
+        LlmError::Upstream { status, .. } if *status >= 500 => Code::Unavailable,
+        LlmError::Upstream { .. } => Code::Internal,
     }
 }
 
 impl From<RouterError> for Status {
     fn from(error: RouterError) -> Self {
+        let (code, kind) = error.classify();
         let message = match &error {
             // Name every bad field, each under `features.`.
             RouterError::Classical(ClassicalError::InvalidFeatures(fields)) => {
@@ -114,13 +210,22 @@ impl From<RouterError> for Status {
             }
             other => other.to_string(),
         };
-        Status::new(error.code(), message)
+        let mut details = ErrorDetails::new();
+        details.set_error_info(kind.to_ascii_uppercase(), ERROR_DOMAIN, error.subject());
+        let violations = error.violations();
+        if !violations.is_empty() {
+            details.set_bad_request(violations);
+        }
+        if let Some(delay) = error.retry_after() {
+            details.set_retry_info(Some(delay));
+        }
+        Status::with_error_details(code, message, details)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
 
@@ -133,21 +238,38 @@ mod tests {
         });
         assert_eq!(connect.code(), Code::Unavailable);
         assert!(connect.message().contains("local"));
+        let info = connect.get_details_error_info().unwrap();
+        assert_eq!((info.reason.as_str(), info.domain.as_str()), ("CONNECT", ERROR_DOMAIN));
+        assert_eq!(info.metadata["backend"], "local");
         let timeout = llm(LlmError::Timeout {
             backend: "local".into(),
             after: Duration::from_secs(1),
         });
         assert_eq!(timeout.code(), Code::DeadlineExceeded);
+        let callers = llm(LlmError::DeadlineExceeded {
+            backend: "local".into(),
+            after: Duration::ZERO,
+        });
+        assert_eq!(callers.code(), Code::DeadlineExceeded);
         let upstream = llm(LlmError::Upstream {
             backend: "b".into(),
             status: 503,
             body: String::new(),
         });
         assert_eq!(upstream.code(), Code::Unavailable);
+        let big = llm(LlmError::TooLarge {
+            backend: "b".into(),
+            limit: 10,
+        });
+        assert_eq!(big.code(), Code::Unavailable);
         let features = Status::from(RouterError::Classical(ClassicalError::InvalidFeatures(vec![
             FieldError {
                 field: "tenure".into(),
                 reason: "missing".into(),
+            },
+            FieldError {
+                field: "contract".into(),
+                reason: "unknown category".into(),
             },
         ])));
         assert_eq!(features.code(), Code::InvalidArgument);
@@ -156,12 +278,53 @@ mod tests {
             "{}",
             features.message()
         );
+        let fields: Vec<String> = features
+            .get_details_bad_request()
+            .unwrap()
+            .field_violations
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, ["features.tenure", "features.contract"]);
         let full = Status::from(RouterError::Classical(ClassicalError::Overloaded { capacity: 4 }));
         assert_eq!(full.code(), Code::ResourceExhausted);
+        assert!(full.get_details_retry_info().is_some());
         let forced = Status::from(RouterError::Policy(PolicyError::ForceNotAllowed {
             target: "x".into(),
             tenant: "t".into(),
         }));
         assert_eq!(forced.code(), Code::PermissionDenied);
+        let missing = Status::from(RouterError::MissingBackend {
+            target: "t".into(),
+            backend: "gone".into(),
+        });
+        assert_eq!(missing.code(), Code::Internal);
+        assert!(missing.message().contains("backend gone"), "{}", missing.message());
+    }
+
+    #[test]
+    fn waiting_helps_only_where_retry_info_says_so() {
+        let open = Status::from(RouterError::Llm(LlmError::CircuitOpen {
+            backend: "local".into(),
+            retry_in: Duration::from_secs(7),
+        }));
+        assert_eq!(
+            open.get_details_retry_info().unwrap().retry_delay,
+            Some(Duration::from_secs(7))
+        );
+        let limited = Status::from(RouterError::Llm(LlmError::RateLimited {
+            backend: "local".into(),
+            retry_after: Some(Duration::from_secs(3)),
+        }));
+        assert_eq!(
+            limited.get_details_retry_info().unwrap().retry_delay,
+            Some(Duration::from_secs(3))
+        );
+        let invalid = Status::from(RouterError::invalid("temperature", "3 is outside [0, 2]"));
+        assert!(invalid.get_details_retry_info().is_none());
+        assert_eq!(
+            invalid.get_details_bad_request().unwrap().field_violations[0].field,
+            "temperature"
+        );
     }
 }

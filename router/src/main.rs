@@ -1,27 +1,11 @@
 //! `switchyard`: parse the command line, validate config, build the service, serve, drain on SIGTERM.
 
-mod admin;
-mod cli;
-mod client;
-mod config;
-mod convert;
-mod engine;
-mod error;
-mod listen;
-mod metrics;
-mod policy;
-mod prompt;
-mod request;
-mod server;
-mod service;
-mod telemetry;
-
 use std::process::ExitCode;
 
 use clap::Parser;
-
-use crate::cli::{Cli, Command};
-use crate::config::Config;
+use switchyard::cli::{Cli, Command};
+use switchyard::config::Config;
+use switchyard::{client, engine, policy, server, telemetry};
 
 /// mimalloc instead of glibc's malloc: the request path allocates small objects on several threads at once, and
 /// glibc spent ~20 % of the gateway's CPU there under load (perf, `evals/bench`).

@@ -5,13 +5,13 @@
 //! The Prometheus exporter turns dots into underscores and adds unit and `_total` suffixes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, MeterProvider};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus::{Encoder, TextEncoder};
 
-use crate::engine::SharedEngine;
 use crate::telemetry::Telemetry;
 use std::sync::atomic::Ordering;
 
@@ -34,32 +34,32 @@ pub struct Metrics {
     registry: prometheus::Registry,
     provider: SdkMeterProvider,
     /// `rpc.server.duration` by `rpc.method`, `rpc.grpc.status_code`, `switchyard.target`.
-    pub rpc_duration: Histogram<f64>,
+    rpc_duration: Histogram<f64>,
     /// `switchyard.decisions` by `switchyard.label_group`, `switchyard.target`.
-    pub decisions: Counter<u64>,
+    decisions: Counter<u64>,
     /// `switchyard.classifier.confidence`: the decided label's probability.
-    pub confidence: Histogram<f64>,
+    confidence: Histogram<f64>,
     /// `switchyard.score.duration`: scoring, queue wait included.
-    pub score_duration: Histogram<f64>,
+    score_duration: Histogram<f64>,
     /// `switchyard.inference.batch_size` by `switchyard.model` (`classifier`, `scorer`): requests per ONNX run.
-    pub batch_size: Histogram<u64>,
+    batch_size: Histogram<u64>,
     /// `gen_ai.client.operation.duration` by `gen_ai.operation.name`, `gen_ai.request.model`, `switchyard.backend`,
     /// `error.type`.
-    pub llm_duration: Histogram<f64>,
+    llm_duration: Histogram<f64>,
     /// `gen_ai.client.token.usage` by `gen_ai.token.type` (`input`, `output`), `switchyard.backend`.
-    pub llm_tokens: Histogram<u64>,
+    llm_tokens: Histogram<u64>,
     /// `switchyard.llm.time_to_first_token` by `switchyard.backend`.
-    pub llm_first_token: Histogram<f64>,
+    llm_first_token: Histogram<f64>,
     /// `switchyard.llm.cost` by `switchyard.target`.
-    pub llm_cost: Counter<f64>,
+    llm_cost: Counter<f64>,
     /// `switchyard.shadow.requests` by `switchyard.rule`, `switchyard.shadow_target`, `outcome`.
-    pub shadow_requests: Counter<u64>,
+    shadow_requests: Counter<u64>,
     /// `switchyard.shadow.agreement` by `switchyard.rule`, `switchyard.shadow_target`, `agree`.
-    pub shadow_agreement: Counter<u64>,
+    shadow_agreement: Counter<u64>,
     /// `switchyard.shadow.duration` by `switchyard.rule`, `switchyard.shadow_target`.
-    pub shadow_duration: Histogram<f64>,
+    shadow_duration: Histogram<f64>,
     /// `switchyard.policy.reloads` by `result` (`applied`, `unchanged`, `rejected`).
-    pub policy_reloads: Counter<u64>,
+    policy_reloads: Counter<u64>,
 }
 
 /// Why metrics could not be set up or encoded.
@@ -174,28 +174,27 @@ impl Metrics {
         })
     }
 
-    /// Registers the gauges read from the engine once it is loaded: inference queue depth, circuit states and the
-    /// policy version in force.
-    pub fn observe(&self, engine: SharedEngine) {
+    /// Registers the gauges read from `source` (the engine, once loaded): inference queue depth, circuit states
+    /// and the policy version in force.
+    pub fn observe(&self, source: Arc<dyn GaugeSource>) {
         let meter = self.provider.meter("switchyard");
-        let policy = engine.clone();
+        let policy = source.clone();
         meter
             .u64_observable_gauge("switchyard.policy.info")
             .with_description("1, labelled with the policy version in force")
             .with_callback(move |observer| {
-                if let Some(engine) = policy.get() {
-                    let version = engine.policy().current().version.clone();
+                if let Some(version) = policy.policy_version() {
                     observer.observe(1, &[KeyValue::new("switchyard.policy_version", version)]);
                 }
             })
             .build();
-        let queue = engine.clone();
+        let queue = source.clone();
         meter
             .u64_observable_gauge("switchyard.inference.queue_depth")
             .with_description("Inferences waiting for a worker")
             .with_callback(move |observer| {
-                if let Some(engine) = queue.get() {
-                    observer.observe(u64::try_from(engine.queue_depth()).unwrap_or(u64::MAX), &[]);
+                if let Some(depth) = queue.queue_depth() {
+                    observer.observe(u64::try_from(depth).unwrap_or(u64::MAX), &[]);
                 }
             })
             .build();
@@ -203,17 +202,106 @@ impl Metrics {
             .i64_observable_gauge("switchyard.backend.circuit_state")
             .with_description("Circuit breaker per LLM backend: 0 closed, 1 half-open, 2 open")
             .with_callback(move |observer| {
-                let Some(engine) = engine.get() else { return };
-                for (name, backend) in engine.backends() {
-                    let state = match backend.circuit() {
+                for (name, circuit) in source.circuits() {
+                    let state = match circuit {
                         llm::CircuitState::Closed => 0,
                         llm::CircuitState::HalfOpen => 1,
                         llm::CircuitState::Open => 2,
                     };
-                    observer.observe(state, &[KeyValue::new("switchyard.backend", name.clone())]);
+                    observer.observe(state, &[KeyValue::new("switchyard.backend", name)]);
                 }
             })
             .build();
+    }
+
+    /// One finished RPC: `rpc.server.duration`.
+    pub fn rpc(&self, method: &str, code: tonic::Code, target: &str, elapsed: Duration) {
+        self.rpc_duration.record(
+            elapsed.as_secs_f64(),
+            &[
+                KeyValue::new("rpc.system", "grpc"),
+                KeyValue::new("rpc.service", "switchyard.v1.Router"),
+                KeyValue::new("rpc.method", method.to_owned()),
+                KeyValue::new("rpc.grpc.status_code", code as i64),
+                KeyValue::new("switchyard.target", target.to_owned()),
+            ],
+        );
+    }
+
+    /// One routing decision: `switchyard.decisions` and `switchyard.classifier.confidence`.
+    pub fn decision(&self, group: &str, target: &str, confidence: f32) {
+        self.confidence.record(f64::from(confidence), &[]);
+        self.decisions.add(
+            1,
+            &[
+                KeyValue::new("switchyard.label_group", group.to_owned()),
+                KeyValue::new("switchyard.target", target.to_owned()),
+            ],
+        );
+    }
+
+    /// One scoring (queue wait included): `switchyard.score.duration`.
+    pub fn score(&self, elapsed: Duration) {
+        self.score_duration.record(elapsed.as_secs_f64(), &[]);
+    }
+
+    /// One LLM operation, whole (or a stream from its start to its end), `error` its failure's kind:
+    /// `gen_ai.client.operation.duration`.
+    pub fn llm_call(&self, backend: &str, model: &str, elapsed: Duration, error: Option<&'static str>) {
+        let mut attributes = llm_attributes(backend, model);
+        if let Some(kind) = error {
+            attributes.push(KeyValue::new("error.type", kind));
+        }
+        self.llm_duration.record(elapsed.as_secs_f64(), &attributes);
+    }
+
+    /// A stream's first event: `switchyard.llm.time_to_first_token`.
+    pub fn first_token(&self, backend: &str, elapsed: Duration) {
+        self.llm_first_token.record(
+            elapsed.as_secs_f64(),
+            &[KeyValue::new("switchyard.backend", backend.to_owned())],
+        );
+    }
+
+    /// One call's tokens and cost: `gen_ai.client.token.usage` and the per-target running total
+    /// `switchyard.llm.cost`.
+    pub fn llm_usage(&self, target: &str, backend: &str, usage: llm::Usage, cost: f64) {
+        let backend = KeyValue::new("switchyard.backend", backend.to_owned());
+        for (kind, tokens) in [("input", usage.input_tokens), ("output", usage.output_tokens)] {
+            self.llm_tokens.record(
+                u64::from(tokens),
+                &[KeyValue::new("gen_ai.token.type", kind), backend.clone()],
+            );
+        }
+        self.llm_cost
+            .add(cost, &[KeyValue::new("switchyard.target", target.to_owned())]);
+    }
+
+    /// One shadow run: `switchyard.shadow.requests` by outcome, `switchyard.shadow.duration` when it ran, and
+    /// `switchyard.shadow.agreement` when it answered.
+    pub fn shadow(&self, rule: &str, target: &str, outcome: ShadowOutcome, elapsed: Option<Duration>) {
+        let labels = [
+            KeyValue::new("switchyard.rule", rule.to_owned()),
+            KeyValue::new("switchyard.shadow_target", target.to_owned()),
+        ];
+        let with = |extra: KeyValue| [labels[0].clone(), labels[1].clone(), extra];
+        if let Some(elapsed) = elapsed {
+            self.shadow_duration.record(elapsed.as_secs_f64(), &labels);
+        }
+        let kind = match outcome {
+            ShadowOutcome::Dropped => "dropped",
+            ShadowOutcome::Failed(kind) => kind,
+            ShadowOutcome::Answered { agree } => {
+                self.shadow_agreement.add(1, &with(KeyValue::new("agree", agree)));
+                "ok"
+            }
+        };
+        self.shadow_requests.add(1, &with(KeyValue::new("outcome", kind)));
+    }
+
+    /// One policy reload, by result (`applied`, `unchanged`, `rejected`).
+    pub fn policy_reload(&self, result: &'static str) {
+        self.policy_reloads.add(1, &[KeyValue::new("result", result)]);
     }
 
     /// Records each ONNX run's batch size; handed to the inference pool.
@@ -244,3 +332,36 @@ impl Metrics {
 
 /// Shared handle.
 pub type SharedMetrics = Arc<Metrics>;
+
+/// What the gauges read, implemented by the engine: the metrics know nothing of the request path.
+pub trait GaugeSource: Send + Sync + 'static {
+    /// The policy version in force (`None` before the engine is loaded).
+    fn policy_version(&self) -> Option<String>;
+    /// Inferences waiting for a worker.
+    fn queue_depth(&self) -> Option<usize>;
+    /// Every LLM backend's circuit.
+    fn circuits(&self) -> Vec<(String, llm::CircuitState)>;
+}
+
+/// How a shadow run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShadowOutcome {
+    /// Skipped: too many shadows in flight.
+    Dropped,
+    /// Failed with this kind of error.
+    Failed(&'static str),
+    /// Answered; `agree` says whether its answer agreed with the primary's.
+    Answered {
+        /// Same churn verdict, same kind of answer.
+        agree: bool,
+    },
+}
+
+/// `gen_ai.operation.name`, `gen_ai.request.model`, `switchyard.backend`.
+fn llm_attributes(backend: &str, model: &str) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new("gen_ai.operation.name", "chat"),
+        KeyValue::new("gen_ai.request.model", model.to_owned()),
+        KeyValue::new("switchyard.backend", backend.to_owned()),
+    ]
+}

@@ -12,8 +12,10 @@ use tonic_health::ServingStatus;
 use crate::admin;
 use crate::config::Config;
 use crate::engine::{Engine, SharedEngine};
+use crate::error::LoadError;
+use crate::layers::{AccessLog, ObserveLayer, RpcDuration, ServerSpan};
 use crate::listen;
-use crate::metrics::{Metrics, SharedMetrics};
+use crate::metrics::{Metrics, MetricsError, SharedMetrics};
 use crate::policy::{self, ReloadOutcome};
 use crate::service::RouterService;
 use crate::telemetry::Telemetry;
@@ -32,9 +34,15 @@ pub enum ServeError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The models (or backends) could not be loaded.
+    /// The models, the policy or the backends could not be loaded.
     #[error("cannot load: {0}")]
-    Load(String),
+    Load(#[from] LoadError),
+    /// The metrics could not be set up.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    /// A task the server runs (loading, serving) panicked or was cancelled.
+    #[error("server task failed: {0}")]
+    Crashed(String),
     /// The transport failed.
     #[error("server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -72,7 +80,7 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
-    let metrics: SharedMetrics = Arc::new(Metrics::new(telemetry).map_err(|e| ServeError::Load(e.to_string()))?);
+    let metrics: SharedMetrics = Arc::new(Metrics::new(telemetry)?);
     let ready = Arc::new(AtomicBool::new(false));
     let admin_addr = config.server.admin_listen;
     let admin_listener = TcpListener::bind(admin_addr).await.map_err(|source| ServeError::Bind {
@@ -99,7 +107,16 @@ pub async fn serve(
     tracing::info!(addr = %admin_local, "admin listening");
 
     let engine: SharedEngine = Arc::new(tokio::sync::OnceCell::new());
-    let router = RouterServer::new(RouterService::new(engine.clone(), metrics.clone()));
+    let router = RouterServer::new(RouterService::new(engine.clone()));
+    // Router calls only; health and reflection pass through each layer untouched.
+    let observed = tower::ServiceBuilder::new()
+        // The SERVER span: continues the caller's trace, holds the handler (and a stream) until the call ends,
+        // and records its final status.
+        .layer(ObserveLayer(ServerSpan))
+        // `rpc.server.duration`, from arrival to the last byte, by method, status and target.
+        .layer(ObserveLayer(RpcDuration(metrics.clone())))
+        // The access line, inside the SERVER span, once the call's status is final.
+        .layer(ObserveLayer(AccessLog));
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = Server::builder()
@@ -109,6 +126,7 @@ pub async fn serve(
         .concurrency_limit_per_connection(config.server.concurrency_per_connection)
         // ...and refuses the excess at once with RESOURCE_EXHAUSTED instead of queueing it without bound.
         .load_shed(true)
+        .layer(observed)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -141,11 +159,11 @@ pub async fn serve(
                 }
                 Ok(Err(error)) => {
                     let _ = stop.send(());
-                    return Err(ServeError::Load(error.to_string()));
+                    return Err(ServeError::Load(error));
                 }
                 Err(join) => {
                     let _ = stop.send(());
-                    return Err(ServeError::Load(join.to_string()));
+                    return Err(ServeError::Crashed(format!("loading the models: {join}")));
                 }
             }
         }
@@ -183,9 +201,7 @@ pub async fn serve(
 /// Logs and counts each policy reload; a refused file is logged with its file, line, key and reason.
 fn log_reload(metrics: SharedMetrics) -> impl Fn(&ReloadOutcome) + Send + 'static {
     move |outcome| {
-        metrics
-            .policy_reloads
-            .add(1, &[opentelemetry::KeyValue::new("result", outcome.as_str())]);
+        metrics.policy_reload(outcome.as_str());
         match outcome {
             ReloadOutcome::Applied { from, to } => {
                 tracing::info!(from_version = %from, policy_version = %to, "policy reloaded");
@@ -227,6 +243,6 @@ async fn report_backends(engine: SharedEngine, reporter: tonic_health::server::H
 fn flatten(result: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>) -> Result<(), ServeError> {
     match result {
         Ok(inner) => inner.map_err(ServeError::from),
-        Err(join) => Err(ServeError::Load(format!("server task: {join}"))),
+        Err(join) => Err(ServeError::Crashed(format!("serving: {join}"))),
     }
 }

@@ -1,10 +1,12 @@
-//! The `switchyard.v1.Router` gRPC service: converts at the edge and delegates to the engine.
+//! The `switchyard.v1.Router` gRPC service: converts at the edge and delegates to the engine. The SERVER span,
+//! `rpc.server.duration` and the access line are the layers' (`layers/`); a handler notes its call's ids and
+//! decision for them.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
-use llm::StreamEvent;
+use futures::Stream;
 use switchyard_proto::v1 as pb;
 use switchyard_proto::v1::route_event::Event;
 use tokio::sync::mpsc;
@@ -15,13 +17,11 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::convert;
-use crate::engine::{Engine, Routing, ShadowPlan, SharedEngine, StreamStart, estimate_tokens, llm_attributes};
+use crate::engine::{Engine, GenerationEvent, Prepared, Routing, ShadowPlan, SharedEngine};
 use crate::error::RouterError;
-use crate::metrics::SharedMetrics;
+use crate::layers::CallNotes;
 use crate::request::RouteInput;
 use crate::telemetry::names::{HAS_RECORD, REQUEST_ID, TENANT, TEXT_BYTES};
-use crate::telemetry::spans;
-use opentelemetry::KeyValue;
 
 /// Events buffered between the LLM stream and a slow gRPC reader; beyond it the LLM read pauses.
 const STREAM_BUFFER: usize = 16;
@@ -29,91 +29,39 @@ const STREAM_BUFFER: usize = 16;
 /// The gRPC service. Answers UNAVAILABLE until the engine (models) is loaded.
 pub struct RouterService {
     engine: SharedEngine,
-    metrics: SharedMetrics,
 }
 
 impl RouterService {
     /// A service over the (possibly still loading) engine.
-    pub fn new(engine: SharedEngine, metrics: SharedMetrics) -> Self {
-        Self { engine, metrics }
+    pub fn new(engine: SharedEngine) -> Self {
+        Self { engine }
     }
 
-    /// Ends one call: its status on the SERVER span, `rpc.server.duration`, and one access-log line in the span
-    /// (ids, decision, status; never content).
-    fn finish<T>(
-        &self,
-        span: &tracing::Span,
-        method: &'static str,
-        started: Instant,
-        result: &Result<T, Status>,
-        access: &Access,
-    ) {
-        let code = match result {
-            Ok(_) => tonic::Code::Ok,
-            Err(status) => status.code(),
-        };
-        spans::record_status(span, code, result.as_ref().err().map_or("", Status::message));
-        let _in_span = span.enter();
-        let elapsed = started.elapsed();
-        self.metrics.rpc_duration.record(
-            elapsed.as_secs_f64(),
-            &[
-                KeyValue::new("rpc.system", "grpc"),
-                KeyValue::new("rpc.service", "switchyard.v1.Router"),
-                KeyValue::new("rpc.method", method),
-                KeyValue::new("rpc.grpc.status_code", code as i64),
-                KeyValue::new("switchyard.target", access.target.clone()),
-            ],
-        );
-        tracing::info!(
-            target: "switchyard::access",
-            rpc_method = method,
-            request_id = %access.request_id,
-            tenant = %access.tenant,
-            label = %access.label,
-            route_target = %access.target,
-            rule = %access.rule,
-            policy_version = %access.policy_version,
-            grpc_status = code as i32,
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            "request"
-        );
-    }
-
-    /// Runs the shadow of a mirrored request in the background, in the request's trace (under the current
-    /// SERVER span, without holding it open); the caller's answer never waits for it.
-    fn mirror(&self, input: &RouteInput, plan: &ShadowPlan) {
-        let engine = self.engine.clone();
-        let (input, plan) = (input.clone(), plan.clone());
-        let parent = tracing::Span::current().context();
-        tokio::spawn(async move {
-            if let Some(engine) = engine.get() {
-                engine.shadow(&input, &plan, parent).await;
-            }
-        });
-    }
-
-    /// Admits a call: the loaded engine, the caller's deadline, and the checked input (noted for the access line
-    /// and on the SERVER span).
-    fn admit(
-        &self,
-        request: Request<pb::RouteRequest>,
-        span: &tracing::Span,
-        access: &mut Access,
-    ) -> Result<(&Engine, Option<Instant>, RouteInput), Status> {
+    /// Admits a call: the loaded engine, the caller's deadline, and the checked input (noted for the layers and
+    /// on the SERVER span).
+    fn admit(&self, request: Request<pb::RouteRequest>) -> Result<Admitted<'_>, Status> {
+        let notes = request.extensions().get::<Arc<CallNotes>>().cloned().unwrap_or_default();
         let engine = self.engine.get().ok_or(RouterError::NotReady)?;
         let deadline = deadline(request.metadata());
-        let input = access.input(RouteInput::try_from(request.into_inner())?, span);
-        Ok((engine, deadline, input))
+        let input = RouteInput::try_from(request.into_inner())?;
+        note_input(&notes, &input);
+        Ok(Admitted {
+            engine,
+            deadline,
+            input,
+            notes,
+        })
     }
+}
 
-    /// Notes a dispatched request's decision for the access line, and mirrors it when its decision says so.
-    fn dispatched(&self, access: &mut Access, input: &RouteInput, routing: &Routing, shadow: Option<&ShadowPlan>) {
-        access.routing(routing);
-        if let Some(plan) = shadow {
-            self.mirror(input, plan);
-        }
-    }
+/// An admitted call.
+struct Admitted<'a> {
+    engine: &'a Engine,
+    /// The caller's deadline.
+    deadline: Option<Instant>,
+    input: RouteInput,
+    /// What the layers report about the call.
+    notes: Arc<CallNotes>,
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::RouteEvent, Status>> + Send>>;
@@ -121,193 +69,154 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<pb::RouteEvent, Status>> + S
 #[tonic::async_trait]
 impl pb::router_server::Router for RouterService {
     async fn route(&self, request: Request<pb::RouteRequest>) -> Result<Response<pb::RouteResponse>, Status> {
-        let span = spans::server("Route", request.metadata());
-        let started = Instant::now();
-        let mut access = Access::default();
-        let result = async {
-            let (engine, deadline, input) = self.admit(request, &span, &mut access)?;
-            let outcome = engine.route(&input, deadline).await?;
-            self.dispatched(&mut access, &input, &outcome.routing, outcome.shadow.as_ref());
-            Ok(convert::response(input.request_id, &outcome))
+        let Admitted {
+            engine,
+            deadline,
+            input,
+            notes,
+        } = self.admit(request)?;
+        let outcome = engine.route(&input, deadline).await?;
+        note_routing(&notes, &outcome.routing);
+        if let Some(plan) = &outcome.shadow {
+            mirror(&self.engine, &input, plan);
         }
-        .instrument(span.clone())
-        .await;
-        self.finish(&span, "Route", started, &result, &access);
-        result.map(Response::new)
+        Ok(Response::new(convert::response(input.request_id, &outcome)))
     }
 
     type RouteStreamStream = EventStream;
 
     async fn route_stream(&self, request: Request<pb::RouteRequest>) -> Result<Response<EventStream>, Status> {
-        let span = spans::server("RouteStream", request.metadata());
-        let started = Instant::now();
-        let mut access = Access::default();
-        let result = async {
-            let (engine, deadline, input) = self.admit(request, &span, &mut access)?;
-            let start = engine.route_stream(&input, deadline).await?;
-            self.dispatched(&mut access, &input, &start.routing, start.shadow.as_ref());
-            Ok((input.request_id, start))
-        }
-        .instrument(span.clone())
-        .await;
-        // Measured until the stream opened (decision made, first token received): the stream's length is the
-        // caller's reading pace, not the service's latency. The SERVER span lasts until the stream ends.
-        self.finish(&span, "RouteStream", started, &result, &access);
-        let (request_id, start) = result?;
+        let Admitted {
+            engine,
+            deadline,
+            input,
+            notes,
+        } = self.admit(request)?;
+        let prepared = engine.prepare(&input).await?;
+        note_routing(&notes, &prepared.routing);
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(forward(self.engine.clone(), request_id, start, sender).instrument(span));
+        // In the SERVER span, which lasts until the stream ends (the span layer holds it).
+        let forwarding = forward(self.engine.clone(), input, deadline, prepared, sender);
+        tokio::spawn(forwarding.instrument(tracing::Span::current()));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
     async fn explain(&self, request: Request<pb::RouteRequest>) -> Result<Response<pb::RoutingDecision>, Status> {
-        let span = spans::server("Explain", request.metadata());
-        let started = Instant::now();
-        let mut access = Access::default();
-        let result = async {
-            let (engine, _, input) = self.admit(request, &span, &mut access)?;
-            let routing = engine.explain(&input).await?;
-            access.routing(&routing);
-            Ok(pb::RoutingDecision::from(&routing))
+        let Admitted {
+            engine, input, notes, ..
+        } = self.admit(request)?;
+        let routing = engine.explain(&input).await?;
+        note_routing(&notes, &routing);
+        Ok(Response::new(pb::RoutingDecision::from(&routing)))
+    }
+}
+
+/// Notes the request's identifiers for the layers and on the SERVER span (sizes only: text goes on spans only
+/// with content capture, on the `classify` span).
+fn note_input(notes: &CallNotes, input: &RouteInput) {
+    let mut noted = notes.lock();
+    noted.request_id.clone_from(&input.request_id);
+    noted.tenant.clone_from(&input.tenant);
+    let span = tracing::Span::current();
+    span.record(REQUEST_ID, input.request_id.as_str());
+    span.record(TENANT, input.tenant.as_str());
+    span.set_attribute(HAS_RECORD, input.record.is_some());
+    span.set_attribute(TEXT_BYTES, i64::try_from(input.text.len()).unwrap_or(i64::MAX));
+}
+
+/// Notes the decision for the layers.
+fn note_routing(notes: &CallNotes, routing: &Routing) {
+    let mut noted = notes.lock();
+    noted.label.clone_from(&routing.classified.label);
+    noted.target.clone_from(&routing.decision.target.name);
+    noted.rule = routing.decision.rule.clone().unwrap_or_default();
+    noted.policy_version.clone_from(&routing.decision.policy_version);
+}
+
+/// Runs the shadow of a mirrored request in the background, in the request's trace (under the current SERVER
+/// span, without holding it open); the caller's answer never waits for it.
+fn mirror(engine: &SharedEngine, input: &RouteInput, plan: &ShadowPlan) {
+    let engine = engine.clone();
+    let (input, plan) = (input.clone(), plan.clone());
+    let parent = tracing::Span::current().context();
+    tokio::spawn(async move {
+        if let Some(engine) = engine.get() {
+            engine.shadow(&input, &plan, parent).await;
         }
-        .instrument(span.clone())
-        .await;
-        self.finish(&span, "Explain", started, &result, &access);
-        result.map(Response::new)
-    }
+    });
 }
 
-/// What one request's access-log line and metrics carry: identifiers and the decision, never content.
-#[derive(Debug, Default)]
-struct Access {
-    request_id: String,
-    tenant: String,
-    label: String,
-    target: String,
-    rule: String,
-    policy_version: String,
-}
-
-impl Access {
-    /// Notes the request's identifiers, here and on its SERVER span (sizes only: text goes on spans only with
-    /// content capture, on the `classify` span).
-    fn input(&mut self, input: RouteInput, span: &tracing::Span) -> RouteInput {
-        self.request_id.clone_from(&input.request_id);
-        self.tenant.clone_from(&input.tenant);
-        span.record(REQUEST_ID, input.request_id.as_str());
-        span.record(TENANT, input.tenant.as_str());
-        span.set_attribute(HAS_RECORD, input.record.is_some());
-        span.set_attribute(TEXT_BYTES, i64::try_from(input.text.len()).unwrap_or(i64::MAX));
-        input
-    }
-
-    fn routing(&mut self, routing: &Routing) {
-        self.label.clone_from(&routing.classified.label);
-        self.target.clone_from(&routing.decision.target.name);
-        self.rule = routing.decision.rule.clone().unwrap_or_default();
-        self.policy_version.clone_from(&routing.decision.policy_version);
-    }
-}
-
-/// Sends decision, prediction, deltas and summary in order. Stops, dropping the LLM stream (and so its HTTP
-/// connection), as soon as the client is gone.
+/// Sends the decision and the prediction at once, then opens the LLM stream (when the target has one) and
+/// forwards its text and summary, or its failure as the stream's status. Stops, dropping the LLM stream (and so
+/// its HTTP connection), as soon as the client is gone; the engine accounts for the stream however it ends.
 async fn forward(
-    engine: SharedEngine,
-    request_id: String,
-    start: StreamStart,
+    shared: SharedEngine,
+    input: RouteInput,
+    deadline: Option<Instant>,
+    prepared: Prepared,
     sender: mpsc::Sender<Result<pb::RouteEvent, Status>>,
 ) {
+    let Some(engine) = shared.get() else { return };
+    let request_id = input.request_id.as_str();
     let send = |event: Event| {
         let sender = sender.clone();
-        let message = convert::event(&request_id, event);
+        let message = convert::event(request_id, event);
         async move { sender.send(Ok(message)).await.is_ok() }
     };
-    if !send(Event::Decision((&start.routing).into())).await {
+    let fail = |error: RouterError| {
+        let sender = sender.clone();
+        async move {
+            let _ = sender.send(Err(Status::from(error))).await;
+        }
+    };
+    if !send(Event::Decision((&prepared.routing).into())).await {
         return;
     }
-    if let Some(prediction) = &start.prediction
+    if let Some(prediction) = &prepared.prediction
         && !send(Event::Prediction(prediction.into())).await
     {
         return;
     }
-    if let Some(reason) = start.rejection {
+    // The caller leaving abandons the LLM call at once, as it does a stream below.
+    let leg = tokio::select! {
+        () = sender.closed() => return,
+        leg = engine.open_stream(&prepared, &input, deadline) => leg,
+    };
+    let leg = match leg {
+        Ok(leg) => leg,
+        Err(error) => return fail(error).await,
+    };
+    if let Some(plan) = &leg.shadow {
+        mirror(&shared, &input, plan);
+    }
+    if let Some(reason) = leg.rejection {
         let _ = send(Event::Rejection(pb::Rejection { reason })).await;
         return;
     }
-    let Some(mut stream) = start.generation else {
-        let summary = match start.degraded {
-            Some(reason) => pb::Summary {
-                finish_reason: "degraded".to_owned(),
-                degraded: true,
-                degraded_reason: reason,
-                ..Default::default()
-            },
-            None => pb::Summary {
-                finish_reason: "scored".to_owned(),
-                ..Default::default()
-            },
-        };
-        let _ = send(Event::Summary(summary)).await;
+    let Some(mut stream) = leg.generation else {
+        let _ = send(Event::Summary(convert::summary_without_text(leg.degraded))).await;
         return;
     };
-    let mut summary = pb::Summary {
-        backend: stream.backend,
-        attempts: stream.attempts,
-        failed_backends: stream.failed_backends,
-        ..Default::default()
-    };
-    let mut usage = None;
-    let mut output_chars = 0;
     loop {
         // The caller leaving ends the upstream request at once, without waiting for the backend's next token.
-        let event = tokio::select! {
+        let item = tokio::select! {
             () = sender.closed() => return,
-            event = stream.events.next() => event,
+            item = stream.next() => item,
         };
-        let Some(event) = event else { break };
-        match event {
-            Ok(StreamEvent::Delta(text)) => {
-                output_chars += text.chars().count();
+        match item {
+            None => return,
+            Some(Ok(GenerationEvent::Delta(text))) => {
                 if !send(Event::Delta(pb::TextDelta { text })).await {
                     return;
                 }
             }
-            Ok(StreamEvent::Finish {
-                finish_reason, model, ..
-            }) => {
-                summary.finish_reason = finish_reason;
-                summary.model = model.unwrap_or_default();
-            }
-            Ok(StreamEvent::Usage(reported)) => usage = Some(reported),
-            Err(error) => {
-                let status = Status::from(RouterError::Llm(error));
-                spans::record_status(&tracing::Span::current(), status.code(), status.message());
-                let _ = sender.send(Err(status)).await;
+            Some(Ok(GenerationEvent::End(summary))) => {
+                let _ = send(Event::Summary(summary.into())).await;
                 return;
             }
+            Some(Err(error)) => return fail(error).await,
         }
     }
-    summary.usage_estimated = usage.is_none();
-    let usage = usage.unwrap_or(llm::Usage {
-        input_tokens: estimate_tokens(stream.prompt_chars),
-        output_tokens: estimate_tokens(output_chars),
-    });
-    summary.input_tokens = usage.input_tokens;
-    summary.output_tokens = usage.output_tokens;
-    summary.cost = stream.prices.cost(usage.input_tokens, usage.output_tokens);
-    if let Some(engine) = engine.get() {
-        engine.record_usage(
-            &start.routing.decision.target.name,
-            &summary.backend,
-            usage,
-            summary.cost,
-        );
-        let attributes = llm_attributes(&summary.backend, &stream.model);
-        engine
-            .metrics()
-            .llm_duration
-            .record(stream.started.elapsed().as_secs_f64(), &attributes);
-    }
-    let _ = send(Event::Summary(summary)).await;
 }
 
 /// The caller's deadline from the `grpc-timeout` header (`<digits><unit>`, unit one of H M S m u n), less a

@@ -9,7 +9,7 @@ use std::time::Duration;
 use prost_types::Value;
 use prost_types::value::Kind;
 use support::{
-    FakeLlm, Fault, Gateway, assert_status, config, free_port, n, record, request, s, stream_events, telco_record,
+    FakeLlm, Fault, Gateway, assert_status, config, free_port, n, record, request, s, stream_events, stream_failure, telco_record,
 };
 use switchyard_proto::v1::{RouteRequest, TargetKind, route_event::Event};
 use tonic::Code;
@@ -270,10 +270,8 @@ async fn llm_down_answers_unavailable_naming_the_backend_and_scores_still_work()
         .await
         .expect_err("backend down");
     assert_status(&status, Code::Unavailable, "llm backend local");
-    let status = client
-        .route_stream(request("tell me a joke", None))
-        .await
-        .expect_err("backend down");
+    let (events, status) = stream_failure(&mut client, request("tell me a joke", None)).await;
+    assert!(matches!(events.as_slice(), [Event::Decision(_)]), "{events:?}");
     assert_eq!(status.code(), Code::Unavailable);
     assert!(
         client

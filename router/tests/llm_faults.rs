@@ -8,8 +8,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::{
-    FakeLlm, Fault, Gateway, assert_status, config, free_port, request, stream_events, telco_record,
-    with_backend_settings, with_secondary,
+    FakeLlm, Fault, Gateway, assert_status, config, free_port, request, stream_events, stream_failure,
+    telco_record, with_backend_settings, with_secondary,
 };
 use switchyard_proto::v1::route_event::Event;
 use tonic::Code;
@@ -171,12 +171,8 @@ async fn a_slow_first_token_times_out_as_deadline_exceeded() {
     let fake = FakeLlm::start(vec![Fault::SlowFirstToken(Duration::from_secs(3))]).await;
     let gateway = start_gateway(&fake, "max_attempts = 1\nfirst_token_timeout = \"300ms\"").await;
     let started = Instant::now();
-    let status = gateway
-        .client()
-        .await
-        .route_stream(request("tell me a joke", None))
-        .await
-        .unwrap_err();
+    let (events, status) = stream_failure(&mut gateway.client().await, request("tell me a joke", None)).await;
+    assert!(matches!(events.as_slice(), [Event::Decision(_)]), "{events:?}");
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     assert!(status.message().contains("local"));
     assert!(started.elapsed() < Duration::from_secs(2));
@@ -235,12 +231,7 @@ async fn mid_stream_faults_reach_the_caller_after_the_text_so_far() {
 async fn malformed_and_oversized_replies_are_protocol_errors() {
     let fake = FakeLlm::start(vec![Fault::MalformedSse]).await;
     let gateway = start_gateway(&fake, "max_attempts = 1").await;
-    let status = gateway
-        .client()
-        .await
-        .route_stream(request("tell me a joke", None))
-        .await
-        .unwrap_err();
+    let (_, status) = stream_failure(&mut gateway.client().await, request("tell me a joke", None)).await;
     assert_status(&status, Code::Unavailable, "protocol error");
 
     let fake = FakeLlm::start(vec![Fault::Huge(50 << 20)]).await;

@@ -244,13 +244,16 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
                     .map_err(|_| err(&key("api_key_env"), format!("environment variable {var} is not set")))?,
             ),
         };
+        let request_timeout = duration(&key("request_timeout"), &b.request_timeout)?;
+        let first_token_timeout = duration(&key("first_token_timeout"), &b.first_token_timeout)?;
         let config = llm::BackendConfig {
             name: name.clone(),
             base_url,
             model: b.model,
             api_key,
             connect_timeout: duration(&key("connect_timeout"), &b.connect_timeout)?,
-            request_timeout: duration(&key("request_timeout"), &b.request_timeout)?,
+            request_timeout,
+            inter_token_timeout: duration(&key("inter_token_timeout"), &b.inter_token_timeout)?,
             headers: b.headers.into_iter().collect(),
             max_response_bytes: positive(path, &key("max_response_bytes"), b.max_response_bytes)?,
             provider: match b.provider.trim() {
@@ -276,7 +279,7 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
         let guard = llm::GuardConfig {
             max_concurrent: positive(path, &key("max_concurrent"), b.max_concurrent)?,
             max_queued: b.max_queued,
-            first_token_timeout: duration(&key("first_token_timeout"), &b.first_token_timeout)?,
+            first_token_timeout,
             max_attempts: u32::try_from(positive(path, &key("max_attempts"), b.max_attempts as usize)?).unwrap_or(1),
             base_backoff: duration(&key("base_backoff"), &b.base_backoff)?,
             max_backoff: duration(&key("max_backoff"), &b.max_backoff)?,
@@ -289,6 +292,8 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
                 )?)
                 .unwrap_or(1),
                 open_for: duration(&key("breaker_open_for"), &b.breaker_open_for)?,
+                // The longest one attempt can legitimately take: a probe silent for longer is presumed lost.
+                probe_timeout: request_timeout.max(first_token_timeout),
             },
         };
         prices.insert(

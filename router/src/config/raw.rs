@@ -154,6 +154,8 @@ pub(super) struct RawBackend {
     pub(super) request_timeout: String,
     #[serde(default = "default_first_token_timeout")]
     pub(super) first_token_timeout: String,
+    #[serde(default = "default_inter_token_timeout")]
+    pub(super) inter_token_timeout: String,
     #[serde(default)]
     pub(super) headers: BTreeMap<String, String>,
     #[serde(default = "default_max_concurrent")]
@@ -190,6 +192,10 @@ pub(super) fn default_max_response_bytes() -> usize {
 
 pub(super) fn default_first_token_timeout() -> String {
     "20s".to_owned()
+}
+
+pub(super) fn default_inter_token_timeout() -> String {
+    "30s".to_owned()
 }
 
 pub(super) fn default_max_concurrent() -> usize {

@@ -2,12 +2,10 @@
 
 use std::sync::Arc;
 
-use futures::stream::BoxStream;
-use llm::{ChatCompletion, LlmError, StreamEvent};
-use tokio::time::Instant;
+use llm::ChatCompletion;
 
+use super::accounting::GenerationStream;
 use super::shadow::ShadowPlan;
-use crate::config::Prices;
 use crate::policy::{Classified, Decision, Policy};
 
 /// One label with its probability and group.
@@ -70,26 +68,6 @@ pub struct Generation {
     pub usage_estimated: bool,
 }
 
-/// An LLM stream that produced its first event, with what it took to open it.
-pub struct OpenedStream {
-    /// Backend name in config.
-    pub backend: String,
-    /// The model asked of it.
-    pub model: String,
-    /// The events (the first included).
-    pub events: BoxStream<'static, Result<StreamEvent, LlmError>>,
-    /// Attempts on the answering backend.
-    pub attempts: u32,
-    /// Backends that failed before this one answered.
-    pub failed_backends: Vec<String>,
-    /// The backend's prices, for the summary's cost.
-    pub prices: Prices,
-    /// Prompt size in characters, for estimating input tokens when the backend sends no usage.
-    pub prompt_chars: usize,
-    /// When the call to the answering backend started.
-    pub started: Instant,
-}
-
 /// A backend of the chosen target and its circuit state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendState {
@@ -118,16 +96,21 @@ pub struct Outcome {
     pub shadow: Option<ShadowPlan>,
 }
 
-/// The first half of a streamed answer: routing and prediction are known, text is still to come.
-pub struct StreamStart {
+/// A request after everything but the LLM call: what a stream sends first.
+#[derive(Debug, Clone)]
+pub struct Prepared {
     /// Classification and decision.
     pub routing: Routing,
     /// Present for classical and hybrid targets.
     pub prediction: Option<Prediction>,
-    /// Present for reject targets.
+}
+
+/// The LLM leg of a streamed answer.
+pub struct StreamLeg {
+    /// Present for reject targets, and for targets that fail open to a refusal.
     pub rejection: Option<String>,
     /// The LLM stream (llm and hybrid targets, unless degraded).
-    pub generation: Option<OpenedStream>,
+    pub generation: Option<GenerationStream>,
     /// Why the answer is not the target's full answer (score only, or a refusal), when it is not.
     pub degraded: Option<String>,
     /// The shadow to run in the background, when the decision mirrors this request.

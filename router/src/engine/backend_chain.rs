@@ -1,12 +1,11 @@
-//! The LLM leg: walking a target's backend chain, failing open as the target says, and accounting for usage and
-//! cost.
+//! The LLM leg: walking a target's backend chain and failing open as the target says.
 
 use llm::{ChatCompletion, ChatRequest, GuardedBackend, LlmError};
 use opentelemetry::KeyValue;
 use tokio::time::Instant;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::{BackendState, Engine, Generation};
+use super::{BackendState, Engine};
 use crate::error::RouterError;
 use crate::policy::{OnUnavailable, Target};
 use crate::telemetry::names::{EVENT_FALLBACK, FALLBACK_FROM, FALLBACK_TO, ROUTE_DEGRADED};
@@ -95,14 +94,12 @@ impl Engine {
             let backend = self.backend(target, name)?;
             let started = Instant::now();
             let (result, report) = call.call(backend, request, deadline).await;
-            let elapsed = started.elapsed().as_secs_f64();
-            let mut attributes = llm_attributes(name, backend.model());
             match result {
                 Ok(value) => {
                     if C::STREAMING {
-                        self.metrics.llm_first_token.record(elapsed, &attributes[2..]);
+                        self.metrics.first_token(name, started.elapsed());
                     } else {
-                        self.metrics.llm_duration.record(elapsed, &attributes);
+                        self.metrics.llm_call(name, backend.model(), started.elapsed(), None);
                     }
                     return Ok(Ok(Answer {
                         backend: name.clone(),
@@ -113,12 +110,15 @@ impl Engine {
                     }));
                 }
                 Err(error) => {
-                    attributes.push(KeyValue::new("error.type", error.kind()));
-                    self.metrics.llm_duration.record(elapsed, &attributes);
+                    self.metrics
+                        .llm_call(name, backend.model(), started.elapsed(), Some(error.kind()));
                     tracing::warn!(backend = %name, kind = error.kind(), attempts = report.attempts, "llm backend failed");
                     failed.push(name.clone());
+                    let out_of_time = matches!(error, LlmError::DeadlineExceeded { .. })
+                        || deadline.is_some_and(|at| Instant::now() >= at);
                     last = Some(error);
-                    if deadline.is_some_and(|at| Instant::now() >= at) {
+                    // No time left: the next backend would not be called anyway.
+                    if out_of_time {
                         break;
                     }
                     if let Some(next) = target.backends.iter().skip_while(|b| *b != name).nth(1) {
@@ -133,8 +133,10 @@ impl Engine {
                 }
             }
         }
-        last.map(Err)
-            .ok_or_else(|| RouterError::Policy(crate::policy::PolicyError::UnknownTarget(target.name.clone())))
+        last.map(Err).ok_or_else(|| RouterError::MissingBackend {
+            target: target.name.clone(),
+            backend: "(none)".to_owned(),
+        })
     }
 
     /// Every backend failed: a target that fails open answers with its score or its refusal; otherwise the last
@@ -155,53 +157,6 @@ impl Engine {
         Ok(degraded)
     }
 
-    /// Fills in usage (estimated at ~4 characters a token when the backend sent none), prices it, and adds the
-    /// cost to the target's running total.
-    pub(super) fn account(
-        &self,
-        target: &Target,
-        backend: &str,
-        request: &ChatRequest,
-        mut completion: ChatCompletion,
-        attempts: u32,
-        failed_backends: Vec<String>,
-    ) -> Generation {
-        let usage_estimated = completion.usage.is_none();
-        let usage = *completion.usage.get_or_insert_with(|| llm::Usage {
-            input_tokens: estimate_tokens(request.prompt_chars()),
-            output_tokens: estimate_tokens(completion.text.chars().count()),
-        });
-        let cost = self
-            .prices
-            .get(backend)
-            .copied()
-            .unwrap_or_default()
-            .cost(usage.input_tokens, usage.output_tokens);
-        self.record_usage(&target.name, backend, usage, cost);
-        Generation {
-            backend: backend.to_owned(),
-            completion,
-            attempts,
-            failed_backends,
-            cost,
-            usage_estimated,
-        }
-    }
-
-    /// Records a call's tokens and cost (the cost counter is the per-target running total).
-    pub fn record_usage(&self, target: &str, backend: &str, usage: llm::Usage, cost: f64) {
-        let backend = KeyValue::new("switchyard.backend", backend.to_owned());
-        for (kind, tokens) in [("input", usage.input_tokens), ("output", usage.output_tokens)] {
-            self.metrics.llm_tokens.record(
-                u64::from(tokens),
-                &[KeyValue::new("gen_ai.token.type", kind), backend.clone()],
-            );
-        }
-        self.metrics
-            .llm_cost
-            .add(cost, &[KeyValue::new("switchyard.target", target.to_owned())]);
-    }
-
     pub(super) fn backend_states(&self, target: &Target) -> Vec<BackendState> {
         target
             .backends
@@ -214,19 +169,4 @@ impl Engine {
             })
             .collect()
     }
-}
-
-/// `gen_ai.operation.name`, `gen_ai.request.model`, then `switchyard.backend` (the last alone labels per-backend
-/// measurements that are not operations).
-pub fn llm_attributes(backend: &str, model: &str) -> Vec<KeyValue> {
-    vec![
-        KeyValue::new("gen_ai.operation.name", "chat"),
-        KeyValue::new("gen_ai.request.model", model.to_owned()),
-        KeyValue::new("switchyard.backend", backend.to_owned()),
-    ]
-}
-
-/// Tokens for `chars` characters when the backend reports none (about four characters a token in English).
-pub fn estimate_tokens(chars: usize) -> u32 {
-    u32::try_from(chars.div_ceil(4)).unwrap_or(u32::MAX)
 }

@@ -1,11 +1,13 @@
 //! The request path: validate, classify, decide, then score and/or generate.
 
+mod accounting;
 mod answer;
 mod backend_chain;
+mod gauges;
 mod shadow;
 
-pub use answer::{BackendState, Generation, LabelScore, OpenedStream, Outcome, Prediction, Routing, StreamStart};
-pub use backend_chain::{estimate_tokens, llm_attributes};
+pub use accounting::{GenerationEvent, GenerationStream, StreamSummary};
+pub use answer::{BackendState, Generation, LabelScore, Outcome, Prediction, Prepared, Routing, StreamLeg};
 pub use shadow::ShadowPlan;
 
 use backend_chain::{Answer, BackendCall, Complete, Stream};
@@ -22,13 +24,14 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::{Config, Prices};
-use crate::error::RouterError;
+use crate::error::{LoadError, RouterError};
 use crate::metrics::SharedMetrics;
-use crate::policy::{Classified, Facts, Policy, PolicyContext, PolicyStore, Target, TargetKind};
+use crate::policy::{
+    Classified, Facts, Policy, PolicyContext, PolicyStore, PromptInput, ScoreFacts, Target, TargetKind,
+};
 use crate::request::RouteInput;
 use crate::telemetry::names::*;
 use crate::telemetry::spans;
-use opentelemetry::KeyValue;
 
 /// How many field influences a prediction reports.
 const TOP_FEATURES: usize = 5;
@@ -53,7 +56,7 @@ pub struct Engine {
 impl Engine {
     /// Loads the ONNX Runtime and the models (blocking: call from a blocking context), the policy (checked
     /// against the backends and the classifier's labels) and builds the backends.
-    pub fn load(config: &Config, metrics: SharedMetrics) -> Result<Self, RouterError> {
+    pub fn load(config: &Config, metrics: SharedMetrics) -> Result<Self, LoadError> {
         let pool = InferencePool::start(&runtime(config)?, &config.models.pool, Some(metrics.batch_observer()))?;
         let context = policy_context(config, &pool.classifier().labels);
         let policy = Arc::new(PolicyStore::load(&config.policy.file, context)?);
@@ -81,7 +84,7 @@ impl Engine {
 
     /// Checks `config`'s policy file against its backends and the classifier's labels, starting nothing
     /// (blocking: loads the classifier to read its labels).
-    pub fn check_policy(config: &Config) -> Result<Arc<Policy>, RouterError> {
+    pub fn check_policy(config: &Config) -> Result<Arc<Policy>, LoadError> {
         let classifier = classical::RequestClassifier::load(&runtime(config)?, &config.models.pool.classifier)?;
         let context = policy_context(config, &classifier.info().labels);
         Ok(PolicyStore::load(&config.policy.file, context)?.current())
@@ -90,11 +93,6 @@ impl Engine {
     /// Inferences waiting for a worker now.
     pub fn queue_depth(&self) -> usize {
         self.pool.queue_depth()
-    }
-
-    /// The instruments.
-    pub fn metrics(&self) -> &SharedMetrics {
-        &self.metrics
     }
 
     /// The policy store (for reloads).
@@ -121,14 +119,7 @@ impl Engine {
         let prepared = self.prepare(input).await?;
         let leg = self
             .llm_leg(&prepared, input, deadline, Complete, |target, request, answer| {
-                Ok(self.account(
-                    target,
-                    &answer.backend,
-                    request,
-                    answer.value,
-                    answer.attempts,
-                    answer.failed,
-                ))
+                Ok(self.account(target, request, answer))
             })
             .await?;
         Ok(Outcome {
@@ -142,31 +133,29 @@ impl Engine {
         })
     }
 
-    /// Classifies, decides, scores, and opens the LLM stream (when the target has one) by `deadline`.
-    pub async fn route_stream(
+    /// The LLM leg of a streamed request, once [`Engine::prepare`] has answered (its decision and prediction are
+    /// already on their way to the caller): opens the stream by `deadline`, or degrades as the target says.
+    /// The stream accounts for itself however it ends (see [`GenerationStream`]).
+    pub async fn open_stream(
         &self,
+        prepared: &Prepared,
         input: &RouteInput,
         deadline: Option<Instant>,
-    ) -> Result<StreamStart, RouterError> {
-        let prepared = self.prepare(input).await?;
+    ) -> Result<StreamLeg, RouterError> {
         let leg = self
-            .llm_leg(&prepared, input, deadline, Stream, |target, request, answer| {
-                Ok(OpenedStream {
-                    prices: self.prices.get(&answer.backend).copied().unwrap_or_default(),
+            .llm_leg(prepared, input, deadline, Stream, |target, request, answer| {
+                let meter = accounting::Meter {
+                    metrics: self.metrics.clone(),
+                    target: target.name.clone(),
                     model: self.backend(target, &answer.backend)?.model().to_owned(),
-                    backend: answer.backend,
-                    events: answer.value.events,
-                    attempts: answer.attempts,
-                    failed_backends: answer.failed,
+                    prices: self.prices.get(&answer.backend).copied().unwrap_or_default(),
                     prompt_chars: request.prompt_chars(),
-                    started: answer.started,
-                })
+                };
+                Ok(GenerationStream::new(answer, meter))
             })
             .await?;
-        Ok(StreamStart {
-            shadow: shadow_plan(&prepared, leg.generation.is_some(), leg.rejection.is_some()),
-            routing: prepared.routing,
-            prediction: prepared.prediction,
+        Ok(StreamLeg {
+            shadow: shadow_plan(prepared, leg.generation.is_some(), leg.rejection.is_some()),
             rejection: leg.rejection,
             generation: leg.generation,
             degraded: leg.degraded,
@@ -205,8 +194,9 @@ impl Engine {
         Ok(leg)
     }
 
-    /// Everything up to the LLM call: validation, classification, decision, scoring.
-    async fn prepare(&self, input: &RouteInput) -> Result<Prepared, RouterError> {
+    /// Everything up to the LLM call: validation, classification, decision, scoring. A stream sends its result
+    /// at once, before [`Engine::open_stream`].
+    pub async fn prepare(&self, input: &RouteInput) -> Result<Prepared, RouterError> {
         self.check_limits(input)?;
         let valid = input.record.as_ref().map(|r| self.validate_record(r)).transpose()?;
         let routing = self.classify_and_decide(input).await?;
@@ -344,14 +334,8 @@ impl Engine {
         drop(span);
 
         tracing::debug!(label = %classified.label, confidence, target = %decision.target.name, "decided");
-        self.metrics.confidence.record(f64::from(confidence), &[]);
-        self.metrics.decisions.add(
-            1,
-            &[
-                KeyValue::new("switchyard.label_group", classified.group.clone()),
-                KeyValue::new("switchyard.target", decision.target.name.clone()),
-            ],
-        );
+        self.metrics
+            .decision(&classified.group, &decision.target.name, confidence);
         Ok(Routing {
             policy,
             classified,
@@ -373,7 +357,6 @@ impl Engine {
         let info = self.pool.scorer();
         span.set_attribute(SCORER_MODEL, info.identity.name.clone());
         span.set_attribute(SCORER_VERSION, info.identity.version.clone());
-        span.set_attribute(SCORER_BATCH_SIZE, 1_i64);
         span.set_attribute(SCORER_EXPLAINED, explain);
         if let (Some(cap), Some(raw)) = (self.capture_content, raw) {
             span.set_attribute(SCORER_FEATURES, llm::telemetry::truncate(features_json(raw), cap));
@@ -388,7 +371,7 @@ impl Engine {
         }
         .instrument(span.clone())
         .await;
-        self.metrics.score_duration.record(started.elapsed().as_secs_f64(), &[]);
+        self.metrics.score(started.elapsed());
         let (score, mut top_features) = match scored {
             Ok(scored) => scored,
             Err(error) => {
@@ -397,6 +380,9 @@ impl Engine {
                 return Err(error);
             }
         };
+        // The record itself, plus one occluded copy per attributed field (run in one batch).
+        let rows = 1 + top_features.len();
+        span.set_attribute(SCORER_BATCH_SIZE, i64::try_from(rows).unwrap_or(i64::MAX));
         span.set_attribute(SCORER_SCORE, f64::from(score.probability));
         span.set_attribute(SCORER_CHURN, score.churn);
         top_features.truncate(TOP_FEATURES);
@@ -417,20 +403,37 @@ impl Engine {
         input: &RouteInput,
         prediction: Option<&Prediction>,
     ) -> Result<ChatRequest, RouterError> {
-        let record = input.record.as_ref().map(|r| (&self.pool.scorer().schema, r));
-        policy.prompts.render(target, input, record, prediction)
+        let prompt = PromptInput {
+            text: &input.text,
+            tenant: &input.tenant,
+            max_tokens: input.max_tokens,
+            temperature: input.temperature,
+            record: input.record.as_ref().map(|r| (&self.pool.scorer().schema, r)),
+            prediction: prediction.map(|p| ScoreFacts {
+                model: &p.model,
+                version: &p.version,
+                score: p.score,
+                threshold: p.threshold,
+                churn: p.churn,
+                top_features: &p.top_features,
+            }),
+        };
+        policy.prompts.render(target, &prompt).map_err(RouterError::from)
     }
 
     fn backend(&self, target: &Target, name: &str) -> Result<&GuardedBackend, RouterError> {
         self.backends
             .get(name)
             .map(Arc::as_ref)
-            .ok_or_else(|| RouterError::Policy(crate::policy::PolicyError::UnknownTarget(target.name.clone())))
+            .ok_or_else(|| RouterError::MissingBackend {
+                target: target.name.clone(),
+                backend: name.to_owned(),
+            })
     }
 }
 
 /// The ONNX Runtime the config names (else `ORT_DYLIB_PATH`).
-fn runtime(config: &Config) -> Result<OnnxRuntime, RouterError> {
+fn runtime(config: &Config) -> Result<OnnxRuntime, LoadError> {
     Ok(match &config.models.onnx_runtime {
         Some(path) => OnnxRuntime::load(path)?,
         None => OnnxRuntime::from_env()?,
@@ -451,12 +454,6 @@ struct LlmLeg<G> {
     degraded: Option<String>,
     /// The refusal answered instead: a reject target's, or the one a target fails open to.
     rejection: Option<String>,
-}
-
-/// The request after everything but the LLM call.
-pub(super) struct Prepared {
-    routing: Routing,
-    prediction: Option<Prediction>,
 }
 
 /// A record as a JSON object, for content capture.

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use llm::LlmError;
-use opentelemetry::KeyValue;
 use tokio::time::Instant;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -12,6 +10,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::backend_chain::Complete;
 use super::{Engine, Prepared};
 use crate::error::RouterError;
+use crate::metrics::ShadowOutcome;
 use crate::policy::{Policy, Target, TargetKind};
 use crate::request::RouteInput;
 use crate::telemetry::names::{SHADOW_AGREE, SHADOW_RULE, SHADOW_TARGET, SPAN_SHADOW};
@@ -67,15 +66,9 @@ impl Engine {
         let span = spans::detached_child(SPAN_SHADOW, parent);
         span.set_attribute(SHADOW_RULE, plan.rule.clone());
         span.set_attribute(SHADOW_TARGET, plan.target.name.clone());
-        let labels = [
-            KeyValue::new("switchyard.rule", plan.rule.clone()),
-            KeyValue::new("switchyard.shadow_target", plan.target.name.clone()),
-        ];
-        let with = |extra: KeyValue| [labels[0].clone(), labels[1].clone(), extra];
+        let (rule, target) = (plan.rule.as_str(), plan.target.name.as_str());
         let Ok(_slot) = self.shadows.clone().try_acquire_owned() else {
-            self.metrics
-                .shadow_requests
-                .add(1, &with(KeyValue::new("outcome", "dropped")));
+            self.metrics.shadow(rule, target, ShadowOutcome::Dropped, None);
             spans::record_failure(&span, "dropped", format!("more than {MAX_SHADOWS} shadows in flight"));
             return;
         };
@@ -84,31 +77,23 @@ impl Engine {
             .instrument(span.clone())
             .await
             .unwrap_or_else(|_| {
-                Err(RouterError::Llm(LlmError::Timeout {
-                    backend: plan.target.name.clone(),
+                Err(RouterError::ShadowTimedOut {
+                    target: plan.target.name.clone(),
                     after: SHADOW_TIMEOUT,
-                }))
+                })
             });
-        let elapsed = started.elapsed().as_secs_f64();
-        self.metrics.shadow_duration.record(elapsed, &labels);
-        match answered {
+        let outcome = match answered {
             Ok(shape) => {
                 let agree = shape.agrees_with(&plan.primary);
                 span.set_attribute(SHADOW_AGREE, agree);
-                self.metrics
-                    .shadow_requests
-                    .add(1, &with(KeyValue::new("outcome", "ok")));
-                self.metrics
-                    .shadow_agreement
-                    .add(1, &with(KeyValue::new("agree", agree)));
+                ShadowOutcome::Answered { agree }
             }
             Err(error) => {
                 spans::record_failure(&span, error.kind(), error.to_string());
-                self.metrics
-                    .shadow_requests
-                    .add(1, &with(KeyValue::new("outcome", error.kind())));
+                ShadowOutcome::Failed(error.kind())
             }
-        }
+        };
+        self.metrics.shadow(rule, target, outcome, Some(started.elapsed()));
     }
 
     /// The shadow target's answer, reduced to its shape.

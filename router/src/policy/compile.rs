@@ -11,7 +11,7 @@ use super::file::{
 use super::{
     Abstain, Action, Arm, Band, Conditions, OnUnavailable, Policy, Rule, Shadow, StickyBy, Target, TargetKind, Tenant,
 };
-use crate::prompt::{self, Prompts};
+use super::prompt::{self, Prompts};
 
 /// The policy format this build reads.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -5,6 +5,7 @@
 mod compile;
 mod conditions;
 mod file;
+pub mod prompt;
 mod split;
 mod store;
 
@@ -13,9 +14,9 @@ use std::sync::Arc;
 
 pub use compile::{PolicyContext, PolicyFileError, compile, json_schema};
 pub use conditions::{Band, Conditions};
+pub use prompt::{PromptError, PromptInput, Prompts, ScoreFacts};
 pub use store::{PolicyStore, ReloadOutcome, watch};
 
-use crate::prompt::Prompts;
 
 /// What a target does with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +76,7 @@ pub struct Target {
     pub user_prompt: String,
     /// Largest rendered prompt (system + user), in characters.
     pub max_prompt_chars: usize,
-    /// Default output token limit.
+    /// Output token limit: the default, and the ceiling of what a caller may ask for.
     pub max_tokens: u32,
     /// Default temperature (`None`: the backend's).
     pub temperature: Option<f32>,

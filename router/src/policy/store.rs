@@ -1,8 +1,10 @@
 //! The running policy, swapped whole on reload: readers take an `Arc` snapshot without locking, so a request
 //! decides under exactly one complete policy version however the file changes meanwhile.
 //!
-//! Reloads happen when the file changes (watched through its directory, so editors that write a new file and
-//! rename it are seen) and on SIGHUP. An invalid file is refused, logged with file, line, key and reason, counted,
+//! Reloads happen when anything in the file's directory changes, and on SIGHUP. The whole directory, not the
+//! file's name: editors write a new file and rename it, and a mounted Kubernetes ConfigMap changes by swapping
+//! its `..data` symlink, which touches no entry named like the file. The content hash skips a reload that
+//! changes nothing. An invalid file is refused, logged with file, line, key and reason, counted,
 //! and the running policy stays.
 
 use std::path::{Path, PathBuf};
@@ -140,12 +142,10 @@ pub async fn watch(store: Arc<PolicyStore>, watch_file: bool, on_reload: impl Fn
     }
 }
 
-/// Watches the file's directory and signals changes to the file itself.
+/// Watches the file's directory and signals any change in it (reads excepted).
 fn file_watcher(path: &Path, changed: mpsc::Sender<()>) -> notify::Result<notify::RecommendedWatcher> {
-    let file = path.file_name().map(ToOwned::to_owned);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
-            && event.paths.iter().any(|p| p.file_name() == file.as_deref())
             && !matches!(event.kind, notify::EventKind::Access(_))
         {
             // Full means a reload is already pending: dropping this nudge loses nothing.
@@ -179,4 +179,52 @@ fn hangup_signals() -> mpsc::Receiver<()> {
     #[cfg(not(unix))]
     drop(sender);
     receiver
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::collections::BTreeSet;
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    fn policy(message: &str) -> String {
+        format!("schema_version = 1\ndefault_target = \"refuse\"\n[targets.refuse]\nkind = \"reject\"\nmessage = \"{message}\"\n")
+    }
+
+    #[tokio::test]
+    async fn a_configmap_symlink_swap_reloads_the_policy() {
+        let dir = std::env::temp_dir().join(format!("switchyard-configmap-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(dir.join("..2026_11_28_v1")).unwrap();
+        // The layout the kubelet mounts: policy.toml -> ..data/policy.toml, ..data -> a timestamped directory.
+        std::fs::write(dir.join("..2026_11_28_v1/policy.toml"), policy("one")).unwrap();
+        symlink("..2026_11_28_v1", dir.join("..data")).unwrap();
+        symlink("..data/policy.toml", dir.join("policy.toml")).unwrap();
+        let context = PolicyContext {
+            backends: BTreeSet::new(),
+            labels: None,
+        };
+        let store = Arc::new(PolicyStore::load(&dir.join("policy.toml"), context).unwrap());
+        let first = store.current().version.clone();
+        tokio::spawn(watch(store.clone(), true, |_| {}));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        // The kubelet's atomic update: a new directory, a new symlink renamed over `..data`. No entry named
+        // policy.toml changes.
+        std::fs::create_dir_all(dir.join("..2026_11_28_v2")).unwrap();
+        std::fs::write(dir.join("..2026_11_28_v2/policy.toml"), policy("two")).unwrap();
+        symlink("..2026_11_28_v2", dir.join("..data_tmp")).unwrap();
+        std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while store.current().version == first {
+            assert!(tokio::time::Instant::now() < deadline, "the swap was never seen");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let target = store.current().target("refuse").cloned().unwrap();
+        assert_eq!(target.message, "two");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -14,7 +14,7 @@ use super::names::{
 /// Opens the SERVER span of one call to `method`, as a child of the caller's span when the metadata carries one.
 /// Its request id, tenant and policy version are `tracing` fields (recorded as they become known), so they are
 /// span attributes and also in every log line written during the request.
-pub fn server(method: &'static str, metadata: &tonic::metadata::MetadataMap) -> tracing::Span {
+pub fn server(method: &str, headers: &http::HeaderMap) -> tracing::Span {
     let span = tracing::info_span!(
         target: "switchyard::rpc",
         "rpc",
@@ -25,12 +25,12 @@ pub fn server(method: &'static str, metadata: &tonic::metadata::MetadataMap) -> 
         { POLICY_VERSION } = tracing::field::Empty,
     );
     let parent =
-        opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&MetadataExtractor(metadata)));
+        opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
     // Fails only when no OpenTelemetry layer is installed, and then there is no trace to continue.
     let _ = span.set_parent(parent);
     span.set_attribute(RPC_SYSTEM, "grpc");
     span.set_attribute(RPC_SERVICE, RPC_SERVICE_NAME);
-    span.set_attribute(RPC_METHOD, method);
+    span.set_attribute(RPC_METHOD, method.to_owned());
     span
 }
 
@@ -99,21 +99,15 @@ fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
-/// Reads W3C propagation fields from gRPC metadata (ASCII entries only; binary ones carry no trace context).
-struct MetadataExtractor<'a>(&'a tonic::metadata::MetadataMap);
+/// Reads W3C propagation fields from the request headers (gRPC's ASCII metadata).
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
 
-impl Extractor for MetadataExtractor<'_> {
+impl Extractor for HeaderExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).and_then(|value| value.to_str().ok())
     }
 
     fn keys(&self) -> Vec<&str> {
-        self.0
-            .keys()
-            .filter_map(|key| match key {
-                tonic::metadata::KeyRef::Ascii(key) => Some(key.as_str()),
-                tonic::metadata::KeyRef::Binary(_) => None,
-            })
-            .collect()
+        self.0.keys().map(http::HeaderName::as_str).collect()
     }
 }

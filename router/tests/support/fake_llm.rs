@@ -28,6 +28,8 @@ pub enum Fault {
     Huge(usize),
     /// Streams a delta every 20 ms for a long time (for cancellation tests).
     Endless,
+    /// HTTP 500 whose body is this many bytes (counted in `error_bytes_written` as they go out).
+    HugeError(usize),
 }
 
 /// The fake server. `requests` counts requests received; `closed_at` is when a streamed reply found its
@@ -40,6 +42,8 @@ pub struct FakeLlm {
     /// Every request's head (request line and headers), in order.
     pub heads: Arc<Mutex<Vec<String>>>,
     pub closed_at: Arc<Mutex<Option<Instant>>>,
+    /// Bytes of `HugeError` bodies the client accepted before it closed the connection.
+    pub error_bytes_written: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -55,18 +59,21 @@ impl FakeLlm {
         let heads = Arc::new(Mutex::new(Vec::new()));
         let seen = (bodies.clone(), heads.clone());
         let (count, closed) = (requests.clone(), closed_at.clone());
+        let error_bytes_written = Arc::new(AtomicUsize::new(0));
+        let written = error_bytes_written.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((socket, _)) = listener.accept().await else {
                     return;
                 };
                 let (count, closed, script, seen) = (count.clone(), closed.clone(), script.clone(), seen.clone());
+                let written = written.clone();
                 tokio::spawn(async move {
                     let Some(stream) = read_request(socket, &count, &script, &seen.0, &seen.1).await else {
                         return;
                     };
                     let (socket, fault, streaming) = stream;
-                    answer(socket, fault, streaming, closed).await;
+                    answer(socket, fault, streaming, closed, &written).await;
                 });
             }
         });
@@ -76,6 +83,7 @@ impl FakeLlm {
             bodies,
             heads,
             closed_at,
+            error_bytes_written,
             task,
         }
     }
@@ -153,7 +161,13 @@ fn delta(text: &str) -> String {
 
 const SSE_HEADERS: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
 
-async fn answer(mut socket: TcpStream, fault: Fault, streaming: bool, closed: Arc<Mutex<Option<Instant>>>) {
+async fn answer(
+    mut socket: TcpStream,
+    fault: Fault,
+    streaming: bool,
+    closed: Arc<Mutex<Option<Instant>>>,
+    error_bytes_written: &AtomicUsize,
+) {
     let whole = |status: &str, body: String, extra: &str| {
         format!(
             "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}connection: close\r\n\r\n{body}",
@@ -220,6 +234,22 @@ async fn answer(mut socket: TcpStream, fault: Fault, streaming: bool, closed: Ar
                     return;
                 }
                 sent += n;
+            }
+        }
+        Fault::HugeError(bytes) => {
+            let head = format!(
+                "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\ncontent-length: {bytes}\r\nconnection: close\r\n\r\n"
+            );
+            let _ = socket.write_all(head.as_bytes()).await;
+            let block = vec![b'e'; 64 << 10];
+            let mut sent = 0;
+            while sent < bytes {
+                let n = block.len().min(bytes - sent);
+                if socket.write_all(&block[..n]).await.is_err() {
+                    return;
+                }
+                sent += n;
+                error_bytes_written.store(sent, Ordering::SeqCst);
             }
         }
         Fault::Endless => {

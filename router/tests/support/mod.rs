@@ -442,6 +442,19 @@ pub async fn stream_events(client: &mut RouterClient<Channel>, request: RouteReq
     events
 }
 
+/// Every event of a `RouteStream` call that must fail, and the status it fails with (after the events it sent).
+pub async fn stream_failure(client: &mut RouterClient<Channel>, request: RouteRequest) -> (Vec<Event>, tonic::Status) {
+    let mut stream = client.route_stream(request).await.unwrap().into_inner();
+    let mut events = Vec::new();
+    loop {
+        match stream.message().await {
+            Ok(Some(event)) => events.push(event.event.unwrap()),
+            Ok(None) => panic!("the stream ended without an error after {events:?}"),
+            Err(status) => return (events, status),
+        }
+    }
+}
+
 /// A request with text and an optional record.
 pub fn request(text: &str, features: Option<Struct>) -> RouteRequest {
     RouteRequest {

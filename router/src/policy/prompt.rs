@@ -1,5 +1,8 @@
 //! Prompts: per-target templates (minijinja) for the system and user messages, rendered with the request, the
 //! customer record and the prediction, and held to a size limit.
+//!
+//! Prompts belong to the policy (they reload with it) and know nothing of the request path: the engine hands
+//! them a [`PromptInput`] and maps a [`PromptError`] to its own error.
 
 use std::collections::BTreeMap;
 
@@ -9,10 +12,7 @@ use minijinja::value::Serde;
 use minijinja::{Environment, Value, context};
 use serde::Serialize;
 
-use crate::engine::Prediction;
-use crate::error::RouterError;
-use crate::policy::{Target, TargetKind};
-use crate::request::RouteInput;
+use super::{Target, TargetKind};
 
 /// The default prompt size limit, in characters.
 pub const DEFAULT_MAX_PROMPT_CHARS: usize = 16_000;
@@ -56,6 +56,63 @@ Question: {{ question }}";
 
 /// The question used for a hybrid request that came without text.
 const DEFAULT_HYBRID_QUESTION: &str = "Why might this customer leave, and what could we do to keep them?";
+
+/// What a prompt is rendered from.
+#[derive(Debug, Clone, Copy)]
+pub struct PromptInput<'a> {
+    /// The caller's text.
+    pub text: &'a str,
+    /// The calling tenant.
+    pub tenant: &'a str,
+    /// The output token limit the caller asked for; the target's own `max_tokens` is the ceiling.
+    pub max_tokens: Option<u32>,
+    /// The temperature the caller asked for (else the target's).
+    pub temperature: Option<f32>,
+    /// The customer record and the schema that orders its fields, when one was sent.
+    pub record: Option<(&'a FeatureSchema, &'a BTreeMap<String, FeatureValue>)>,
+    /// The churn prediction, for hybrid targets.
+    pub prediction: Option<ScoreFacts<'a>>,
+}
+
+/// The prediction as a prompt states it.
+#[derive(Debug, Clone, Copy)]
+pub struct ScoreFacts<'a> {
+    /// Scorer name.
+    pub model: &'a str,
+    /// Scorer version.
+    pub version: &'a str,
+    /// Churn probability.
+    pub score: f32,
+    /// The scorer's decision threshold.
+    pub threshold: f32,
+    /// `score >= threshold`.
+    pub churn: bool,
+    /// The fields that move the score most, largest first.
+    pub top_features: &'a [classical::Influence],
+}
+
+/// Why a prompt could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PromptError {
+    /// A template failed to render.
+    #[error("prompt of target {target} failed to render: {reason}")]
+    Render {
+        /// The target.
+        target: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The rendered prompt is over the target's size limit.
+    #[error("the prompt for target {target:?} is {chars} characters, over its limit of {limit}")]
+    TooLong {
+        /// The target.
+        target: String,
+        /// The rendered size, in characters.
+        chars: usize,
+        /// The target's `max_prompt_chars`.
+        limit: usize,
+    },
+}
 
 /// Compiled templates of every target.
 pub struct Prompts {
@@ -111,13 +168,8 @@ impl Prompts {
     }
 
     /// The chat request for an LLM or hybrid target.
-    pub fn render(
-        &self,
-        target: &Target,
-        input: &RouteInput,
-        record: Option<(&FeatureSchema, &BTreeMap<String, FeatureValue>)>,
-        prediction: Option<&Prediction>,
-    ) -> Result<ChatRequest, RouterError> {
+    pub fn render(&self, target: &Target, input: &PromptInput<'_>) -> Result<ChatRequest, PromptError> {
+        let (record, prediction) = (input.record, input.prediction.as_ref());
         let fields: Vec<Field> = record
             .map(|(schema, record)| {
                 schema
@@ -131,8 +183,8 @@ impl Prompts {
             })
             .unwrap_or_default();
         let prediction_vars = prediction.map(|p| PredictionVars {
-            model: p.model.clone(),
-            version: p.version.clone(),
+            model: p.model.to_owned(),
+            version: p.version.to_owned(),
             score: format!("{:.2}", p.score),
             threshold: format!("{:.2}", p.threshold),
             churn: p.churn,
@@ -165,13 +217,13 @@ impl Prompts {
             record => Value::from(Serde(&fields)),
             prediction => Value::from(Serde(&prediction_vars)),
             influential => Value::from(Serde(&influential)),
-            tenant => input.tenant.as_str(),
+            tenant => input.tenant,
         };
         let render = |field: &str| {
             self.env
                 .get_template(&format!("{}.{field}", target.name))
                 .and_then(|t| t.render(&vars))
-                .map_err(|e| RouterError::Prompt {
+                .map_err(|e| PromptError::Render {
                     target: target.name.clone(),
                     reason: e.to_string(),
                 })
@@ -179,17 +231,16 @@ impl Prompts {
         let (system, user) = (render("system_prompt")?, render("user_prompt")?);
         let size = system.chars().count() + user.chars().count();
         if size > target.max_prompt_chars {
-            return Err(RouterError::invalid(
-                "text",
-                format!(
-                    "the prompt for target {:?} is {size} characters, over its limit of {}",
-                    target.name, target.max_prompt_chars
-                ),
-            ));
+            return Err(PromptError::TooLong {
+                target: target.name.clone(),
+                chars: size,
+                limit: target.max_prompt_chars,
+            });
         }
         Ok(ChatRequest {
             messages: vec![ChatMessage::system(system), ChatMessage::user(user)],
-            max_tokens: Some(input.max_tokens.unwrap_or(target.max_tokens)),
+            // The target's limit is the ceiling: a caller may ask for fewer tokens, never more.
+            max_tokens: Some(input.max_tokens.map_or(target.max_tokens, |asked| asked.min(target.max_tokens))),
             temperature: input.temperature.or(target.temperature),
         })
     }

@@ -1,0 +1,192 @@
+//! What an LLM call used and cost, accounted by the engine once for every way a call ends: a whole answer, or a
+//! stream that finishes, fails midway, or whose reader leaves. Usage the backend did not report is estimated
+//! (about four characters a token), and says so.
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use llm::{ChatCompletion, ChatRequest, LlmError, StreamEvent, Usage};
+use tokio::time::Instant;
+
+use super::backend_chain::Answer;
+use super::{Engine, Generation};
+use crate::config::Prices;
+use crate::error::RouterError;
+use crate::metrics::SharedMetrics;
+use crate::policy::Target;
+
+/// `error.type` of a stream whose reader left before it ended.
+const CANCELLED: &str = "cancelled";
+
+impl Engine {
+    /// Accounts for a whole answer: fills in usage (estimated when the backend sent none), prices it, and records
+    /// tokens, cost (per target) and nothing else (its duration was recorded when it arrived).
+    pub(super) fn account(&self, target: &Target, request: &ChatRequest, answer: Answer<ChatCompletion>) -> Generation {
+        let mut completion = answer.value;
+        let usage_estimated = completion.usage.is_none();
+        let usage = *completion.usage.get_or_insert_with(|| Usage {
+            input_tokens: estimate_tokens(request.prompt_chars()),
+            output_tokens: estimate_tokens(completion.text.chars().count()),
+        });
+        let cost = self
+            .prices
+            .get(&answer.backend)
+            .copied()
+            .unwrap_or_default()
+            .cost(usage.input_tokens, usage.output_tokens);
+        self.metrics.llm_usage(&target.name, &answer.backend, usage, cost);
+        Generation {
+            backend: answer.backend,
+            completion,
+            attempts: answer.attempts,
+            failed_backends: answer.failed,
+            cost,
+            usage_estimated,
+        }
+    }
+}
+
+/// What a stream's accounting needs to know.
+pub(super) struct Meter {
+    pub(super) metrics: SharedMetrics,
+    /// The target the request went to (cost is kept per target).
+    pub(super) target: String,
+    /// The model asked of the backend.
+    pub(super) model: String,
+    pub(super) prices: Prices,
+    /// Prompt size, for estimating input tokens when the backend reports none.
+    pub(super) prompt_chars: usize,
+}
+
+/// How a stream ended well: what the caller's summary says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamSummary {
+    /// The backend that answered.
+    pub backend: String,
+    /// The model the backend says answered (empty when it did not say).
+    pub model: String,
+    /// Why generation stopped.
+    pub finish_reason: String,
+    /// Token counts (estimated when `usage_estimated`).
+    pub usage: Usage,
+    /// Whether the counts are estimates.
+    pub usage_estimated: bool,
+    /// Cost from the backend's prices.
+    pub cost: f64,
+    /// Attempts on the answering backend.
+    pub attempts: u32,
+    /// Backends that failed before this one answered.
+    pub failed_backends: Vec<String>,
+}
+
+/// One item of a generation stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GenerationEvent {
+    /// The next piece of text.
+    Delta(String),
+    /// The stream ended well; the last item.
+    End(StreamSummary),
+}
+
+/// An open LLM stream that accounts for itself: usage, cost and duration are recorded exactly once, when it
+/// ends, fails, or is dropped unfinished (the reader left: `error.type` = `cancelled`, usage estimated from the
+/// text seen). Holds the backend's concurrency slot until dropped.
+pub struct GenerationStream {
+    events: BoxStream<'static, Result<StreamEvent, LlmError>>,
+    meter: Meter,
+    backend: String,
+    attempts: u32,
+    failed_backends: Vec<String>,
+    started: Instant,
+    usage: Option<Usage>,
+    output_chars: usize,
+    finish_reason: Option<String>,
+    response_model: Option<String>,
+    accounted: bool,
+}
+
+impl GenerationStream {
+    pub(super) fn new(answer: Answer<llm::OpenStream>, meter: Meter) -> Self {
+        Self {
+            events: answer.value.events,
+            meter,
+            backend: answer.backend,
+            attempts: answer.attempts,
+            failed_backends: answer.failed,
+            started: answer.started,
+            usage: None,
+            output_chars: 0,
+            finish_reason: None,
+            response_model: None,
+            accounted: false,
+        }
+    }
+
+    /// The backend that answered.
+    pub fn backend(&self) -> &str {
+        &self.backend
+    }
+
+    /// The next piece of text, the summary once the stream ended well, or the failure that ended it; then `None`.
+    pub async fn next(&mut self) -> Option<Result<GenerationEvent, RouterError>> {
+        if self.accounted {
+            return None;
+        }
+        loop {
+            match self.events.next().await {
+                Some(Ok(StreamEvent::Delta(text))) => {
+                    self.output_chars += text.chars().count();
+                    return Some(Ok(GenerationEvent::Delta(text)));
+                }
+                Some(Ok(StreamEvent::Finish {
+                    finish_reason, model, ..
+                })) => {
+                    self.finish_reason = Some(finish_reason);
+                    self.response_model = model;
+                }
+                Some(Ok(StreamEvent::Usage(usage))) => self.usage = Some(usage),
+                Some(Err(error)) => {
+                    self.account(Some(error.kind()));
+                    return Some(Err(error.into()));
+                }
+                None => return Some(Ok(GenerationEvent::End(self.account(None)))),
+            }
+        }
+    }
+
+    /// Records usage, cost and duration (once) and says what they were.
+    fn account(&mut self, error: Option<&'static str>) -> StreamSummary {
+        self.accounted = true;
+        let usage_estimated = self.usage.is_none();
+        let usage = self.usage.unwrap_or(Usage {
+            input_tokens: estimate_tokens(self.meter.prompt_chars),
+            output_tokens: estimate_tokens(self.output_chars),
+        });
+        let cost = self.meter.prices.cost(usage.input_tokens, usage.output_tokens);
+        let metrics = &self.meter.metrics;
+        metrics.llm_usage(&self.meter.target, &self.backend, usage, cost);
+        metrics.llm_call(&self.backend, &self.meter.model, self.started.elapsed(), error);
+        StreamSummary {
+            backend: self.backend.clone(),
+            model: self.response_model.take().unwrap_or_default(),
+            finish_reason: self.finish_reason.take().unwrap_or_default(),
+            usage,
+            usage_estimated,
+            cost,
+            attempts: self.attempts,
+            failed_backends: std::mem::take(&mut self.failed_backends),
+        }
+    }
+}
+
+impl Drop for GenerationStream {
+    fn drop(&mut self) {
+        if !self.accounted {
+            self.account(Some(CANCELLED));
+        }
+    }
+}
+
+/// Tokens for `chars` characters when the backend reports none (about four characters a token in English).
+pub(super) fn estimate_tokens(chars: usize) -> u32 {
+    u32::try_from(chars.div_ceil(4)).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,41 @@
+//! `rpc.server.duration` of every Router call, from its arrival to its last byte (a stream's whole length), by
+//! method, status and the target decided.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use tonic::Code;
+
+use super::{CallNotes, CallObserver, router_method};
+use crate::metrics::SharedMetrics;
+
+/// Records each call's duration.
+#[derive(Clone)]
+pub struct RpcDuration(pub SharedMetrics);
+
+/// One call being timed.
+pub struct Timed {
+    metrics: SharedMetrics,
+    method: String,
+    started: Instant,
+    notes: Arc<CallNotes>,
+}
+
+impl CallObserver for RpcDuration {
+    type Call = Timed;
+
+    fn begin(&self, request: &mut http::Request<tonic::body::Body>) -> Option<Timed> {
+        let method = router_method(request.uri().path())?.to_owned();
+        Some(Timed {
+            metrics: self.0.clone(),
+            method,
+            started: Instant::now(),
+            notes: CallNotes::of(request.extensions_mut()),
+        })
+    }
+
+    fn end(call: Timed, code: Code, _message: &str) {
+        let target = call.notes.lock().target.clone();
+        call.metrics.rpc(&call.method, code, &target, call.started.elapsed());
+    }
+}
