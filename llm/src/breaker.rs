@@ -56,10 +56,16 @@ pub enum Verdict {
 
 #[derive(Debug, Clone, Copy)]
 enum State {
-    Closed { failures: u32 },
-    Open { until: Instant },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
     /// `probe`: the generation and start of the probe out now, if any.
-    HalfOpen { probe: Option<(u64, Instant)> },
+    HalfOpen {
+        probe: Option<(u64, Instant)>,
+    },
 }
 
 #[derive(Debug)]
@@ -255,7 +261,9 @@ mod tests {
         let probe = b.admit().unwrap();
         assert!(probe.is_probe());
         drop(probe);
-        let next = b.admit().expect("the next caller probes: a cancelled probe must not wedge the circuit");
+        let next = b
+            .admit()
+            .expect("the next caller probes: a cancelled probe must not wedge the circuit");
         assert!(next.is_probe());
         next.record(Verdict::Healthy);
         assert_eq!(b.state(), CircuitState::Closed);
@@ -269,7 +277,11 @@ mod tests {
         b.admit().unwrap().record(Verdict::Unknown);
         assert_eq!(b.state(), CircuitState::Closed);
         fail(&b);
-        assert_eq!(b.state(), CircuitState::Open, "two failures, an unknown, a failure: three in a row");
+        assert_eq!(
+            b.state(),
+            CircuitState::Open,
+            "two failures, an unknown, a failure: three in a row"
+        );
     }
 
     #[test]

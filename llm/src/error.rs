@@ -123,9 +123,10 @@ impl LlmError {
         match self {
             Self::Connect { .. } | Self::Timeout { .. } | Self::RateLimited { .. } | Self::Protocol { .. } => true,
             Self::Upstream { status, .. } => *status >= 500,
-            Self::DeadlineExceeded { .. } | Self::TooLarge { .. } | Self::CircuitOpen { .. } | Self::Overloaded { .. } => {
-                false
-            }
+            Self::DeadlineExceeded { .. }
+            | Self::TooLarge { .. }
+            | Self::CircuitOpen { .. }
+            | Self::Overloaded { .. } => false,
         }
     }
 

@@ -12,7 +12,10 @@ use crate::{LlmError, StreamEvent, Usage};
 
 /// Parses an SSE byte stream into stream events. Comments and keep-alives are skipped by the SSE parser;
 /// `[DONE]` ends the stream; an `error` chunk becomes an error; transport errors pass through.
-pub(crate) fn events<S, B>(bytes: S, backend: String) -> impl Stream<Item = Result<StreamEvent, LlmError>> + Send + 'static
+pub(crate) fn events<S, B>(
+    bytes: S,
+    backend: String,
+) -> impl Stream<Item = Result<StreamEvent, LlmError>> + Send + 'static
 where
     S: Stream<Item = Result<B, LlmError>> + Send + Unpin + 'static,
     B: AsRef<[u8]> + Send + 'static,
@@ -131,7 +134,9 @@ mod tests {
     async fn collect(body: &'static str) -> Vec<Result<StreamEvent, LlmError>> {
         // Split into small pieces so events straddle chunk boundaries, as on a real connection.
         let pieces: Vec<Result<Vec<u8>, LlmError>> = body.as_bytes().chunks(7).map(|c| Ok(c.to_vec())).collect();
-        events(futures::stream::iter(pieces), "local".to_owned()).collect().await
+        events(futures::stream::iter(pieces), "local".to_owned())
+            .collect()
+            .await
     }
 
     #[tokio::test]
@@ -197,7 +202,9 @@ mod tests {
     async fn a_silent_gap_between_events_times_out_and_an_error_ends_the_stream() {
         let delta = || Ok(StreamEvent::Delta("x".into()));
         let stalled = futures::stream::iter(vec![delta(), delta()]).chain(futures::stream::pending());
-        let events: Vec<_> = with_gap_limit(stalled, "local".into(), Duration::from_secs(5)).collect().await;
+        let events: Vec<_> = with_gap_limit(stalled, "local".into(), Duration::from_secs(5))
+            .collect()
+            .await;
         assert_eq!(events.len(), 3, "{events:?}");
         assert!(matches!(&events[2], Err(LlmError::Timeout { after, .. }) if *after == Duration::from_secs(5)));
 
@@ -209,7 +216,9 @@ mod tests {
             }),
             delta(),
         ]);
-        let events: Vec<_> = with_gap_limit(failing, "local".into(), Duration::from_secs(5)).collect().await;
+        let events: Vec<_> = with_gap_limit(failing, "local".into(), Duration::from_secs(5))
+            .collect()
+            .await;
         assert_eq!(events.len(), 2, "nothing after the first error: {events:?}");
     }
 }

@@ -40,7 +40,11 @@ impl RouterService {
     /// Admits a call: the loaded engine, the caller's deadline, and the checked input (noted for the layers and
     /// on the SERVER span).
     fn admit(&self, request: Request<pb::RouteRequest>) -> Result<Admitted<'_>, Status> {
-        let notes = request.extensions().get::<Arc<CallNotes>>().cloned().unwrap_or_default();
+        let notes = request
+            .extensions()
+            .get::<Arc<CallNotes>>()
+            .cloned()
+            .unwrap_or_default();
         let engine = self.engine.get().ok_or(RouterError::NotReady)?;
         let deadline = deadline(request.metadata());
         let input = RouteInput::try_from(request.into_inner())?;

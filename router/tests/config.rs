@@ -1,4 +1,5 @@
-//! `switchyard validate`: invalid config is refused with the file, the key and the reason.
+//! Invalid config is refused with the file, the key and the reason: the main config in-process
+//! (`Config::load`), the policy and the whole command through `switchyard validate`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -38,6 +39,14 @@ fn the_default_and_test_configs_are_valid() {
     );
     let (ok, stderr, _) = validate(&config("http://127.0.0.1:1/v1", "1s"));
     assert!(ok, "{stderr}");
+}
+
+/// Loads a [`config`]-style text in-process; returns the error (if any) and the main file's path.
+fn load(text: &str) -> (Option<String>, String) {
+    let dir = TempDir::new();
+    let path = support::write_config(&dir.0, text);
+    let loaded = switchyard::config::Config::load(&path);
+    (loaded.err().map(|e| e.to_string()), path.display().to_string())
 }
 
 #[test]
@@ -92,13 +101,23 @@ fn invalid_main_configs_name_file_key_and_reason() {
             format!("{good}\n[telemetry]\ncapture_content = true\nmax_content_bytes = 0\n"),
             "telemetry.max_content_bytes",
         ),
+        (
+            good.replace("[backends.local]", "[backends.local]\ninter_token_timeout = \"never\""),
+            "backends.local.inter_token_timeout",
+        ),
     ];
     for (text, expected) in cases {
-        let (ok, stderr, path) = validate(&text);
-        assert!(!ok, "accepted a config that should fail with {expected:?}");
-        assert!(stderr.contains(&path), "the file is named: {stderr}");
-        assert!(stderr.contains(expected), "want {expected:?} in {stderr}");
+        let (error, path) = load(&text);
+        let error = error.unwrap_or_else(|| panic!("accepted a config that should fail with {expected:?}"));
+        assert!(error.contains(&path), "the file is named: {error}");
+        assert!(error.contains(expected), "want {expected:?} in {error}");
     }
+    // The command says the same.
+    let (ok, stderr, path) = validate(&good.replace("workers = 2", "workers = 2\nthreads = 4"));
+    assert!(
+        !ok && stderr.contains(&path) && stderr.contains("unknown field `threads`"),
+        "{stderr}"
+    );
 }
 
 #[test]

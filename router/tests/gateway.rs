@@ -9,7 +9,8 @@ use std::time::Duration;
 use prost_types::Value;
 use prost_types::value::Kind;
 use support::{
-    FakeLlm, Fault, Gateway, assert_status, config, free_port, n, record, request, s, stream_events, stream_failure, telco_record,
+    FakeLlm, Fault, Gateway, assert_status, config, free_port, n, record, request, s, stream_events, stream_failure,
+    telco_record,
 };
 use switchyard_proto::v1::{RouteRequest, TargetKind, route_event::Event};
 use tonic::Code;

@@ -82,10 +82,17 @@ fn dependencies_inside_the_router_point_one_way() {
             }
         }
     }
-    assert!(violations.is_empty(), "dependencies pointing up or sideways:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "dependencies pointing up or sideways:\n{}",
+        violations.join("\n")
+    );
 }
 
 #[test]
 fn the_checker_sees_a_cycle() {
-    assert_eq!(crate_modules("use crate::engine::Engine;\nuse crate::policy::{self};"), ["engine", "policy"]);
+    assert_eq!(
+        crate_modules("use crate::engine::Engine;\nuse crate::policy::{self};"),
+        ["engine", "policy"]
+    );
 }

@@ -8,8 +8,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::{
-    FakeLlm, Fault, Gateway, assert_status, config, free_port, request, stream_events, stream_failure,
-    telco_record, with_backend_settings, with_secondary,
+    FakeLlm, Fault, Gateway, assert_status, config, free_port, request, stream_events, stream_failure, telco_record,
+    with_backend_settings, with_secondary,
 };
 use switchyard_proto::v1::route_event::Event;
 use tonic::Code;

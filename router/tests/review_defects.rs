@@ -47,22 +47,24 @@ async fn a_stream_reader_leaving_during_the_half_open_probe_does_not_wedge_the_c
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // The probe: a stream whose reader leaves while the backend is still silent.
-    let mut stream = client
-        .route_stream(request("tell me a joke", None))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(matches!(
-        stream.message().await.unwrap().unwrap().event,
-        Some(Event::Decision(_))
-    ));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut reader = gateway.client().await;
+    let probe = tokio::spawn(async move {
+        let mut stream = reader.route_stream(request("tell me a joke", None)).await?.into_inner();
+        while stream.message().await?.is_some() {}
+        Ok::<_, tonic::Status>(())
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(fake.count(), 2, "the probe reached the backend");
-    drop(stream);
+    probe.abort();
+    assert!(probe.await.unwrap_err().is_cancelled());
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // The next call probes again (and closes the circuit) instead of being refused with "retry in 0s".
-    let response = client.route(request("tell me a joke", None)).await.unwrap().into_inner();
+    let response = client
+        .route(request("tell me a joke", None))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(response.generation.unwrap().text, "fake answer");
     assert_eq!(fake.count(), 3);
     assert_eq!(response.backends[0].circuit, "closed");
@@ -78,7 +80,11 @@ async fn a_callers_short_deadline_never_opens_the_circuit_for_everyone() {
         Fault::Ok,
     ])
     .await;
-    let gateway = start_gateway(&fake, "max_attempts = 1\nbreaker_failures = 1\nbreaker_open_for = \"60s\"").await;
+    let gateway = start_gateway(
+        &fake,
+        "max_attempts = 1\nbreaker_failures = 1\nbreaker_open_for = \"60s\"",
+    )
+    .await;
     let mut client = gateway.client().await;
     for _ in 0..2 {
         let mut hurried = tonic::Request::new(request("tell me a joke", None));
@@ -87,7 +93,11 @@ async fn a_callers_short_deadline_never_opens_the_circuit_for_everyone() {
         assert_status(&status, Code::DeadlineExceeded, "local");
     }
     // One backend failure would have opened the circuit; the callers' deadlines are not the backend's.
-    let response = client.route(request("tell me a joke", None)).await.unwrap().into_inner();
+    let response = client
+        .route(request("tell me a joke", None))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(response.generation.unwrap().text, "fake answer");
     assert_eq!(response.backends[0].circuit, "closed");
 }
@@ -155,7 +165,11 @@ async fn upstream_bytes_are_bounded_on_streams_error_bodies_and_silences() {
         .await
         .unwrap_err();
     assert_status(&status, Code::Unavailable, "answered HTTP 500");
-    assert!(status.message().len() < 1000, "{} bytes of message", status.message().len());
+    assert!(
+        status.message().len() < 1000,
+        "{} bytes of message",
+        status.message().len()
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let written = fake.error_bytes_written.load(std::sync::atomic::Ordering::SeqCst);
     assert!(written < 16 << 20, "{written} bytes of the error body were taken");
@@ -219,10 +233,6 @@ async fn a_hybrid_stream_sends_decision_and_score_before_the_llm_and_keeps_them_
     );
     assert_status(&status, Code::Unavailable, "llm backend local");
     // And a stream that succeeds still ends with its summary.
-    let events = stream_events(
-        &mut gateway.client().await,
-        request("", Some(telco_record())),
-    )
-    .await;
+    let events = stream_events(&mut gateway.client().await, request("", Some(telco_record()))).await;
     assert!(matches!(events.last(), Some(Event::Summary(_))), "{events:?}");
 }

@@ -11,6 +11,7 @@ use crate::policy::{OnUnavailable, Target};
 use crate::telemetry::names::{EVENT_FALLBACK, FALLBACK_FROM, FALLBACK_TO, ROUTE_DEGRADED};
 
 /// A target that could not get an LLM answer but fails open.
+#[derive(Debug)]
 pub(super) struct Degraded {
     pub(super) reason: String,
     pub(super) rejection: Option<String>,
@@ -139,24 +140,6 @@ impl Engine {
         })
     }
 
-    /// Every backend failed: a target that fails open answers with its score or its refusal; otherwise the last
-    /// error reaches the caller.
-    pub(super) fn degrade(&self, target: &Target, scored: bool, last: LlmError) -> Result<Degraded, RouterError> {
-        let degraded = match &target.on_unavailable {
-            OnUnavailable::ScoreOnly if scored => Degraded {
-                reason: format!("no LLM answer ({last}); score only"),
-                rejection: None,
-            },
-            OnUnavailable::Reject(message) => Degraded {
-                reason: format!("no LLM answer ({last}); refused"),
-                rejection: Some(message.clone()),
-            },
-            OnUnavailable::ScoreOnly | OnUnavailable::Error => return Err(last.into()),
-        };
-        tracing::Span::current().set_attribute(ROUTE_DEGRADED, degraded.reason.clone());
-        Ok(degraded)
-    }
-
     pub(super) fn backend_states(&self, target: &Target) -> Vec<BackendState> {
         target
             .backends
@@ -168,5 +151,76 @@ impl Engine {
                 })
             })
             .collect()
+    }
+}
+
+/// Every backend failed: a target that fails open answers with its score or its refusal; otherwise the last
+/// error reaches the caller.
+pub(super) fn degrade(target: &Target, scored: bool, last: LlmError) -> Result<Degraded, RouterError> {
+    let degraded = match &target.on_unavailable {
+        OnUnavailable::ScoreOnly if scored => Degraded {
+            reason: format!("no LLM answer ({last}); score only"),
+            rejection: None,
+        },
+        OnUnavailable::Reject(message) => Degraded {
+            reason: format!("no LLM answer ({last}); refused"),
+            rejection: Some(message.clone()),
+        },
+        OnUnavailable::ScoreOnly | OnUnavailable::Error => return Err(last.into()),
+    };
+    tracing::Span::current().set_attribute(ROUTE_DEGRADED, degraded.reason.clone());
+    Ok(degraded)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::policy::TargetKind;
+
+    fn target(on_unavailable: OnUnavailable) -> Target {
+        Target {
+            name: "explain".into(),
+            kind: TargetKind::Hybrid,
+            backends: vec!["local".into()],
+            on_unavailable,
+            system_prompt: String::new(),
+            user_prompt: String::new(),
+            max_prompt_chars: 100,
+            max_tokens: 10,
+            temperature: None,
+            message: String::new(),
+        }
+    }
+
+    fn down() -> LlmError {
+        LlmError::Connect {
+            backend: "local".into(),
+            detail: "refused".into(),
+        }
+    }
+
+    #[test]
+    fn a_target_fails_open_only_as_it_says() {
+        let score_only = target(OnUnavailable::ScoreOnly);
+        let degraded = degrade(&score_only, true, down()).unwrap();
+        assert!(degraded.rejection.is_none());
+        assert!(degraded.reason.contains("llm backend local unreachable") && degraded.reason.ends_with("score only"));
+        // Score only without a score is no answer at all: the error.
+        let error = degrade(&score_only, false, down()).unwrap_err();
+        assert_eq!(error.code(), tonic::Code::Unavailable);
+
+        let refusing = target(OnUnavailable::Reject("later".into()));
+        assert_eq!(
+            degrade(&refusing, false, down()).unwrap().rejection.as_deref(),
+            Some("later")
+        );
+
+        let strict = target(OnUnavailable::Error);
+        assert!(matches!(
+            degrade(&strict, true, down()),
+            Err(RouterError::Llm(LlmError::Connect { .. }))
+        ));
     }
 }

@@ -186,7 +186,7 @@ impl Engine {
         match self.first_answer(target, &request, deadline, call).await? {
             Ok(answer) => leg.generation = Some(finish(target, &request, answer)?),
             Err(last) => {
-                let fallback = self.degrade(target, prepared.prediction.is_some(), last)?;
+                let fallback = backend_chain::degrade(target, prepared.prediction.is_some(), last)?;
                 leg.degraded = Some(fallback.reason);
                 leg.rejection = leg.rejection.or(fallback.rejection);
             }

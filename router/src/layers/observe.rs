@@ -66,7 +66,12 @@ where
     fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
         let Some(call) = self.observer.begin(&mut request) else {
             let future = self.inner.call(request);
-            return Box::pin(async move { Ok(future.await?.map(|body| ObservedBody { inner: body, call: None })) });
+            return Box::pin(async move {
+                Ok(future.await?.map(|body| ObservedBody {
+                    inner: body,
+                    call: None,
+                }))
+            });
         };
         let span = O::span(&call).unwrap_or_else(tracing::Span::current);
         // Entered while the inner layers begin, so they see this span as the current one.
@@ -83,7 +88,10 @@ where
                 // An error answered at once carries its status in the headers ("trailers-only").
                 if let Some(status) = tonic::Status::from_header_map(response.headers()) {
                     O::end(call, status.code(), status.message());
-                    return Ok(response.map(|body| ObservedBody { inner: body, call: None }));
+                    return Ok(response.map(|body| ObservedBody {
+                        inner: body,
+                        call: None,
+                    }));
                 }
                 Ok(response.map(|body| ObservedBody {
                     inner: body,
@@ -114,7 +122,10 @@ impl<B: Body + Unpin, O: CallObserver> Body for ObservedBody<B, O> {
     type Data = B::Data;
     type Error = B::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {

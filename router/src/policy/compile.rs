@@ -8,10 +8,10 @@ use std::sync::Arc;
 use super::file::{
     AbstainFile, KindFile, OnUnavailableFile, PolicyFile, RuleFile, StickyByFile, TargetFile, TenantFile,
 };
+use super::prompt::{self, Prompts};
 use super::{
     Abstain, Action, Arm, Band, Conditions, OnUnavailable, Policy, Rule, Shadow, StickyBy, Target, TargetKind, Tenant,
 };
-use super::prompt::{self, Prompts};
 
 /// The policy format this build reads.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -17,7 +17,6 @@ pub use conditions::{Band, Conditions};
 pub use prompt::{PromptError, PromptInput, Prompts, ScoreFacts};
 pub use store::{PolicyStore, ReloadOutcome, watch};
 
-
 /// What a target does with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TargetKind {

@@ -240,7 +240,11 @@ impl Prompts {
         Ok(ChatRequest {
             messages: vec![ChatMessage::system(system), ChatMessage::user(user)],
             // The target's limit is the ceiling: a caller may ask for fewer tokens, never more.
-            max_tokens: Some(input.max_tokens.map_or(target.max_tokens, |asked| asked.min(target.max_tokens))),
+            max_tokens: Some(
+                input
+                    .max_tokens
+                    .map_or(target.max_tokens, |asked| asked.min(target.max_tokens)),
+            ),
             temperature: input.temperature.or(target.temperature),
         })
     }
@@ -252,5 +256,124 @@ fn display(value: Option<&FeatureValue>) -> String {
         Some(FeatureValue::Number(n)) => format!("{n}"),
         Some(FeatureValue::Bool(b)) => format!("{b}"),
         Some(FeatureValue::Text(_) | FeatureValue::Null) | None => "(blank)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::policy::OnUnavailable;
+
+    fn target(kind: TargetKind, user_prompt: &str, max_prompt_chars: usize) -> Target {
+        let hybrid = kind == TargetKind::Hybrid;
+        Target {
+            name: "t".into(),
+            kind,
+            backends: vec!["local".into()],
+            on_unavailable: OnUnavailable::Error,
+            system_prompt: default_system_prompt(hybrid).to_owned(),
+            user_prompt: user_prompt.to_owned(),
+            max_prompt_chars,
+            max_tokens: 64,
+            temperature: Some(0.2),
+            message: String::new(),
+        }
+    }
+
+    fn input(text: &str) -> PromptInput<'_> {
+        PromptInput {
+            text,
+            tenant: "acme",
+            max_tokens: None,
+            temperature: None,
+            record: None,
+            prediction: None,
+        }
+    }
+
+    #[test]
+    fn the_targets_max_tokens_is_a_default_and_a_ceiling() {
+        let target = target(TargetKind::Llm, "{{ text }}", 1000);
+        let prompts = Prompts::compile([&target]).unwrap();
+        for (asked, sent) in [(None, 64), (Some(10), 10), (Some(64), 64), (Some(5000), 64)] {
+            let request = prompts
+                .render(
+                    &target,
+                    &PromptInput {
+                        max_tokens: asked,
+                        ..input("hello")
+                    },
+                )
+                .unwrap();
+            assert_eq!(request.max_tokens, Some(sent), "asked {asked:?}");
+        }
+        let request = prompts
+            .render(
+                &target,
+                &PromptInput {
+                    temperature: Some(0.9),
+                    ..input("hello")
+                },
+            )
+            .unwrap();
+        assert_eq!(request.temperature, Some(0.9), "the caller's temperature wins");
+        assert_eq!(prompts.render(&target, &input("hello")).unwrap().temperature, Some(0.2));
+    }
+
+    #[test]
+    fn hybrid_prompts_state_the_prediction_and_its_top_fields() {
+        let target = target(TargetKind::Hybrid, default_user_prompt(true), 10_000);
+        let prompts = Prompts::compile([&target]).unwrap();
+        let top = [classical::Influence {
+            feature: "contract".into(),
+            delta: 0.31,
+        }];
+        let request = prompts
+            .render(
+                &target,
+                &PromptInput {
+                    prediction: Some(ScoreFacts {
+                        model: "churn-scorer",
+                        version: "1.0.0",
+                        score: 0.8765,
+                        threshold: 0.5,
+                        churn: true,
+                        top_features: &top,
+                    }),
+                    ..input("  ")
+                },
+            )
+            .unwrap();
+        let user = &request.messages[1].content;
+        assert!(user.contains("probability of leaving 0.88"), "{user}");
+        assert!(user.contains("likely to churn"), "{user}");
+        assert!(user.contains("- contract = (blank): +0.31"), "{user}");
+        assert!(
+            user.contains(&format!("Question: {DEFAULT_HYBRID_QUESTION}")),
+            "no text: the default question"
+        );
+    }
+
+    #[test]
+    fn a_prompt_over_its_limit_or_a_failing_template_is_an_error_naming_the_target() {
+        let target = target(TargetKind::Llm, "{{ text }}", 100);
+        let prompts = Prompts::compile([&target]).unwrap();
+        let error = prompts.render(&target, &input(&"why ".repeat(40))).unwrap_err();
+        assert!(matches!(error, PromptError::TooLong { limit: 100, .. }), "{error:?}");
+        let broken = self::target(TargetKind::Llm, "{{ text ", 100);
+        let (key, _) = Prompts::compile([&broken]).unwrap_err();
+        assert_eq!(
+            key, "targets.t.user_prompt",
+            "a syntax error is refused when the policy is compiled"
+        );
+        let failing = self::target(TargetKind::Llm, "{{ text | no_such_filter }}", 100);
+        let prompts = Prompts::compile([&failing]).unwrap();
+        let error = prompts.render(&failing, &input("x")).unwrap_err();
+        assert!(
+            matches!(&error, PromptError::Render { target, .. } if target == "t"),
+            "{error:?}"
+        );
     }
 }

@@ -191,7 +191,9 @@ mod tests {
     use super::*;
 
     fn policy(message: &str) -> String {
-        format!("schema_version = 1\ndefault_target = \"refuse\"\n[targets.refuse]\nkind = \"reject\"\nmessage = \"{message}\"\n")
+        format!(
+            "schema_version = 1\ndefault_target = \"refuse\"\n[targets.refuse]\nkind = \"reject\"\nmessage = \"{message}\"\n"
+        )
     }
 
     #[tokio::test]
