@@ -73,44 +73,32 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<pb::RouteEvent, Status>> + S
 #[tonic::async_trait]
 impl pb::router_server::Router for RouterService {
     async fn route(&self, request: Request<pb::RouteRequest>) -> Result<Response<pb::RouteResponse>, Status> {
-        let Admitted {
-            engine,
-            deadline,
-            input,
-            notes,
-        } = self.admit(request)?;
-        let outcome = engine.route(&input, deadline).await?;
-        note_routing(&notes, &outcome.routing);
+        let call = self.admit(request)?;
+        let outcome = call.engine.route(&call.input, call.deadline).await?;
+        note_routing(&call.notes, &outcome.routing);
         if let Some(plan) = &outcome.shadow {
-            mirror(&self.engine, &input, plan);
+            mirror(&self.engine, &call.input, plan);
         }
-        Ok(Response::new(convert::response(input.request_id, &outcome)))
+        Ok(Response::new(convert::response(call.input.request_id, &outcome)))
     }
 
     type RouteStreamStream = EventStream;
 
     async fn route_stream(&self, request: Request<pb::RouteRequest>) -> Result<Response<EventStream>, Status> {
-        let Admitted {
-            engine,
-            deadline,
-            input,
-            notes,
-        } = self.admit(request)?;
-        let prepared = engine.prepare(&input).await?;
-        note_routing(&notes, &prepared.routing);
+        let call = self.admit(request)?;
+        let prepared = call.engine.prepare(&call.input).await?;
+        note_routing(&call.notes, &prepared.routing);
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
         // In the SERVER span, which lasts until the stream ends (the span layer holds it).
-        let forwarding = forward(self.engine.clone(), input, deadline, prepared, sender);
+        let forwarding = forward(self.engine.clone(), call.input, call.deadline, prepared, sender);
         tokio::spawn(forwarding.instrument(tracing::Span::current()));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
     async fn explain(&self, request: Request<pb::RouteRequest>) -> Result<Response<pb::RoutingDecision>, Status> {
-        let Admitted {
-            engine, input, notes, ..
-        } = self.admit(request)?;
-        let routing = engine.explain(&input).await?;
-        note_routing(&notes, &routing);
+        let call = self.admit(request)?;
+        let routing = call.engine.explain(&call.input).await?;
+        note_routing(&call.notes, &routing);
         Ok(Response::new(pb::RoutingDecision::from(&routing)))
     }
 }

@@ -8,22 +8,15 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::{
-    FakeLlm, Fault, Gateway, assert_status, config, free_port, request, stream_events, stream_failure, telco_record,
-    with_backend_settings, with_secondary,
+    FAST_RETRIES, FakeLlm, Fault, Gateway, assert_status, config, fast_gateway, free_port, request, stream_events,
+    stream_failure, telco_record, with_backend_settings, with_secondary,
 };
 use switchyard_proto::v1::route_event::Event;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-/// Quick retries, so tests stay fast.
-const FAST: &str = "base_backoff = \"20ms\"\nmax_backoff = \"200ms\"";
-
 async fn start_gateway(fake: &FakeLlm, settings: &str) -> Gateway {
-    Gateway::start(&with_backend_settings(
-        &config(&fake.base_url(), "3s"),
-        &format!("{FAST}\n{settings}"),
-    ))
-    .await
+    fast_gateway(&fake.base_url(), "3s", settings).await
 }
 
 #[tokio::test]
@@ -84,7 +77,7 @@ async fn connection_refused_is_unavailable_after_retries_and_opens_the_circuit()
     let url = format!("http://127.0.0.1:{}/v1", free_port());
     let text = with_backend_settings(
         &config(&url, "3s"),
-        &format!("{FAST}\nmax_attempts = 2\nbreaker_failures = 2\nbreaker_open_for = \"60s\""),
+        &format!("{FAST_RETRIES}\nmax_attempts = 2\nbreaker_failures = 2\nbreaker_open_for = \"60s\""),
     );
     let gateway = Gateway::start(&text).await;
     let mut client = gateway.client().await;
@@ -112,7 +105,10 @@ async fn a_failed_primary_falls_back_to_the_secondary() {
     let secondary = FakeLlm::start(vec![Fault::Ok]).await;
     let primary_url = format!("http://127.0.0.1:{}/v1", free_port());
     let text = with_secondary(
-        &with_backend_settings(&config(&primary_url, "3s"), &format!("{FAST}\nmax_attempts = 1")),
+        &with_backend_settings(
+            &config(&primary_url, "3s"),
+            &format!("{FAST_RETRIES}\nmax_attempts = 1"),
+        ),
         &secondary.base_url(),
     );
     let gateway = Gateway::start(&text).await;
@@ -138,7 +134,7 @@ async fn a_failed_primary_falls_back_to_the_secondary() {
 #[tokio::test]
 async fn hybrid_degrades_to_the_score_when_allowed() {
     let url = format!("http://127.0.0.1:{}/v1", free_port());
-    let base = with_backend_settings(&config(&url, "3s"), &format!("{FAST}\nmax_attempts = 1"));
+    let base = with_backend_settings(&config(&url, "3s"), &format!("{FAST_RETRIES}\nmax_attempts = 1"));
     let degrading = base.replace(
         "[targets.retention]\n",
         "[targets.retention]\non_unavailable = \"score_only\"\n",
@@ -203,7 +199,10 @@ async fn mid_stream_faults_reach_the_caller_after_the_text_so_far() {
     ] {
         let fake = FakeLlm::start(vec![fault.clone()]).await;
         // request_timeout (the whole exchange) ends the stall.
-        let text = with_backend_settings(&config(&fake.base_url(), "1s"), &format!("{FAST}\nmax_attempts = 3"));
+        let text = with_backend_settings(
+            &config(&fake.base_url(), "1s"),
+            &format!("{FAST_RETRIES}\nmax_attempts = 3"),
+        );
         let gateway = Gateway::start(&text).await;
         let mut stream = gateway
             .client()
@@ -379,7 +378,7 @@ async fn faults_leak_no_connections_or_threads() {
     let text = with_backend_settings(
         &config(&fake.base_url(), "1s"),
         &format!(
-            "{FAST}\nmax_attempts = 1\nfirst_token_timeout = \"500ms\"\nmax_response_bytes = 1048576\nbreaker_failures = 100"
+            "{FAST_RETRIES}\nmax_attempts = 1\nfirst_token_timeout = \"500ms\"\nmax_response_bytes = 1048576\nbreaker_failures = 100"
         ),
     );
     let gateway = Gateway::start(&text).await;

@@ -10,22 +10,15 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::{
-    FakeLlm, Fault, Gateway, assert_status, config, free_port, request, sample, stream_events, stream_failure,
-    telco_record, with_backend_settings,
+    FakeLlm, Fault, Gateway, assert_status, fast_gateway, free_port, request, sample, stream_events, stream_failure,
+    telco_record,
 };
 use switchyard_proto::v1::route_event::Event;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-/// Quick retries, so tests stay fast.
-const FAST: &str = "base_backoff = \"20ms\"\nmax_backoff = \"200ms\"";
-
 async fn start_gateway(fake: &FakeLlm, settings: &str) -> Gateway {
-    Gateway::start(&with_backend_settings(
-        &config(&fake.base_url(), "10s"),
-        &format!("{FAST}\n{settings}"),
-    ))
-    .await
+    fast_gateway(&fake.base_url(), "10s", settings).await
 }
 
 #[tokio::test]
@@ -225,7 +218,7 @@ async fn a_hybrid_stream_sends_decision_and_score_before_the_llm_and_keeps_them_
 
     // With the backend gone and no score_only, the score still reaches the caller before the error.
     let url = format!("http://127.0.0.1:{}/v1", free_port());
-    let down = Gateway::start(&with_backend_settings(&config(&url, "3s"), "max_attempts = 1")).await;
+    let down = fast_gateway(&url, "3s", "max_attempts = 1").await;
     let (events, status) = stream_failure(&mut down.client().await, hybrid).await;
     assert!(
         matches!(events.as_slice(), [Event::Decision(_), Event::Prediction(_)]),

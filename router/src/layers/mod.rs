@@ -16,7 +16,7 @@ mod server_span;
 pub use access::AccessLog;
 pub use duration::RpcDuration;
 pub use notes::{CallNotes, Notes};
-pub use observe::{CallObserver, ObserveLayer, ObservedBody};
+pub use observe::{CallObserver, ObserveFuture, ObserveLayer, ObserveService, ObservedBody};
 pub use server_span::ServerSpan;
 
 /// The path prefix of the calls these layers observe (health and reflection pass through untouched).

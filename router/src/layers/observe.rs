@@ -1,13 +1,16 @@
-//! The machinery every layer here shares: begin a call, end it once with its final status.
+//! The machinery every layer here shares: begin a call, end it once with its final status. No allocation per
+//! call beyond the observer's own state: the future and the body are wrapped in place, and the status is read
+//! from `grpc-status` directly (its message is decoded only for a failure).
 
+use std::borrow::Cow;
+use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
-use futures::future::BoxFuture;
 use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
 use tonic::Code;
 use tower::{Layer, Service};
-use tracing::Instrument;
 
 /// What one layer does around a call.
 pub trait CallObserver: Clone + Send + Sync + 'static {
@@ -50,56 +53,68 @@ pub struct ObserveService<S, O> {
 
 impl<S, O, B> Service<http::Request<tonic::body::Body>> for ObserveService<S, O>
 where
-    S: Service<http::Request<tonic::body::Body>, Response = http::Response<B>> + Send,
-    S::Future: Send + 'static,
+    S: Service<http::Request<tonic::body::Body>, Response = http::Response<B>>,
     O: CallObserver,
-    B: Body + Unpin + Send + 'static,
+    B: Body + Unpin,
 {
     type Response = http::Response<ObservedBody<B, O>>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+    type Future = ObserveFuture<S::Future, O>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
-        let Some(call) = self.observer.begin(&mut request) else {
-            let future = self.inner.call(request);
-            return Box::pin(async move {
-                Ok(future.await?.map(|body| ObservedBody {
-                    inner: body,
-                    call: None,
-                }))
-            });
-        };
-        let span = O::span(&call).unwrap_or_else(tracing::Span::current);
+        let call = self.observer.begin(&mut request);
+        let span = call.as_ref().and_then(O::span);
         // Entered while the inner layers begin, so they see this span as the current one.
-        let future = span.in_scope(|| self.inner.call(request));
-        Box::pin(
-            async move {
-                let response = match future.await {
-                    Ok(response) => response,
-                    Err(error) => {
-                        O::end(call, Code::Internal, "the service failed");
-                        return Err(error);
-                    }
-                };
-                // An error answered at once carries its status in the headers ("trailers-only").
-                if let Some(status) = tonic::Status::from_header_map(response.headers()) {
-                    O::end(call, status.code(), status.message());
-                    return Ok(response.map(|body| ObservedBody {
-                        inner: body,
-                        call: None,
-                    }));
+        let inner = match &span {
+            Some(span) => span.in_scope(|| self.inner.call(request)),
+            None => self.inner.call(request),
+        };
+        ObserveFuture { inner, call, span }
+    }
+}
+
+pin_project! {
+    /// The inner service's future, run in the call's span; ends the call at once when the answer is an error
+    /// carried in the headers.
+    pub struct ObserveFuture<F, O: CallObserver> {
+        #[pin]
+        inner: F,
+        call: Option<O::Call>,
+        span: Option<tracing::Span>,
+    }
+}
+
+impl<F, O, B, E> Future for ObserveFuture<F, O>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+    O: CallObserver,
+{
+    type Output = Result<http::Response<ObservedBody<B, O>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.span.as_ref().map(tracing::Span::enter);
+        let response = match ready!(this.inner.poll(cx)) {
+            Ok(response) => response,
+            Err(error) => {
+                if let Some(call) = this.call.take() {
+                    O::end(call, Code::Internal, "the service failed");
                 }
-                Ok(response.map(|body| ObservedBody {
-                    inner: body,
-                    call: Some(call),
-                }))
+                return Poll::Ready(Err(error));
             }
-            .instrument(span),
-        )
+        };
+        let mut call = this.call.take();
+        // An error answered at once carries its status in the headers ("trailers-only").
+        if let Some((code, message)) = grpc_status(response.headers())
+            && let Some(call) = call.take()
+        {
+            O::end(call, code, &message);
+        }
+        Poll::Ready(Ok(response.map(|inner| ObservedBody { inner, call })))
     }
 }
 
@@ -127,15 +142,17 @@ impl<B: Body + Unpin, O: CallObserver> Body for ObservedBody<B, O> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(status) = frame.trailers_ref().and_then(tonic::Status::from_header_map) {
-                    self.end(status.code(), status.message());
+        if self.call.is_some() {
+            match &polled {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some((code, message)) = frame.trailers_ref().and_then(grpc_status) {
+                        self.end(code, &message);
+                    }
                 }
+                Poll::Ready(Some(Err(_))) => self.end(Code::Internal, "the response body failed"),
+                Poll::Ready(None) => self.end(Code::Unknown, "the response ended without a status"),
+                Poll::Pending => {}
             }
-            Poll::Ready(Some(Err(_))) => self.end(Code::Internal, "the response body failed"),
-            Poll::Ready(None) => self.end(Code::Unknown, "the response ended without a status"),
-            Poll::Pending => {}
         }
         polled
     }
@@ -152,5 +169,37 @@ impl<B: Body + Unpin, O: CallObserver> Body for ObservedBody<B, O> {
 impl<B, O: CallObserver> Drop for ObservedBody<B, O> {
     fn drop(&mut self) {
         self.end(Code::Cancelled, "the caller went away");
+    }
+}
+
+/// The `grpc-status` (and, for a failure, the decoded `grpc-message`) in `headers`, if present.
+fn grpc_status(headers: &http::HeaderMap) -> Option<(Code, Cow<'_, str>)> {
+    let code = Code::from_bytes(headers.get("grpc-status")?.as_bytes());
+    let message = match headers.get("grpc-message") {
+        Some(value) if code != Code::Ok => percent_encoding::percent_decode(value.as_bytes()).decode_utf8_lossy(),
+        _ => Cow::Borrowed(""),
+    };
+    Some((code, message))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn the_status_is_read_from_grpc_status_and_a_failures_message_decoded() {
+        let status = tonic::Status::unavailable("llm backend local: 100% down");
+        let headers = status.clone().into_http::<tonic::body::Body>().headers().clone();
+        let (code, message) = grpc_status(&headers).unwrap();
+        assert_eq!(
+            (code, message.as_ref()),
+            (Code::Unavailable, "llm backend local: 100% down")
+        );
+        let mut ok = http::HeaderMap::new();
+        ok.insert("grpc-status", "0".parse().unwrap());
+        assert_eq!(grpc_status(&ok).unwrap().0, Code::Ok);
+        assert!(grpc_status(&http::HeaderMap::new()).is_none());
     }
 }

@@ -82,7 +82,7 @@ pub const SCORER_VERSION: &str = "switchyard.scorer.version";
 pub const SCORER_SCORE: &str = "switchyard.scorer.score";
 /// Whether the score reaches the model's decision threshold.
 pub const SCORER_CHURN: &str = "switchyard.scorer.churn";
-/// Records scored in this call (1 on the request path).
+/// Records this request had scored: 1, or the record plus one occluded copy per attributed field when explained.
 pub const SCORER_BATCH_SIZE: &str = "switchyard.scorer.batch_size";
 /// Whether the score was attributed to the record's fields (hybrid targets).
 pub const SCORER_EXPLAINED: &str = "switchyard.scorer.explained";

@@ -225,32 +225,13 @@ async fn answer(
             let head = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {bytes}\r\nconnection: close\r\n\r\n"
             );
-            let _ = socket.write_all(head.as_bytes()).await;
-            let block = vec![b'x'; 1 << 20];
-            let mut sent = 0;
-            while sent < bytes {
-                let n = block.len().min(bytes - sent);
-                if socket.write_all(&block[..n]).await.is_err() {
-                    return;
-                }
-                sent += n;
-            }
+            write_large(&mut socket, &head, bytes, b'x', &AtomicUsize::new(0)).await;
         }
         Fault::HugeError(bytes) => {
             let head = format!(
                 "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\ncontent-length: {bytes}\r\nconnection: close\r\n\r\n"
             );
-            let _ = socket.write_all(head.as_bytes()).await;
-            let block = vec![b'e'; 64 << 10];
-            let mut sent = 0;
-            while sent < bytes {
-                let n = block.len().min(bytes - sent);
-                if socket.write_all(&block[..n]).await.is_err() {
-                    return;
-                }
-                sent += n;
-                error_bytes_written.store(sent, Ordering::SeqCst);
-            }
+            write_large(&mut socket, &head, bytes, b'e', error_bytes_written).await;
         }
         Fault::Endless => {
             if socket.write_all(SSE_HEADERS.as_bytes()).await.is_err() {
@@ -270,5 +251,22 @@ async fn answer(
             }
             *closed.lock().unwrap() = Some(Instant::now());
         }
+    }
+}
+
+/// Writes `head`, then `bytes` bytes of `fill` in blocks until done or the client closes; `written` follows.
+async fn write_large(socket: &mut TcpStream, head: &str, bytes: usize, fill: u8, written: &AtomicUsize) {
+    if socket.write_all(head.as_bytes()).await.is_err() {
+        return;
+    }
+    let block = vec![fill; 64 << 10];
+    let mut sent = 0;
+    while sent < bytes {
+        let n = block.len().min(bytes - sent);
+        if socket.write_all(&block[..n]).await.is_err() {
+            return;
+        }
+        sent += n;
+        written.store(sent, Ordering::SeqCst);
     }
 }

@@ -464,6 +464,18 @@ pub fn request(text: &str, features: Option<Struct>) -> RouteRequest {
     }
 }
 
+/// Backend settings for quick retries, so fault tests stay fast.
+pub const FAST_RETRIES: &str = "base_backoff = \"20ms\"\nmax_backoff = \"200ms\"";
+
+/// A gateway whose backend `local` is at `llm_base_url`, with quick retries and extra backend `settings`.
+pub async fn fast_gateway(llm_base_url: &str, backend_timeout: &str, settings: &str) -> Gateway {
+    Gateway::start(&with_backend_settings(
+        &config(llm_base_url, backend_timeout),
+        &format!("{FAST_RETRIES}\n{settings}"),
+    ))
+    .await
+}
+
 /// `config` with extra lines for `[backends.local]` (e.g. `max_attempts = 1`).
 pub fn with_backend_settings(config_text: &str, settings: &str) -> String {
     config_text.replacen("[backends.local]\n", &format!("[backends.local]\n{settings}\n"), 1)
