@@ -71,20 +71,30 @@ impl Metrics {
     /// Builds the provider (Prometheus, plus OTLP when `telemetry` exports metrics), the registry and every
     /// instrument. Call inside the async runtime.
     pub fn new(telemetry: &Telemetry) -> Result<Self, MetricsError> {
+        let mut builder = SdkMeterProvider::builder().with_resource(telemetry.resource());
+        if let Some(reader) = telemetry.metric_reader().map_err(|e| MetricsError(e.to_string()))? {
+            builder = builder.with_reader(reader);
+        }
+        Self::build(builder, telemetry.failures())
+    }
+
+    /// Every instrument with the Prometheus registry only (no OTLP, no export failures to count): for the engine
+    /// run in-process, in tests and tools.
+    pub fn standalone() -> Result<Self, MetricsError> {
+        Self::build(SdkMeterProvider::builder(), Arc::default())
+    }
+
+    fn build(
+        builder: opentelemetry_sdk::metrics::MeterProviderBuilder,
+        failures: Arc<crate::telemetry::export::ExportFailures>,
+    ) -> Result<Self, MetricsError> {
         let registry = prometheus::Registry::new();
         let exporter = opentelemetry_prometheus::exporter()
             .with_registry(registry.clone())
             .build()
             .map_err(|e| MetricsError(e.to_string()))?;
-        let mut builder = SdkMeterProvider::builder()
-            .with_resource(telemetry.resource())
-            .with_reader(exporter);
-        if let Some(reader) = telemetry.metric_reader().map_err(|e| MetricsError(e.to_string()))? {
-            builder = builder.with_reader(reader);
-        }
-        let provider = builder.build();
+        let provider = builder.with_reader(exporter).build();
         let meter = provider.meter("switchyard");
-        let failures = telemetry.failures();
         meter
             .u64_observable_counter("switchyard.telemetry.export_failures")
             .with_description("OTLP exports that failed, by signal (traces: span batches; metrics: pushes)")
