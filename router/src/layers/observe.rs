@@ -55,7 +55,7 @@ impl<S, O, B> Service<http::Request<tonic::body::Body>> for ObserveService<S, O>
 where
     S: Service<http::Request<tonic::body::Body>, Response = http::Response<B>>,
     O: CallObserver,
-    B: Body + Unpin,
+    B: Body<Error = tonic::Status> + Unpin,
 {
     type Response = http::Response<ObservedBody<B, O>>;
     type Error = S::Error;
@@ -133,7 +133,7 @@ impl<B, O: CallObserver> ObservedBody<B, O> {
     }
 }
 
-impl<B: Body + Unpin, O: CallObserver> Body for ObservedBody<B, O> {
+impl<B: Body<Error = tonic::Status> + Unpin, O: CallObserver> Body for ObservedBody<B, O> {
     type Data = B::Data;
     type Error = B::Error;
 
@@ -149,7 +149,8 @@ impl<B: Body + Unpin, O: CallObserver> Body for ObservedBody<B, O> {
                         self.end(code, &message);
                     }
                 }
-                Poll::Ready(Some(Err(_))) => self.end(Code::Internal, "the response body failed"),
+                // The body's own failure, e.g. tonic's "client cancelled" when the caller resets the stream.
+                Poll::Ready(Some(Err(status))) => self.end(status.code(), status.message()),
                 Poll::Ready(None) => self.end(Code::Unknown, "the response ended without a status"),
                 Poll::Pending => {}
             }
