@@ -225,13 +225,13 @@ impl Metrics {
     }
 
     /// One finished RPC: `rpc.server.duration`.
-    pub fn rpc(&self, method: &str, code: tonic::Code, target: &str, elapsed: Duration) {
+    pub fn rpc(&self, method: &'static str, code: tonic::Code, target: &str, elapsed: Duration) {
         self.rpc_duration.record(
             elapsed.as_secs_f64(),
             &[
                 KeyValue::new("rpc.system", "grpc"),
                 KeyValue::new("rpc.service", "switchyard.v1.Router"),
-                KeyValue::new("rpc.method", method.to_owned()),
+                KeyValue::new("rpc.method", method),
                 KeyValue::new("rpc.grpc.status_code", code as i64),
                 KeyValue::new("switchyard.target", target.to_owned()),
             ],

@@ -14,7 +14,7 @@ pub struct AccessLog;
 
 /// One call to log.
 pub struct Logged {
-    method: String,
+    method: &'static str,
     started: Instant,
     notes: Arc<CallNotes>,
     span: tracing::Span,
@@ -24,7 +24,7 @@ impl CallObserver for AccessLog {
     type Call = Logged;
 
     fn begin(&self, request: &mut http::Request<tonic::body::Body>) -> Option<Logged> {
-        let method = router_method(request.uri().path())?.to_owned();
+        let method = router_method(request.uri().path())?;
         Some(Logged {
             method,
             started: Instant::now(),
@@ -38,7 +38,7 @@ impl CallObserver for AccessLog {
         let notes = call.notes.lock();
         tracing::info!(
             target: "switchyard::access",
-            rpc_method = %call.method,
+            rpc_method = call.method,
             request_id = %notes.request_id,
             tenant = %notes.tenant,
             label = %notes.label,

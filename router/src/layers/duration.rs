@@ -16,7 +16,7 @@ pub struct RpcDuration(pub SharedMetrics);
 /// One call being timed.
 pub struct Timed {
     metrics: SharedMetrics,
-    method: String,
+    method: &'static str,
     started: Instant,
     notes: Arc<CallNotes>,
 }
@@ -25,7 +25,7 @@ impl CallObserver for RpcDuration {
     type Call = Timed;
 
     fn begin(&self, request: &mut http::Request<tonic::body::Body>) -> Option<Timed> {
-        let method = router_method(request.uri().path())?.to_owned();
+        let method = router_method(request.uri().path())?;
         Some(Timed {
             metrics: self.0.clone(),
             method,
@@ -36,6 +36,6 @@ impl CallObserver for RpcDuration {
 
     fn end(call: Timed, code: Code, _message: &str) {
         let target = call.notes.lock().target.clone();
-        call.metrics.rpc(&call.method, code, &target, call.started.elapsed());
+        call.metrics.rpc(call.method, code, &target, call.started.elapsed());
     }
 }

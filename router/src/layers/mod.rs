@@ -22,7 +22,25 @@ pub use server_span::ServerSpan;
 /// The path prefix of the calls these layers observe (health and reflection pass through untouched).
 pub const ROUTER_PATH: &str = "/switchyard.v1.Router/";
 
-/// The method of a Router call (`Route`, `RouteStream`, `Explain`), from its path; `None` for other services.
-pub fn router_method(path: &str) -> Option<&str> {
-    path.strip_prefix(ROUTER_PATH).filter(|m| !m.is_empty())
+/// The method of a Router call (`Route`, `RouteStream`, `Explain`, or `unknown` for a name the service does not
+/// have: a bounded set, fit for a metric label), from its path; `None` for other services.
+pub fn router_method(path: &str) -> Option<&'static str> {
+    Some(match path.strip_prefix(ROUTER_PATH)? {
+        "Route" => "Route",
+        "RouteStream" => "RouteStream",
+        "Explain" => "Explain",
+        _ => "unknown",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::router_method;
+
+    #[test]
+    fn only_router_calls_are_observed_and_their_method_names_are_bounded() {
+        assert_eq!(router_method("/switchyard.v1.Router/RouteStream"), Some("RouteStream"));
+        assert_eq!(router_method("/switchyard.v1.Router/DropTables"), Some("unknown"));
+        assert_eq!(router_method("/grpc.health.v1.Health/Check"), None);
+    }
 }
