@@ -15,6 +15,7 @@ use support::{
 use switchyard_proto::v1::{RouteRequest, TargetKind, route_event::Event};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_types::StatusExt;
 
 /// A gateway whose LLM backend is a closed port: the classical path must work regardless.
 async fn gateway_without_llm() -> Gateway {
@@ -199,6 +200,16 @@ async fn bad_inputs_get_invalid_argument_naming_the_problem() {
             "want {expected:?} in {:?}",
             status.message()
         );
+        // The same, for a program: the field in a BadRequest violation, a stable reason in ErrorInfo.
+        let field = expected.split(':').next().unwrap();
+        let violations = status
+            .get_details_bad_request()
+            .expect("BadRequest details")
+            .field_violations;
+        assert!(violations.iter().any(|v| v.field == field), "{field} in {violations:?}");
+        let info = status.get_details_error_info().expect("ErrorInfo details");
+        assert_eq!(info.domain, "switchyard");
+        assert!(info.reason.starts_with("INVALID_"), "{}", info.reason);
         let status = client.explain(req).await.expect_err(expected);
         assert_eq!(status.code(), Code::InvalidArgument, "explain {expected}: {status:?}");
     }
@@ -208,6 +219,19 @@ async fn bad_inputs_get_invalid_argument_naming_the_problem() {
         .await
         .expect_err("invalid");
     assert!(status.message().contains("features.tenure: -1 is outside") && status.message().contains("features.bogus"));
+    let fields: Vec<String> = status
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert!(fields.contains(&"features.bogus".to_owned()) && fields.contains(&"features.tenure".to_owned()));
+    assert_eq!(
+        fields.len(),
+        status.message().matches("features.").count(),
+        "one violation per field the message names (the missing ones too): {fields:?}"
+    );
     // Nothing was lost: the same gateway still scores a valid record.
     assert!(client.route(request("", Some(telco_record()))).await.is_ok());
 }

@@ -14,6 +14,7 @@ use support::{
 use switchyard_proto::v1::route_event::Event;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_types::StatusExt;
 
 async fn start_gateway(fake: &FakeLlm, settings: &str) -> Gateway {
     fast_gateway(&fake.base_url(), "3s", settings).await
@@ -88,6 +89,17 @@ async fn connection_refused_is_unavailable_after_retries_and_opens_the_circuit()
     let status = client.route(request("tell me a joke", None)).await.unwrap_err();
     assert_status(&status, Code::Unavailable, "circuit open");
     assert!(started.elapsed() < Duration::from_millis(500));
+    // A client can act on it without parsing the message: wait this long, for this backend.
+    let wait = status.get_details_retry_info().unwrap().retry_delay.unwrap();
+    assert!(
+        wait > Duration::from_secs(59) && wait <= Duration::from_secs(60),
+        "{wait:?}"
+    );
+    let info = status.get_details_error_info().unwrap();
+    assert_eq!(
+        (info.reason.as_str(), info.metadata["backend"].as_str()),
+        ("CIRCUIT_OPEN", "local")
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
         gateway.health("switchyard.backend.local").await,
