@@ -11,7 +11,7 @@ use std::time::Duration;
 use llm::LlmError;
 use support::{FakeLlm, Fault, TempDir, config, request, sample, telco_record, with_backend_settings};
 use switchyard::config::Config;
-use switchyard::engine::{Engine, GenerationEvent};
+use switchyard::engine::{Engine, GenerationEvent, GenerationStream};
 use switchyard::error::RouterError;
 use switchyard::metrics::{Metrics, SharedMetrics};
 use switchyard::request::RouteInput;
@@ -31,6 +31,15 @@ async fn engine(fake: &FakeLlm) -> (Arc<Engine>, SharedMetrics, TempDir) {
         .unwrap()
         .unwrap();
     (Arc::new(engine), metrics, dir)
+}
+
+/// The LLM stream of a text-only request (routed to the `assistant` target).
+async fn open(engine: &Engine, text: &str) -> GenerationStream {
+    let question = input(text, false);
+    let prepared = engine.prepare(&question).await.unwrap();
+    assert_eq!(prepared.routing.decision.target.name, "assistant");
+    let leg = engine.open_stream(&prepared, &question, None).await.unwrap();
+    leg.generation.unwrap()
 }
 
 fn input(text: &str, record: bool) -> RouteInput {
@@ -57,15 +66,7 @@ async fn a_record_alone_is_scored_without_calling_an_llm() {
 async fn a_finished_stream_reports_its_usage_and_cost_once() {
     let fake = FakeLlm::start(vec![Fault::Ok]).await;
     let (engine, metrics, _dir) = engine(&fake).await;
-    let question = input("tell me a joke", false);
-    let prepared = engine.prepare(&question).await.unwrap();
-    assert_eq!(prepared.routing.decision.target.name, "assistant");
-    let mut stream = engine
-        .open_stream(&prepared, &question, None)
-        .await
-        .unwrap()
-        .generation
-        .unwrap();
+    let mut stream = open(&engine, "tell me a joke").await;
     let mut text = String::new();
     let summary = loop {
         match stream.next().await.unwrap().unwrap() {
@@ -95,14 +96,7 @@ async fn a_finished_stream_reports_its_usage_and_cost_once() {
 async fn an_abandoned_stream_is_accounted_as_cancelled_with_estimated_usage() {
     let fake = FakeLlm::start(vec![Fault::Endless]).await;
     let (engine, metrics, _dir) = engine(&fake).await;
-    let question = input("tell me a joke", false);
-    let prepared = engine.prepare(&question).await.unwrap();
-    let mut stream = engine
-        .open_stream(&prepared, &question, None)
-        .await
-        .unwrap()
-        .generation
-        .unwrap();
+    let mut stream = open(&engine, "tell me a joke").await;
     for _ in 0..3 {
         assert!(matches!(stream.next().await, Some(Ok(GenerationEvent::Delta(_)))));
     }
