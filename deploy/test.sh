@@ -17,3 +17,5 @@ export SWITCHYARD_LLAMA_SERVER="${llama[0]}" SWITCHYARD_LLAMA_MODEL="${llama[1]}
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# The offline eval gates on the committed models (evals/gates.toml): a table, and a failure if any gate fails.
+cargo run --locked --quiet -p switchyard-evals -- gate

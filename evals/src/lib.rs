@@ -1,0 +1,61 @@
+//! Switchyard's evaluation harness: whether a model or policy change is better, where it fails, and whether it
+//! passes the gates, measured through the gateway's own runtime code (`classical`), never a second
+//! implementation. A crate apart from the gateway so its reporting never weighs on the request path.
+
+pub mod datasets;
+pub mod gates;
+pub mod metrics;
+pub mod models;
+pub mod report;
+
+use std::path::{Path, PathBuf};
+
+/// Why an eval could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// A file could not be read or written.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        reason: String,
+    },
+    /// A dataset is missing, changed (sha256) or malformed.
+    #[error("dataset {name}: {reason}")]
+    Dataset {
+        /// The dataset's name in the manifest.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A model's recorded metrics could not be read.
+    #[error("{path}: {reason}")]
+    Recorded {
+        /// The `metrics.json`.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The gates file is invalid or names something not measured.
+    #[error("{path}: {reason}")]
+    Gates {
+        /// The gates file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The ONNX Runtime or a model failed.
+    #[error(transparent)]
+    Model(#[from] classical::ClassicalError),
+}
+
+impl EvalError {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, error: &std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_path_buf(),
+            reason: error.to_string(),
+        }
+    }
+}

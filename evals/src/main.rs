@@ -1,0 +1,172 @@
+//! `switchyard-evals`: `models` (the classifier and scorer through the production runtime, with a report) and
+//! `gate` (the same numbers against `evals/gates.toml`; non-zero exit with a table of failed gates).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use classical::OnnxRuntime;
+use switchyard_evals::datasets::{Datasets, file_sha256};
+use switchyard_evals::models::{ModelFiles, ModelsReport};
+use switchyard_evals::{EvalError, gates, models, report};
+
+/// Switchyard's evals.
+#[derive(Debug, Parser)]
+#[command(name = "switchyard-evals", version)]
+struct Cli {
+    /// The repository root (datasets, models and gates are found from it).
+    #[arg(long, default_value = ".", global = true)]
+    root: PathBuf,
+    /// The request classifier to evaluate (default: the shipped one).
+    #[arg(
+        long,
+        global = true,
+        default_value = "classical/models/request-classifier/1.1.0/model.onnx"
+    )]
+    classifier: PathBuf,
+    /// The churn scorer to evaluate (default: the shipped one).
+    #[arg(
+        long,
+        global = true,
+        default_value = "classical/models/churn-scorer/1.0.0/model.onnx"
+    )]
+    scorer: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs both models on their datasets; writes `models.json` and `models.md` into `--out`.
+    Models {
+        /// Where the report goes.
+        #[arg(long, default_value = "evals/reports")]
+        out: PathBuf,
+    },
+    /// Runs both models and checks every gate; exits 1 when any fails.
+    Gate {
+        /// The gates file.
+        #[arg(long, default_value = "evals/gates.toml")]
+        gates: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("switchyard-evals: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, EvalError> {
+    let files = ModelFiles {
+        classifier: cli.root.join(&cli.classifier),
+        scorer: cli.root.join(&cli.scorer),
+    };
+    let datasets = Datasets::open(&cli.root)?;
+    let runtime = OnnxRuntime::from_env()?;
+    let evaluated = models::evaluate(&runtime, &files, &datasets)?;
+    match cli.command {
+        Command::Models { out } => {
+            write_report(
+                &cli.root.join(out),
+                &evaluated,
+                &provenance(&cli.root, &files, &datasets)?,
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gate { gates: path } => {
+            let limits = gates::load(&cli.root.join(path))?;
+            let verdicts = gates::check(&limits, &report::measurements(&evaluated))?;
+            print!("{}", gates::table(&verdicts));
+            let failed: Vec<&str> = verdicts.iter().filter(|v| !v.passed).map(|v| v.gate.as_str()).collect();
+            if failed.is_empty() {
+                println!("all {} gates pass", verdicts.len());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("failed: {}", failed.join(", "));
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    }
+}
+
+/// What the report was made from: model and dataset sha256s, the commit, the date.
+fn provenance(
+    root: &std::path::Path,
+    files: &ModelFiles,
+    datasets: &Datasets,
+) -> Result<Vec<(String, String)>, EvalError> {
+    let mut out = vec![
+        (
+            "classifier".to_owned(),
+            format!(
+                "{} sha256 {}",
+                files.classifier.display(),
+                file_sha256(&files.classifier)?
+            ),
+        ),
+        (
+            "scorer".to_owned(),
+            format!("{} sha256 {}", files.scorer.display(), file_sha256(&files.scorer)?),
+        ),
+    ];
+    for name in ["clinc150-val", "telco-test"] {
+        let entry = datasets.entry(name)?;
+        out.push((
+            format!("dataset {name}"),
+            format!(
+                "{} ({}, {} rows, {}) sha256 {}",
+                entry.path.display(),
+                entry.split,
+                entry.rows,
+                entry.licence,
+                entry.sha256
+            ),
+        ));
+    }
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    out.push((
+        "commit".to_owned(),
+        git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into()),
+    ));
+    out.push((
+        "date".to_owned(),
+        git(&["log", "-1", "--format=%cI"]).map_or("unknown".into(), |d| format!("{d} (commit date)")),
+    ));
+    Ok(out)
+}
+
+fn write_report(
+    dir: &std::path::Path,
+    evaluated: &ModelsReport,
+    provenance: &[(String, String)],
+) -> Result<(), EvalError> {
+    std::fs::create_dir_all(dir).map_err(|e| EvalError::io(dir, &e))?;
+    let json = serde_json::json!({
+        "provenance": provenance.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+        "measurements": report::measurements(evaluated),
+        "report": evaluated,
+    });
+    let json_path = dir.join("models.json");
+    let text = serde_json::to_string_pretty(&json).map_err(|e| EvalError::Io {
+        path: json_path.clone(),
+        reason: e.to_string(),
+    })?;
+    std::fs::write(&json_path, text + "\n").map_err(|e| EvalError::io(&json_path, &e))?;
+    let md_path = dir.join("models.md");
+    std::fs::write(&md_path, report::markdown(evaluated, provenance)).map_err(|e| EvalError::io(&md_path, &e))?;
+    println!("wrote {} and {}", json_path.display(), md_path.display());
+    Ok(())
+}
