@@ -51,6 +51,17 @@ pub struct LabelledText {
     pub label: String,
 }
 
+/// A request about an attached customer record, with its label and how it is phrased.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RecordPhrasing {
+    /// The request text (sent with a record).
+    pub text: String,
+    /// `churn_score` or `churn_explain`.
+    pub label: String,
+    /// `held_out_template`, `held_out_opener`, `independent` or `independent_v2`.
+    pub kind: String,
+}
+
 /// One customer with the outcome.
 #[derive(Debug, Clone)]
 pub struct LabelledRecord {
@@ -121,6 +132,28 @@ impl Datasets {
                 label: label.clone(),
             }));
         }
+        check_rows(entry, rows.len())?;
+        Ok(rows)
+    }
+
+    /// The record requests never trained on, each with its kind of phrasing.
+    pub fn record_phrasings(&self) -> Result<Vec<RecordPhrasing>, EvalError> {
+        let (bytes, entry) = self.read("record-phrasings")?;
+        let text = String::from_utf8(bytes).map_err(|e| EvalError::Dataset {
+            name: entry.name.clone(),
+            reason: e.to_string(),
+        })?;
+        let rows = text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .map(|(i, line)| {
+                serde_json::from_str(line).map_err(|e| EvalError::Dataset {
+                    name: entry.name.clone(),
+                    reason: format!("line {}: {e}", i + 1),
+                })
+            })
+            .collect::<Result<Vec<RecordPhrasing>, _>>()?;
         check_rows(entry, rows.len())?;
         Ok(rows)
     }

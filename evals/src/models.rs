@@ -8,7 +8,7 @@ use classical::{ChurnScorer, OnnxRuntime, RequestClassifier};
 use serde::Serialize;
 
 use crate::EvalError;
-use crate::datasets::{Datasets, LabelledRecord, LabelledText, file_sha256};
+use crate::datasets::{Datasets, LabelledRecord, LabelledText, RecordPhrasing, file_sha256};
 use crate::metrics::{self, BinaryCounts, LabelScores, ReliabilityBin};
 
 /// Requests per ONNX run while evaluating.
@@ -51,6 +51,26 @@ pub struct ClassifierReport {
     pub confusion_by_group: Vec<(String, String, usize)>,
     /// Plain requests (no record) the classifier sent to record labels: share of all validation texts.
     pub plain_to_record: f64,
+    /// Record requests routed to the right record label, by kind of phrasing and label (sent with a record).
+    pub record_routing: Vec<RoutingRow>,
+    /// All held-out phrasings (templates and openers), both labels.
+    pub record_routing_held_out: f64,
+    /// The held-out phrasings sent without a record that landed on a record label anyway.
+    pub held_out_without_record_to_record: f64,
+}
+
+/// Record routing for one kind of phrasing and label.
+#[derive(Debug, Serialize)]
+pub struct RoutingRow {
+    /// `held_out` (templates and openers together), `held_out_template`, `held_out_opener`, `independent`,
+    /// `independent_v2`.
+    pub kind: String,
+    /// The true label.
+    pub label: String,
+    /// Requests.
+    pub requests: usize,
+    /// Share decided as `label` (at the shipped threshold).
+    pub accuracy: f64,
 }
 
 /// One row of the CLINC150 paper's table 2 protocol.
@@ -167,7 +187,8 @@ pub struct ModelFiles {
 pub fn evaluate(runtime: &OnnxRuntime, files: &ModelFiles, datasets: &Datasets) -> Result<ModelsReport, EvalError> {
     let mut classifier = RequestClassifier::load(runtime, &files.classifier)?;
     let clinc = datasets.clinc150_val()?;
-    let classifier_report = evaluate_classifier(&mut classifier, &files.classifier, &clinc)?;
+    let phrasings = datasets.record_phrasings()?;
+    let classifier_report = evaluate_classifier(&mut classifier, &files.classifier, &clinc, &phrasings)?;
     let mut scorer = ChurnScorer::load(runtime, &files.scorer)?;
     let telco = datasets.telco_test(&scorer.info().schema)?;
     let scorer_report = evaluate_scorer(&mut scorer, &files.scorer, &telco)?;
@@ -180,12 +201,16 @@ pub fn evaluate(runtime: &OnnxRuntime, files: &ModelFiles, datasets: &Datasets) 
     })
 }
 
-/// The top label and its probability of every text, without a record.
-fn classify_all(classifier: &mut RequestClassifier, texts: &[LabelledText]) -> Result<Vec<(String, f64)>, EvalError> {
+/// The top label and its probability of every text, sent with a record or not.
+fn classify_all(
+    classifier: &mut RequestClassifier,
+    texts: &[&str],
+    has_record: bool,
+) -> Result<Vec<(String, f64)>, EvalError> {
     let info = classifier.info().clone();
     let mut out = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(BATCH) {
-        let requests: Vec<(&str, bool)> = chunk.iter().map(|t| (t.text.as_str(), false)).collect();
+        let requests: Vec<(&str, bool)> = chunk.iter().map(|t| (*t, has_record)).collect();
         for classification in classifier.classify_batch(&requests)? {
             // The first of equally probable labels, as numpy's argmax.
             let (index, p) = classification
@@ -203,11 +228,13 @@ fn evaluate_classifier(
     classifier: &mut RequestClassifier,
     path: &Path,
     texts: &[LabelledText],
+    phrasings: &[RecordPhrasing],
 ) -> Result<ClassifierReport, EvalError> {
     let info = classifier.info().clone();
     let oos = info.out_of_scope_label.as_str();
     let threshold = f64::from(info.out_of_scope_threshold);
-    let top = classify_all(classifier, texts)?;
+    let plain: Vec<&str> = texts.iter().map(|t| t.text.as_str()).collect();
+    let top = classify_all(classifier, &plain, false)?;
     let decide = |(label, p): &(String, f64), t: f64| if *p < t { oos.to_owned() } else { label.clone() };
     let in_scope: Vec<usize> = (0..texts.len()).filter(|&i| texts[i].label != oos).collect();
     let out_of_scope: Vec<usize> = (0..texts.len()).filter(|&i| texts[i].label == oos).collect();
@@ -249,6 +276,49 @@ fn evaluate_classifier(
         .find(|l| l.label == "churn_score")
         .map_or("customer_record", |l| l.group.as_str());
     let plain_to_record = shipped.iter().filter(|p| group(p) == record_group).count() as f64 / texts.len() as f64;
+
+    let phrased: Vec<&str> = phrasings.iter().map(|p| p.text.as_str()).collect();
+    let with_record: Vec<String> = classify_all(classifier, &phrased, true)?
+        .iter()
+        .map(|t| decide(t, threshold))
+        .collect();
+    let held_out = |p: &RecordPhrasing| p.kind.starts_with("held_out");
+    let mut record_routing = Vec::new();
+    let mut labels: Vec<&str> = phrasings.iter().map(|p| p.label.as_str()).collect();
+    labels.sort_unstable();
+    labels.dedup();
+    let mut kinds: Vec<&str> = phrasings.iter().map(|p| p.kind.as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    for kind in std::iter::once("held_out").chain(kinds) {
+        for &label in &labels {
+            let members: Vec<usize> = (0..phrasings.len())
+                .filter(|&i| phrasings[i].label == label)
+                .filter(|&i| {
+                    if kind == "held_out" {
+                        held_out(&phrasings[i])
+                    } else {
+                        phrasings[i].kind == kind
+                    }
+                })
+                .collect();
+            record_routing.push(RoutingRow {
+                kind: kind.to_owned(),
+                label: label.to_owned(),
+                requests: members.len(),
+                accuracy: share(&members, &|i| with_record[i] == phrasings[i].label),
+            });
+        }
+    }
+    let held_out_rows: Vec<usize> = (0..phrasings.len()).filter(|&i| held_out(&phrasings[i])).collect();
+    let record_routing_held_out = share(&held_out_rows, &|i| with_record[i] == phrasings[i].label);
+    let held_out_texts: Vec<&str> = held_out_rows.iter().map(|&i| phrasings[i].text.as_str()).collect();
+    let without_record = classify_all(classifier, &held_out_texts, false)?;
+    let held_out_without_record_to_record = without_record
+        .iter()
+        .filter(|t| group(&decide(t, threshold)) == record_group)
+        .count() as f64
+        / held_out_texts.len().max(1) as f64;
     Ok(ClassifierReport {
         model: info.identity.to_string(),
         sha256: file_sha256(path)?,
@@ -260,6 +330,9 @@ fn evaluate_classifier(
         macro_f1,
         confusion_by_group,
         plain_to_record,
+        record_routing,
+        record_routing_held_out,
+        held_out_without_record_to_record,
     })
 }
 
@@ -397,6 +470,46 @@ fn reproduce_classifier(report: &ClassifierReport, json: &serde_json::Value) -> 
         key: "classifier calibration_val_top_label/ece_10_bins".to_owned(),
         ours: report.ece_top_label,
         recorded: recorded(json, "calibration_val_top_label/ece_10_bins", 1.0)?,
+    });
+    let recorded_routing = [
+        ("held_out", "record_requests/routing_accuracy_pct"),
+        (
+            "independent",
+            "record_requests/independent_phrasings_routing_accuracy_pct",
+        ),
+        (
+            "independent_v2",
+            "record_requests/independent_v2_phrasings_routing_accuracy_pct",
+        ),
+    ];
+    for (kind, key) in recorded_routing {
+        for row in report.record_routing.iter().filter(|r| r.kind == kind) {
+            let key = format!("{key}/{}", row.label);
+            out.push(Reproduced {
+                recorded: recorded(json, &key, 100.0)?,
+                key: format!("classifier {key}"),
+                ours: row.accuracy,
+            });
+        }
+    }
+    out.push(Reproduced {
+        key: "classifier record_requests/routing_accuracy_pct_overall".to_owned(),
+        ours: report.record_routing_held_out,
+        recorded: recorded(json, "record_requests/routing_accuracy_pct_overall", 100.0)?,
+    });
+    out.push(Reproduced {
+        key: "classifier record_requests/plain_questions_sent_to_record_labels_pct".to_owned(),
+        ours: report.plain_to_record,
+        recorded: recorded(json, "record_requests/plain_questions_sent_to_record_labels_pct", 100.0)?,
+    });
+    out.push(Reproduced {
+        key: "classifier record_requests/held_out_phrasings_without_record_sent_to_record_labels_pct".to_owned(),
+        ours: report.held_out_without_record_to_record,
+        recorded: recorded(
+            json,
+            "record_requests/held_out_phrasings_without_record_sent_to_record_labels_pct",
+            100.0,
+        )?,
     });
     out.push(Reproduced {
         key: "classifier threshold/value".to_owned(),

@@ -14,6 +14,26 @@ pub fn measurements(report: &ModelsReport) -> BTreeMap<String, f64> {
         ("classifier.ece".to_owned(), classifier.ece_top_label),
         ("classifier.plain_to_record".to_owned(), classifier.plain_to_record),
         ("classifier.macro_f1".to_owned(), classifier.macro_f1),
+        (
+            "classifier.record_routing".to_owned(),
+            classifier.record_routing_held_out,
+        ),
+        (
+            "classifier.record_routing_independent".to_owned(),
+            classifier
+                .record_routing
+                .iter()
+                .filter(|r| r.kind.starts_with("independent"))
+                .map(|r| r.accuracy * r.requests as f64)
+                .sum::<f64>()
+                / classifier
+                    .record_routing
+                    .iter()
+                    .filter(|r| r.kind.starts_with("independent"))
+                    .map(|r| r.requests as f64)
+                    .sum::<f64>()
+                    .max(1.0),
+        ),
         ("scorer.roc_auc".to_owned(), scorer.roc_auc),
         ("scorer.pr_auc".to_owned(), scorer.pr_auc),
         ("scorer.brier".to_owned(), scorer.brier),
@@ -76,6 +96,24 @@ pub fn markdown(report: &ModelsReport, provenance: &[(String, String)]) -> Strin
         c.per_label.len(),
         c.macro_f1,
         100.0 * c.plain_to_record
+    );
+    md.push_str("Record requests (sent with a record) routed to the right record label, by kind of phrasing:\n\n");
+    md.push_str("| kind | label | requests | accuracy % |\n|---|---|---|---|\n");
+    for row in &c.record_routing {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.2} |",
+            row.kind,
+            row.label,
+            row.requests,
+            100.0 * row.accuracy
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nAll held-out phrasings: {:.2} %. Sent without a record, {:.2} % of them still land on a record label.\n",
+        100.0 * c.record_routing_held_out,
+        100.0 * c.held_out_without_record_to_record
     );
     md.push_str("Confusion by label group (rows: truth, columns: decided), off-diagonal cells only:\n\n");
     md.push_str("| true group | decided group | requests |\n|---|---|---|\n");
