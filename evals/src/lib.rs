@@ -7,6 +7,7 @@ pub mod gates;
 pub mod metrics;
 pub mod models;
 pub mod report;
+pub mod whatif;
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +46,12 @@ pub enum EvalError {
         /// What is wrong.
         reason: String,
     },
+    /// A policy file is invalid (file, line, key and reason).
+    #[error("{0}")]
+    Policy(String),
+    /// The gateway's config is invalid.
+    #[error("{0}")]
+    Config(String),
     /// The ONNX Runtime or a model failed.
     #[error(transparent)]
     Model(#[from] classical::ClassicalError),

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use classical::OnnxRuntime;
 use switchyard_evals::datasets::{Datasets, file_sha256};
 use switchyard_evals::models::{ModelFiles, ModelsReport};
-use switchyard_evals::{EvalError, gates, models, report};
+use switchyard_evals::{EvalError, gates, models, report, whatif};
 
 /// Switchyard's evals.
 #[derive(Debug, Parser)]
@@ -43,6 +43,30 @@ enum Command {
         #[arg(long, default_value = "evals/reports")]
         out: PathBuf,
     },
+    /// Replays the labelled request set through two policy files offline; writes `whatif.md` and `whatif.json`.
+    Whatif {
+        /// The policy in force.
+        #[arg(long)]
+        baseline: PathBuf,
+        /// The edited policy.
+        #[arg(long)]
+        candidate: PathBuf,
+        /// The gateway config whose backends and prices apply.
+        #[arg(long, default_value = "deploy/config/switchyard.toml")]
+        config: PathBuf,
+        /// Price per million prompt tokens for every backend, instead of the config's.
+        #[arg(long)]
+        input_price: Option<f64>,
+        /// Price per million output tokens for every backend, instead of the config's.
+        #[arg(long)]
+        output_price: Option<f64>,
+        /// Test customers sent without text.
+        #[arg(long, default_value_t = 200)]
+        record_only: usize,
+        /// Where the report goes.
+        #[arg(long, default_value = "evals/reports")]
+        out: PathBuf,
+    },
     /// Runs both models and checks every gate; exits 1 when any fails.
     Gate {
         /// The gates file.
@@ -68,8 +92,57 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
     };
     let datasets = Datasets::open(&cli.root)?;
     let runtime = OnnxRuntime::from_env()?;
+    if let Command::Whatif {
+        baseline,
+        candidate,
+        config,
+        input_price,
+        output_price,
+        record_only,
+        out,
+    } = &cli.command
+    {
+        let config =
+            switchyard::config::Config::load(&cli.root.join(config)).map_err(|e| EvalError::Config(e.to_string()))?;
+        let mut prices = config.prices.clone();
+        for price in prices.values_mut() {
+            price.input_per_mtok = input_price.unwrap_or(price.input_per_mtok);
+            price.output_per_mtok = output_price.unwrap_or(price.output_per_mtok);
+        }
+        let mut classifier = classical::RequestClassifier::load(&runtime, &files.classifier)?;
+        let scorer = classical::ChurnScorer::load(&runtime, &files.scorer)?;
+        let schema = &scorer.info().schema;
+        let backends = || config.backends.keys().cloned();
+        let (baseline, candidate) = (cli.root.join(baseline), cli.root.join(candidate));
+        let old = whatif::load_policy(&baseline, backends(), &classifier)?;
+        let new = whatif::load_policy(&candidate, backends(), &classifier)?;
+        let requests = whatif::request_set(&datasets, schema, *record_only)?;
+        let compared = whatif::compare(
+            &mut classifier,
+            schema,
+            (&baseline, &old),
+            (&candidate, &new),
+            &prices,
+            &requests,
+        )?;
+        let dir = cli.root.join(out);
+        std::fs::create_dir_all(&dir).map_err(|e| EvalError::io(&dir, &e))?;
+        let json = serde_json::to_string_pretty(&compared).map_err(|e| EvalError::Config(e.to_string()))?;
+        let (json_path, md_path) = (dir.join("whatif.json"), dir.join("whatif.md"));
+        std::fs::write(&json_path, json + "\n").map_err(|e| EvalError::io(&json_path, &e))?;
+        std::fs::write(&md_path, whatif::markdown(&compared, &requests)).map_err(|e| EvalError::io(&md_path, &e))?;
+        println!(
+            "{} of {} requests change route; wrote {} and {}",
+            compared.changed.len(),
+            compared.requests,
+            json_path.display(),
+            md_path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let evaluated = models::evaluate(&runtime, &files, &datasets)?;
     match cli.command {
+        Command::Whatif { .. } => Ok(ExitCode::SUCCESS),
         Command::Models { out } => {
             write_report(
                 &cli.root.join(out),

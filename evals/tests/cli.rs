@@ -94,3 +94,72 @@ fn the_models_report_reproduces_metrics_json_and_records_its_provenance() {
         "{markdown}"
     );
 }
+
+#[test]
+fn whatif_on_policies_differing_by_one_rule_reports_exactly_the_requests_that_rule_moves() {
+    let dir = temp_dir("whatif");
+    let out = evals(&[
+        "whatif",
+        "--baseline",
+        "deploy/config/policy.toml",
+        "--candidate",
+        "evals/whatif/refuse-out-of-scope.toml",
+        "--input-price",
+        "1.0",
+        "--output-price",
+        "2.0",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("whatif.json")).unwrap()).unwrap();
+    let decided_by_rule = |policy: &str| json[policy]["rule_mix"]["out-of-scope"].as_u64().unwrap();
+    let changed = json["changed"].as_array().unwrap();
+    // The edited rule decides the same requests in both; every one of them, and nothing else, changes route.
+    assert!(decided_by_rule("baseline") > 0);
+    assert_eq!(decided_by_rule("baseline"), decided_by_rule("candidate"));
+    assert_eq!(changed.len() as u64, decided_by_rule("baseline"));
+    for request in changed {
+        assert_eq!(request["baseline"]["rule"], "out-of-scope", "{request}");
+        assert_eq!(
+            (
+                request["baseline"]["target"].as_str(),
+                request["candidate"]["target"].as_str()
+            ),
+            (Some("assistant"), Some("refuse"))
+        );
+        assert_eq!(request["label"], "oos");
+    }
+    assert_eq!(
+        json["transitions"].as_object().unwrap().len(),
+        1,
+        "{}",
+        json["transitions"]
+    );
+    // A refused question costs nothing: the candidate saves exactly the moved requests' LLM cost.
+    let saved: f64 = changed.iter().map(|r| r["baseline"]["cost"].as_f64().unwrap()).sum();
+    let (old, new) = (
+        json["baseline"]["cost"].as_f64().unwrap(),
+        json["candidate"]["cost"].as_f64().unwrap(),
+    );
+    assert!(
+        saved > 0.0 && ((old - new) - saved).abs() < 1e-9,
+        "{old} - {new} vs {saved}"
+    );
+    // The same policy on both sides changes nothing.
+    let same = evals(&[
+        "whatif",
+        "--baseline",
+        "deploy/config/policy.toml",
+        "--candidate",
+        "deploy/config/policy.toml",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&same.stdout).starts_with("0 of "),
+        "{}",
+        String::from_utf8_lossy(&same.stdout)
+    );
+}
