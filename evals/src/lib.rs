@@ -4,9 +4,11 @@
 
 pub mod datasets;
 pub mod gates;
+pub mod html;
 pub mod metrics;
 pub mod models;
 pub mod report;
+pub mod svg;
 pub mod whatif;
 
 use std::path::{Path, PathBuf};

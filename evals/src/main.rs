@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use classical::OnnxRuntime;
 use switchyard_evals::datasets::{Datasets, file_sha256};
 use switchyard_evals::models::{ModelFiles, ModelsReport};
-use switchyard_evals::{EvalError, gates, models, report, whatif};
+use switchyard_evals::{EvalError, gates, html, models, report, whatif};
 
 /// Switchyard's evals.
 #[derive(Debug, Parser)]
@@ -240,6 +240,18 @@ fn write_report(
     std::fs::write(&json_path, text + "\n").map_err(|e| EvalError::io(&json_path, &e))?;
     let md_path = dir.join("models.md");
     std::fs::write(&md_path, report::markdown(evaluated, provenance)).map_err(|e| EvalError::io(&md_path, &e))?;
-    println!("wrote {} and {}", json_path.display(), md_path.display());
+    // The what-if of the same directory, when one was run, joins the page.
+    let whatif: Option<whatif::WhatIf> = std::fs::read_to_string(dir.join("whatif.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok());
+    let html_path = dir.join("report.html");
+    std::fs::write(&html_path, html::page(evaluated, provenance, whatif.as_ref()))
+        .map_err(|e| EvalError::io(&html_path, &e))?;
+    println!(
+        "wrote {}, {} and {}",
+        json_path.display(),
+        md_path.display(),
+        html_path.display()
+    );
     Ok(())
 }

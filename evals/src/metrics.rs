@@ -58,6 +58,54 @@ pub fn average_precision(labels: &[bool], scores: &[f64]) -> Option<f64> {
     Some(sum)
 }
 
+/// The ROC curve: (false positive rate, true positive rate) at every distinct threshold, from (0, 0) to (1, 1).
+/// Empty when either class is absent.
+pub fn roc_points(labels: &[bool], scores: &[f64]) -> Vec<(f64, f64)> {
+    let positives = labels.iter().filter(|&&l| l).count() as f64;
+    let negatives = labels.len() as f64 - positives;
+    if positives == 0.0 || negatives == 0.0 {
+        return Vec::new();
+    }
+    let mut points = vec![(0.0, 0.0)];
+    for (tp, fp) in cumulative_at_thresholds(labels, scores) {
+        points.push((fp as f64 / negatives, tp as f64 / positives));
+    }
+    points
+}
+
+/// The precision–recall curve: (recall, precision) at every distinct threshold, highest first. Empty without
+/// positives.
+pub fn pr_points(labels: &[bool], scores: &[f64]) -> Vec<(f64, f64)> {
+    let positives = labels.iter().filter(|&&l| l).count() as f64;
+    if positives == 0.0 {
+        return Vec::new();
+    }
+    cumulative_at_thresholds(labels, scores)
+        .into_iter()
+        .map(|(tp, fp)| (tp as f64 / positives, tp as f64 / (tp + fp).max(1) as f64))
+        .collect()
+}
+
+/// (true positives, false positives) flagged at each distinct score, highest score first.
+fn cumulative_at_thresholds(labels: &[bool], scores: &[f64]) -> Vec<(usize, usize)> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tp, mut fp, mut out, mut i) = (0, 0, Vec::new(), 0);
+    while i < order.len() {
+        let score = scores[order[i]];
+        while i < order.len() && scores[order[i]] == score {
+            if labels[order[i]] {
+                tp += 1;
+            } else {
+                fp += 1;
+            }
+            i += 1;
+        }
+        out.push((tp, fp));
+    }
+    out
+}
+
 /// Mean squared difference between the predicted probability and the outcome. `None` when empty.
 pub fn brier(labels: &[bool], probabilities: &[f64]) -> Option<f64> {
     if labels.is_empty() {
@@ -264,6 +312,23 @@ mod tests {
         assert!(close(tied, 0.5));
         assert_eq!(average_precision(&[false, false], &[0.3, 0.2]), None, "no positives");
         assert_eq!(average_precision(&[], &[]), None);
+    }
+
+    #[test]
+    fn curves_step_through_distinct_thresholds_and_ties_move_together() {
+        let labels = [true, false, true, false];
+        let scores = [0.9, 0.5, 0.5, 0.1];
+        assert_eq!(
+            roc_points(&labels, &scores),
+            vec![(0.0, 0.0), (0.0, 0.5), (0.5, 1.0), (1.0, 1.0)]
+        );
+        assert_eq!(
+            pr_points(&labels, &scores),
+            vec![(0.5, 1.0), (1.0, 2.0 / 3.0), (1.0, 0.5)]
+        );
+        assert!(roc_points(&[true, true], &[0.1, 0.2]).is_empty(), "one class");
+        assert!(pr_points(&[false], &[0.1]).is_empty(), "no positives");
+        assert!(roc_points(&[], &[]).is_empty());
     }
 
     #[test]

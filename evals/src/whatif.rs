@@ -8,7 +8,7 @@ use std::path::Path;
 
 use classical::RequestClassifier;
 use classical::schema::FeatureValue;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use switchyard::config::Prices;
 use switchyard::policy::{Facts, Policy, PolicyContext, PromptInput, TargetKind};
 
@@ -72,7 +72,7 @@ pub fn request_set(
 }
 
 /// Where one request goes under one policy.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Route {
     /// The target.
     pub target: String,
@@ -89,7 +89,7 @@ pub struct Route {
 }
 
 /// One policy's totals over the set.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PolicySummary {
     /// The policy file.
     pub file: String,
@@ -112,7 +112,7 @@ pub struct PolicySummary {
 }
 
 /// One request whose route changed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Changed {
     /// The request's id.
     pub id: String,
@@ -127,7 +127,7 @@ pub struct Changed {
 }
 
 /// A what-if comparison.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WhatIf {
     /// Requests replayed.
     pub requests: usize,
