@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use crate::e2e::E2eReport;
 use crate::metrics;
 use crate::models::ModelsReport;
 use crate::report::PAPER_TABLE2;
@@ -36,7 +37,12 @@ fn pct(v: f64) -> String {
 
 /// The page: provenance, the classifier (paper protocol, calibration, confusion by group, record routing), the
 /// scorer (ROC, PR, calibration, thresholds, slices), the what-if (when one was run) and the reproduction check.
-pub fn page(report: &ModelsReport, provenance: &[(String, String)], whatif: Option<&WhatIf>) -> String {
+pub fn page(
+    report: &ModelsReport,
+    provenance: &[(String, String)],
+    whatif: Option<&WhatIf>,
+    e2e: Option<&E2eReport>,
+) -> String {
     let mut body = String::new();
     body.push_str("<h1>Switchyard evals</h1><ul>");
     for (k, v) in provenance {
@@ -250,6 +256,56 @@ pub fn page(report: &ModelsReport, provenance: &[(String, String)], whatif: Opti
         body.push_str(&table(&["from -> to", "requests"], &rows));
     } else {
         body.push_str("<h2>Policy what-if</h2><p>Not run (switchyard-evals whatif writes it).</p>");
+    }
+
+    if let Some(e) = e2e {
+        let _ = write!(
+            body,
+            "<h2 id=\"e2e\">End to end ({} requests through {}, {} at a time)</h2><p>Right kind {} % · expected label {} % · answers {} (non-empty {}, finish ok {}, within ceiling {}) · hybrid explanations {} (direction {}, names a top field {}, contradicts {})</p>",
+            e.requests,
+            esc(&e.addr),
+            e.concurrency,
+            pct(e.route_kind_accuracy),
+            pct(e.label_accuracy),
+            e.answers,
+            e.non_empty,
+            e.finish_ok,
+            e.within_ceiling,
+            e.explanations,
+            e.right_direction,
+            e.names_top_field,
+            e.contradicts
+        );
+        let rows: Vec<Vec<String>> = e
+            .latency
+            .iter()
+            .map(|t| {
+                vec![
+                    t.target.clone(),
+                    t.requests.to_string(),
+                    format!("{:.1}", t.p50_ms),
+                    format!("{:.1}", t.p90_ms),
+                    format!("{:.1}", t.p99_ms),
+                ]
+            })
+            .collect();
+        body.push_str(&table(&["target", "calls", "p50 ms", "p90 ms", "p99 ms"], &rows));
+        let rows: Vec<Vec<String>> = e.statuses.iter().map(|(s, n)| vec![s.clone(), n.to_string()]).collect();
+        body.push_str(&table(&["status", "calls"], &rows));
+        let series: Vec<(&str, Vec<f64>)> = e
+            .latency
+            .iter()
+            .map(|t| (t.target.as_str(), t.latencies_ms.clone()))
+            .collect();
+        body.push_str("<div class=\"plots\">");
+        body.push_str(&svg::histogram(
+            "End to end: latency by target",
+            "milliseconds (log scale)",
+            &series,
+        ));
+        body.push_str("</div>");
+    } else {
+        body.push_str("<h2>End to end</h2><p>Not run (switchyard-evals e2e --addr HOST:PORT writes it).</p>");
     }
 
     body.push_str("<h2>Reproduction of metrics.json through the Rust runtime</h2>");

@@ -3,11 +3,13 @@
 //! implementation. A crate apart from the gateway so its reporting never weighs on the request path.
 
 pub mod datasets;
+pub mod e2e;
 pub mod gates;
 pub mod html;
 pub mod metrics;
 pub mod models;
 pub mod report;
+pub mod requests;
 pub mod svg;
 pub mod whatif;
 
@@ -54,6 +56,14 @@ pub enum EvalError {
     /// The gateway's config is invalid.
     #[error("{0}")]
     Config(String),
+    /// The gateway could not be reached or a replay task failed.
+    #[error("gateway {addr}: {reason}")]
+    Gateway {
+        /// Its address.
+        addr: String,
+        /// What failed.
+        reason: String,
+    },
     /// The ONNX Runtime or a model failed.
     #[error(transparent)]
     Model(#[from] classical::ClassicalError),

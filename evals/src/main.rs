@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use classical::OnnxRuntime;
 use switchyard_evals::datasets::{Datasets, file_sha256};
 use switchyard_evals::models::{ModelFiles, ModelsReport};
-use switchyard_evals::{EvalError, gates, html, models, report, whatif};
+use switchyard_evals::{EvalError, e2e, gates, html, models, report, whatif};
 
 /// Switchyard's evals.
 #[derive(Debug, Parser)]
@@ -67,6 +67,27 @@ enum Command {
         #[arg(long, default_value = "evals/reports")]
         out: PathBuf,
     },
+    /// Replays the labelled requests through a running gateway over gRPC; writes `e2e.md` and `e2e.json`.
+    E2e {
+        /// The gateway, `HOST:PORT`.
+        #[arg(long)]
+        addr: String,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Replay this many requests, spread over the whole set (default: all 5,420).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// `max_tokens` sent with each request, and the ceiling answers are checked against.
+        #[arg(long, default_value_t = 64)]
+        max_tokens: u32,
+        /// Each call's deadline, in seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout_secs: u64,
+        /// Where the report goes.
+        #[arg(long, default_value = "evals/reports")]
+        out: PathBuf,
+    },
     /// Runs both models and checks every gate; exits 1 when any fails.
     Gate {
         /// The gates file.
@@ -116,7 +137,7 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
         let (baseline, candidate) = (cli.root.join(baseline), cli.root.join(candidate));
         let old = whatif::load_policy(&baseline, backends(), &classifier)?;
         let new = whatif::load_policy(&candidate, backends(), &classifier)?;
-        let requests = whatif::request_set(&datasets, schema, *record_only)?;
+        let requests = switchyard_evals::requests::request_set(&datasets, schema, *record_only)?;
         let compared = whatif::compare(
             &mut classifier,
             schema,
@@ -140,9 +161,42 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::E2e {
+        addr,
+        concurrency,
+        limit,
+        max_tokens,
+        timeout_secs,
+        out,
+    } = &cli.command
+    {
+        let scorer = classical::ChurnScorer::load(&runtime, &files.scorer)?;
+        let all = switchyard_evals::requests::request_set(&datasets, &scorer.info().schema, 200)?;
+        let requests = switchyard_evals::requests::spread(&all, *limit);
+        let options = e2e::Options {
+            addr: addr.clone(),
+            concurrency: *concurrency,
+            max_tokens: *max_tokens,
+            timeout: std::time::Duration::from_secs(*timeout_secs),
+        };
+        let runtime = tokio::runtime::Runtime::new().map_err(|e| EvalError::io(std::path::Path::new("tokio"), &e))?;
+        let outcomes = runtime.block_on(e2e::run(&requests, &options, progress_bar))?;
+        eprintln!();
+        let summary = e2e::summarise(&outcomes, &options);
+        let dir = cli.root.join(out);
+        std::fs::create_dir_all(&dir).map_err(|e| EvalError::io(&dir, &e))?;
+        let json = serde_json::json!({ "summary": summary, "outcomes": outcomes });
+        let (json_path, md_path) = (dir.join("e2e.json"), dir.join("e2e.md"));
+        let text = serde_json::to_string_pretty(&json).map_err(|e| EvalError::Config(e.to_string()))?;
+        std::fs::write(&json_path, text + "\n").map_err(|e| EvalError::io(&json_path, &e))?;
+        std::fs::write(&md_path, e2e::markdown(&summary)).map_err(|e| EvalError::io(&md_path, &e))?;
+        print!("{}", e2e::markdown(&summary));
+        println!("\nwrote {} and {}", json_path.display(), md_path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let evaluated = models::evaluate(&runtime, &files, &datasets)?;
     match cli.command {
-        Command::Whatif { .. } => Ok(ExitCode::SUCCESS),
+        Command::Whatif { .. } | Command::E2e { .. } => Ok(ExitCode::SUCCESS),
         Command::Models { out } => {
             write_report(
                 &cli.root.join(out),
@@ -165,6 +219,17 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
             }
         }
     }
+}
+
+/// A one-line progress bar on stderr.
+fn progress_bar(done: usize, total: usize) {
+    let width = 40;
+    let filled = done * width / total.max(1);
+    eprint!(
+        "\r[{}{}] {done}/{total}",
+        "#".repeat(filled),
+        " ".repeat(width - filled)
+    );
 }
 
 /// What the report was made from: model and dataset sha256s, the commit, the date.
@@ -240,13 +305,17 @@ fn write_report(
     std::fs::write(&json_path, text + "\n").map_err(|e| EvalError::io(&json_path, &e))?;
     let md_path = dir.join("models.md");
     std::fs::write(&md_path, report::markdown(evaluated, provenance)).map_err(|e| EvalError::io(&md_path, &e))?;
-    // The what-if of the same directory, when one was run, joins the page.
+    // The what-if and end-to-end runs of the same directory, when there are any, join the page.
     let whatif: Option<whatif::WhatIf> = std::fs::read_to_string(dir.join("whatif.json"))
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok());
+    let e2e: Option<e2e::E2eReport> = std::fs::read_to_string(dir.join("e2e.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|json| serde_json::from_value(json["summary"].clone()).ok());
     let html_path = dir.join("report.html");
-    std::fs::write(&html_path, html::page(evaluated, provenance, whatif.as_ref()))
-        .map_err(|e| EvalError::io(&html_path, &e))?;
+    let page = html::page(evaluated, provenance, whatif.as_ref(), e2e.as_ref());
+    std::fs::write(&html_path, page).map_err(|e| EvalError::io(&html_path, &e))?;
     println!(
         "wrote {}, {} and {}",
         json_path.display(),

@@ -214,6 +214,59 @@ pub fn scatter(title: &str, x_label: &str, y_label: &str, points: &[(&str, f64, 
     frame.finish()
 }
 
+/// Histograms of `series` (e.g. latencies in ms per target) over shared log-spaced bins, as step lines of the
+/// share of each series per bin, so targets of different sizes compare.
+pub fn histogram(title: &str, x_label: &str, series: &[(&str, Vec<f64>)]) -> String {
+    const BINS: usize = 24;
+    let positive = series.iter().flat_map(|(_, v)| v.iter().copied()).filter(|v| *v > 0.0);
+    let (low, high) = positive.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (low, high) = if low <= high {
+        (low.log10(), (high * 1.0001).log10().max(low.log10() + 0.1))
+    } else {
+        (0.0, 1.0)
+    };
+    let width = (high - low) / BINS as f64;
+    let shares: Vec<Vec<f64>> = series
+        .iter()
+        .map(|(_, values)| {
+            let mut counts = [0usize; BINS];
+            for v in values.iter().filter(|v| **v > 0.0) {
+                let index = (((v.log10() - low) / width) as usize).min(BINS - 1);
+                counts[index] += 1;
+            }
+            counts.iter().map(|c| *c as f64 / values.len().max(1) as f64).collect()
+        })
+        .collect();
+    let top = shares.iter().flatten().copied().fold(0.0, f64::max).max(0.01);
+    let mut frame = Frame::new(
+        title,
+        x_label,
+        "share of the target's calls",
+        (low, high),
+        (0.0, top * 1.1),
+    );
+    let mut legend = Vec::new();
+    for (i, ((name, _), share)) in series.iter().zip(&shares).enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let mut points = Vec::with_capacity(2 * BINS);
+        for (b, &s) in share.iter().enumerate() {
+            points.push((low + width * b as f64, s));
+            points.push((low + width * (b + 1) as f64, s));
+        }
+        frame.polyline(&points, color, false);
+        legend.push((*name, color));
+    }
+    frame.legend(&legend);
+    // The x axis is log10(ms): relabel its ticks in milliseconds.
+    let mut out = frame.finish();
+    for i in 0..=5 {
+        let v = low + f64::from(i) / 5.0 * (high - low);
+        let shown = tick(v, high - low);
+        out = out.replacen(&format!(">{shown}</text>"), &format!(">{:.0}</text>", 10f64.powf(v)), 1);
+    }
+    out
+}
+
 /// A heatmap of `cells[row][column]` counts, each row shaded by its own share (so small groups are readable),
 /// with the counts written in the cells.
 pub fn heatmap(title: &str, rows: &[String], columns: &[String], cells: &[Vec<usize>]) -> String {

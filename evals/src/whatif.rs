@@ -7,69 +7,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use classical::RequestClassifier;
-use classical::schema::FeatureValue;
 use serde::{Deserialize, Serialize};
 use switchyard::config::Prices;
-use switchyard::policy::{Facts, Policy, PolicyContext, PromptInput, TargetKind};
+use switchyard::policy::{Facts, Policy, PolicyContext, PromptInput};
 
 use crate::EvalError;
-use crate::datasets::Datasets;
-
-/// One labelled request of the what-if set.
-#[derive(Debug, Clone)]
-pub struct WhatIfRequest {
-    /// A stable id (`clinc-17`, `record-3`, `record-only-5`), also the split draws' sticky key.
-    pub id: String,
-    /// The text.
-    pub text: String,
-    /// The attached record, if any.
-    pub record: Option<BTreeMap<String, FeatureValue>>,
-    /// The kind of target that serves it right: `llm` for a question, `classical` for a score request (or a
-    /// record alone), `hybrid` for an explanation request.
-    pub expected_kind: TargetKind,
-}
-
-/// The standard set: every CLINC150 validation text (a question: `llm`), every record phrasing with a test
-/// customer attached (`classical` or `hybrid` by label), and `record_only` test customers without text
-/// (`classical`).
-pub fn request_set(
-    datasets: &Datasets,
-    schema: &classical::schema::FeatureSchema,
-    record_only: usize,
-) -> Result<Vec<WhatIfRequest>, EvalError> {
-    let customers = datasets.telco_test(schema)?;
-    let mut requests = Vec::new();
-    for (i, row) in datasets.clinc150_val()?.into_iter().enumerate() {
-        requests.push(WhatIfRequest {
-            id: format!("clinc-{i}"),
-            text: row.text,
-            record: None,
-            expected_kind: TargetKind::Llm,
-        });
-    }
-    for (i, phrasing) in datasets.record_phrasings()?.into_iter().enumerate() {
-        let expected_kind = if phrasing.label == "churn_explain" {
-            TargetKind::Hybrid
-        } else {
-            TargetKind::Classical
-        };
-        requests.push(WhatIfRequest {
-            id: format!("record-{i}"),
-            text: phrasing.text,
-            record: customers.get(i % customers.len().max(1)).map(|c| c.record.clone()),
-            expected_kind,
-        });
-    }
-    for (i, customer) in customers.iter().take(record_only).enumerate() {
-        requests.push(WhatIfRequest {
-            id: format!("record-only-{i}"),
-            text: String::new(),
-            record: Some(customer.record.clone()),
-            expected_kind: TargetKind::Classical,
-        });
-    }
-    Ok(requests)
-}
+use crate::requests::LabelledRequest;
 
 /// Where one request goes under one policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,7 +91,7 @@ pub fn compare(
     (baseline_file, baseline): (&Path, &Policy),
     (candidate_file, candidate): (&Path, &Policy),
     prices: &BTreeMap<String, Prices>,
-    requests: &[WhatIfRequest],
+    requests: &[LabelledRequest],
 ) -> Result<WhatIf, EvalError> {
     let mut classified = Vec::with_capacity(requests.len());
     for chunk in requests.chunks(256) {
@@ -165,7 +108,7 @@ pub fn compare(
         }
     }
     let route =
-        |policy: &Policy, request: &WhatIfRequest, c: &(String, String, f32, f32)| -> Result<Route, EvalError> {
+        |policy: &Policy, request: &LabelledRequest, c: &(String, String, f32, f32)| -> Result<Route, EvalError> {
             let facts = Facts {
                 label: &c.0,
                 group: &c.1,
@@ -292,7 +235,7 @@ pub fn load_policy(
 
 /// The comparison as Markdown: the cost/quality table, the route mix, the transitions and the first changed
 /// requests.
-pub fn markdown(whatif: &WhatIf, requests: &[WhatIfRequest]) -> String {
+pub fn markdown(whatif: &WhatIf, requests: &[LabelledRequest]) -> String {
     use std::fmt::Write as _;
     let mut md = format!(
         "# Policy what-if\n\n{} labelled requests, classified once, decided by each policy offline.\n\n",

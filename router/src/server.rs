@@ -58,6 +58,16 @@ pub async fn serve(
     telemetry: &Telemetry,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let metrics: SharedMetrics = Arc::new(Metrics::new(telemetry)?);
+    serve_with(config, metrics, shutdown).await
+}
+
+/// [`serve`] with the metrics given (e.g. `Metrics::standalone`, to run a gateway inside a test or a tool).
+pub async fn serve_with(
+    config: Config,
+    metrics: SharedMetrics,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let listen = config.server.listen;
     let listener = TcpListener::bind(listen)
         .await
@@ -80,7 +90,6 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
-    let metrics: SharedMetrics = Arc::new(Metrics::new(telemetry)?);
     let ready = Arc::new(AtomicBool::new(false));
     let admin_addr = config.server.admin_listen;
     let admin_listener = TcpListener::bind(admin_addr).await.map_err(|source| ServeError::Bind {

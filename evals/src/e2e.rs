@@ -1,0 +1,472 @@
+//! `e2e`: the labelled requests through a running gateway over gRPC, at a chosen concurrency: route-kind and
+//! label accuracy, latency per target, errors by status, and checks on LLM and hybrid answers that need no judge
+//! model (non-empty, finish reason, within the token ceiling, and for hybrid explanations faithfulness to the
+//! score).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use classical::schema::FeatureValue;
+use serde::{Deserialize, Serialize};
+use switchyard_proto::v1 as pb;
+use switchyard_proto::v1::router_client::RouterClient;
+use tokio::sync::Semaphore;
+
+use crate::EvalError;
+use crate::requests::LabelledRequest;
+
+/// How to replay.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The gateway, `HOST:PORT`.
+    pub addr: String,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// `max_tokens` sent with every request: the ceiling each answer is checked against.
+    pub max_tokens: u32,
+    /// Each call's deadline.
+    pub timeout: Duration,
+}
+
+/// What one request came to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The request's id.
+    pub id: String,
+    /// The kind that serves it right.
+    pub expected_kind: String,
+    /// The label it should get.
+    pub expected_label: String,
+    /// `OK` or the gRPC code's name.
+    pub status: String,
+    /// Wall time of the call.
+    pub latency_ms: f64,
+    /// The target decided (empty on failure).
+    pub target: String,
+    /// Its kind.
+    pub kind: String,
+    /// The classifier's label.
+    pub label: String,
+    /// For LLM and hybrid answers: the checks.
+    pub answer: Option<AnswerCheck>,
+}
+
+/// Checks on one generated answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AnswerCheck {
+    /// Any text at all.
+    pub non_empty: bool,
+    /// `stop` or `length`.
+    pub finish_ok: bool,
+    /// Output tokens within the `max_tokens` sent.
+    pub within_ceiling: bool,
+    /// For hybrid answers: faithfulness to the score.
+    pub faithfulness: Option<Faithfulness>,
+}
+
+/// Whether a hybrid explanation is faithful to its score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Faithfulness {
+    /// It states the direction the score gives (leaving for a churn verdict, staying otherwise).
+    pub right_direction: bool,
+    /// It names at least one of the fields the prompt gave as most influential.
+    pub names_top_field: bool,
+    /// It says the opposite of the verdict somewhere.
+    pub contradicts: bool,
+}
+
+/// Phrases that say the customer will stay (checked first: "unlikely to leave" contains "likely to leave").
+const STAY: [&str; 10] = [
+    "unlikely to leave",
+    "unlikely to churn",
+    "not likely to leave",
+    "not likely to churn",
+    "likely to stay",
+    "low risk",
+    "low churn",
+    "low likelihood",
+    "low probability",
+    "loyal",
+];
+
+/// Phrases that say the customer will leave.
+const LEAVE: [&str; 9] = [
+    "likely to leave",
+    "likely to churn",
+    "likely to cancel",
+    "high risk",
+    "high churn",
+    "at risk",
+    "elevated risk",
+    "high likelihood",
+    "high probability",
+];
+
+/// Checks a hybrid explanation against the verdict (`churn`) and the fields the prompt named as most
+/// influential (their names as in the record, matched also with the words split: `monthlycharges` → "monthly
+/// charges").
+pub fn faithfulness(text: &str, churn: bool, top_fields: &[String]) -> Faithfulness {
+    let mut lower = text.to_lowercase();
+    let says_stay = STAY.iter().any(|p| lower.contains(p));
+    for phrase in STAY {
+        lower = lower.replace(phrase, " ");
+    }
+    let says_leave = LEAVE.iter().any(|p| lower.contains(p));
+    let text = text.to_lowercase();
+    let names_top_field = top_fields
+        .iter()
+        .any(|field| field_aliases(field).iter().any(|a| text.contains(a)));
+    Faithfulness {
+        right_direction: if churn { says_leave } else { says_stay },
+        names_top_field,
+        contradicts: if churn { says_stay } else { says_leave },
+    }
+}
+
+/// How a Telco field may be written in prose.
+fn field_aliases(field: &str) -> Vec<String> {
+    let spaced = match field {
+        "monthlycharges" => "monthly charges",
+        "totalcharges" => "total charges",
+        "internetservice" => "internet service",
+        "onlinesecurity" => "online security",
+        "onlinebackup" => "online backup",
+        "deviceprotection" => "device protection",
+        "techsupport" => "tech support",
+        "streamingtv" => "streaming tv",
+        "streamingmovies" => "streaming movies",
+        "paperlessbilling" => "paperless billing",
+        "paymentmethod" => "payment method",
+        "phoneservice" => "phone service",
+        "multiplelines" => "multiple lines",
+        "seniorcitizen" => "senior",
+        other => other,
+    };
+    vec![field.to_lowercase(), spaced.to_owned()]
+}
+
+/// The record as the `features` Struct.
+fn features(record: &BTreeMap<String, FeatureValue>) -> prost_types::Struct {
+    use prost_types::value::Kind;
+    let fields = record
+        .iter()
+        .map(|(name, value)| {
+            let kind = match value {
+                FeatureValue::Null => Kind::NullValue(0),
+                FeatureValue::Bool(b) => Kind::BoolValue(*b),
+                FeatureValue::Number(n) => Kind::NumberValue(*n),
+                FeatureValue::Text(t) => Kind::StringValue(t.clone()),
+            };
+            (name.clone(), prost_types::Value { kind: Some(kind) })
+        })
+        .collect();
+    prost_types::Struct { fields }
+}
+
+/// The gRPC code's canonical name.
+fn code_name(code: tonic::Code) -> String {
+    format!("{code:?}")
+}
+
+/// Replays `requests`; `progress` sees (done, total) after each answer.
+pub async fn run(
+    requests: &[LabelledRequest],
+    options: &Options,
+    progress: impl Fn(usize, usize) + Send + Sync + 'static,
+) -> Result<Vec<Outcome>, EvalError> {
+    let endpoint = format!("http://{}", options.addr);
+    let client = RouterClient::connect(endpoint.clone())
+        .await
+        .map_err(|e| EvalError::Gateway {
+            addr: options.addr.clone(),
+            reason: e.to_string(),
+        })?;
+    let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let done = Arc::new(AtomicUsize::new(0));
+    let progress = Arc::new(progress);
+    let total = requests.len();
+    let mut tasks = Vec::with_capacity(total);
+    for request in requests {
+        let request = request.clone();
+        let (mut client, slots, done, progress, options) = (
+            client.clone(),
+            slots.clone(),
+            done.clone(),
+            progress.clone(),
+            options.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            let outcome = call(&mut client, &request, &options).await;
+            progress(done.fetch_add(1, Ordering::SeqCst) + 1, total);
+            outcome
+        }));
+    }
+    let mut outcomes = Vec::with_capacity(total);
+    for task in tasks {
+        outcomes.push(task.await.map_err(|e| EvalError::Gateway {
+            addr: options.addr.clone(),
+            reason: e.to_string(),
+        })?);
+    }
+    Ok(outcomes)
+}
+
+async fn call(
+    client: &mut RouterClient<tonic::transport::Channel>,
+    request: &LabelledRequest,
+    options: &Options,
+) -> Outcome {
+    let mut message = tonic::Request::new(pb::RouteRequest {
+        text: request.text.clone(),
+        features: request.record.as_ref().map(features),
+        max_tokens: Some(options.max_tokens),
+        request_id: format!("eval-{}", request.id),
+        ..Default::default()
+    });
+    message.set_timeout(options.timeout);
+    let started = Instant::now();
+    let answered = client.route(message).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut outcome = Outcome {
+        id: request.id.clone(),
+        expected_kind: request.expected_kind.as_str().to_owned(),
+        expected_label: request.expected_label.clone(),
+        status: "OK".to_owned(),
+        latency_ms,
+        target: String::new(),
+        kind: String::new(),
+        label: String::new(),
+        answer: None,
+    };
+    let response = match answered {
+        Ok(response) => response.into_inner(),
+        Err(status) => {
+            outcome.status = code_name(status.code());
+            return outcome;
+        }
+    };
+    if let Some(decision) = &response.decision {
+        outcome.target.clone_from(&decision.target);
+        outcome.kind = pb::TargetKind::try_from(decision.target_kind)
+            .map(|k| k.as_str_name().trim_start_matches("TARGET_KIND_").to_lowercase())
+            .unwrap_or_default();
+        outcome.label.clone_from(&decision.label);
+    }
+    if let Some(generation) = &response.generation {
+        let faithfulness = response.prediction.as_ref().map(|p| {
+            let fields: Vec<String> = p.top_features.iter().map(|f| f.feature.clone()).collect();
+            faithfulness(&generation.text, p.label == "churn", &fields)
+        });
+        outcome.answer = Some(AnswerCheck {
+            non_empty: !generation.text.trim().is_empty(),
+            finish_ok: matches!(generation.finish_reason.as_str(), "stop" | "length"),
+            within_ceiling: generation.output_tokens <= options.max_tokens,
+            faithfulness,
+        });
+    }
+    outcome
+}
+
+/// Latency of one target.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetLatency {
+    /// The target (`(failed)` for calls that got no decision).
+    pub target: String,
+    /// Calls.
+    pub requests: usize,
+    /// Median.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Every latency, for the histogram.
+    pub latencies_ms: Vec<f64>,
+}
+
+/// The replay's numbers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct E2eReport {
+    /// The gateway.
+    pub addr: String,
+    /// Requests replayed.
+    pub requests: usize,
+    /// Concurrency.
+    pub concurrency: usize,
+    /// Among answered requests, the share routed to the right kind of target.
+    pub route_kind_accuracy: f64,
+    /// Among answered requests, the share given the expected label.
+    pub label_accuracy: f64,
+    /// Calls by status (`OK`, `Unavailable`, ...).
+    pub statuses: BTreeMap<String, usize>,
+    /// Latency per target.
+    pub latency: Vec<TargetLatency>,
+    /// Generated answers checked.
+    pub answers: usize,
+    /// Of them: non-empty.
+    pub non_empty: usize,
+    /// Of them: finish reason `stop` or `length`.
+    pub finish_ok: usize,
+    /// Of them: within the token ceiling.
+    pub within_ceiling: usize,
+    /// Hybrid explanations checked.
+    pub explanations: usize,
+    /// Of them: stating the score's direction.
+    pub right_direction: usize,
+    /// Of them: naming a top field.
+    pub names_top_field: usize,
+    /// Of them: contradicting the verdict.
+    pub contradicts: usize,
+}
+
+/// The nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// Summarises the outcomes.
+pub fn summarise(outcomes: &[Outcome], options: &Options) -> E2eReport {
+    let answered: Vec<&Outcome> = outcomes.iter().filter(|o| o.status == "OK").collect();
+    let share = |hit: &dyn Fn(&Outcome) -> bool| {
+        answered.iter().filter(|o| hit(o)).count() as f64 / answered.len().max(1) as f64
+    };
+    let mut statuses = BTreeMap::new();
+    let mut by_target: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for o in outcomes {
+        *statuses.entry(o.status.clone()).or_insert(0) += 1;
+        let target = if o.target.is_empty() {
+            "(failed)".to_owned()
+        } else {
+            o.target.clone()
+        };
+        by_target.entry(target).or_default().push(o.latency_ms);
+    }
+    let latency = by_target
+        .into_iter()
+        .map(|(target, mut values)| {
+            values.sort_by(f64::total_cmp);
+            TargetLatency {
+                target,
+                requests: values.len(),
+                p50_ms: percentile(&values, 0.5),
+                p90_ms: percentile(&values, 0.9),
+                p99_ms: percentile(&values, 0.99),
+                latencies_ms: values,
+            }
+        })
+        .collect();
+    let answers: Vec<&AnswerCheck> = outcomes.iter().filter_map(|o| o.answer.as_ref()).collect();
+    let explanations: Vec<&Faithfulness> = answers.iter().filter_map(|a| a.faithfulness.as_ref()).collect();
+    E2eReport {
+        addr: options.addr.clone(),
+        requests: outcomes.len(),
+        concurrency: options.concurrency,
+        route_kind_accuracy: share(&|o| o.kind == o.expected_kind),
+        label_accuracy: share(&|o| o.label == o.expected_label),
+        statuses,
+        latency,
+        answers: answers.len(),
+        non_empty: answers.iter().filter(|a| a.non_empty).count(),
+        finish_ok: answers.iter().filter(|a| a.finish_ok).count(),
+        within_ceiling: answers.iter().filter(|a| a.within_ceiling).count(),
+        explanations: explanations.len(),
+        right_direction: explanations.iter().filter(|f| f.right_direction).count(),
+        names_top_field: explanations.iter().filter(|f| f.names_top_field).count(),
+        contradicts: explanations.iter().filter(|f| f.contradicts).count(),
+    }
+}
+
+/// The report as Markdown.
+pub fn markdown(report: &E2eReport) -> String {
+    use std::fmt::Write as _;
+    let mut md = format!(
+        "# End-to-end evals\n\n{} labelled requests through the gateway at {}, {} at a time.\n\n\
+         Routed to the right kind of target: {:.2} % · given the expected label: {:.2} % (of answered requests)\n\n",
+        report.requests,
+        report.addr,
+        report.concurrency,
+        100.0 * report.route_kind_accuracy,
+        100.0 * report.label_accuracy
+    );
+    md.push_str("| status | calls |\n|---|---|\n");
+    for (status, n) in &report.statuses {
+        let _ = writeln!(md, "| {status} | {n} |");
+    }
+    md.push_str("\n| target | calls | p50 ms | p90 ms | p99 ms |\n|---|---|---|---|---|\n");
+    for t in &report.latency {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.1} | {:.1} | {:.1} |",
+            t.target, t.requests, t.p50_ms, t.p90_ms, t.p99_ms
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nGenerated answers: {} · non-empty {} · finish reason stop/length {} · within the token ceiling {}\n\n\
+         Hybrid explanations: {} · state the score's direction {} · name a top field {} · contradict the verdict {}",
+        report.answers,
+        report.non_empty,
+        report.finish_ok,
+        report.within_ceiling,
+        report.explanations,
+        report.right_direction,
+        report.names_top_field,
+        report.contradicts
+    );
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn fields(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_faithful_explanation_states_the_direction_and_names_a_top_field() {
+        let top = fields(&["contract", "monthlycharges"]);
+        let good = faithfulness(
+            "With high monthly charges this customer is likely to leave.",
+            true,
+            &top,
+        );
+        assert_eq!(
+            good,
+            Faithfulness {
+                right_direction: true,
+                names_top_field: true,
+                contradicts: false
+            }
+        );
+        // "unlikely to leave" is a stay phrase, not a leave one.
+        let stays = faithfulness("The customer is unlikely to leave: a two-year contract.", false, &top);
+        assert!(
+            stays.right_direction && stays.names_top_field && !stays.contradicts,
+            "{stays:?}"
+        );
+        let contradicting = faithfulness("This customer is likely to leave.", false, &top);
+        assert!(!contradicting.right_direction && contradicting.contradicts && !contradicting.names_top_field);
+        let silent = faithfulness("Offer a discount.", true, &[]);
+        assert!(!silent.right_direction && !silent.contradicts && !silent.names_top_field);
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&values, 0.5), 50.0);
+        assert_eq!(percentile(&values, 0.99), 99.0);
+        assert_eq!(percentile(&[7.0], 0.9), 7.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+}
