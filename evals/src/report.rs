@@ -147,8 +147,11 @@ pub fn markdown(report: &ModelsReport, provenance: &[(String, String)]) -> Strin
         s.roc_auc, s.pr_auc, s.brier, s.ece
     );
     md.push_str("| threshold | precision | recall | F1 | flagged % |\n|---|---|---|---|---|\n");
-    for row in s.thresholds.iter().chain(std::iter::once(&s.at_threshold)) {
-        let shipped = if row.threshold == s.threshold && std::ptr::eq(row, &s.at_threshold) {
+    // The grid, with the shipped threshold marked (and added when it is off the grid).
+    let on_grid = s.thresholds.iter().any(|r| (r.threshold - s.threshold).abs() < 1e-6);
+    let extra = (!on_grid).then_some(&s.at_threshold);
+    for row in s.thresholds.iter().chain(extra) {
+        let shipped = if (row.threshold - s.threshold).abs() < 1e-6 {
             " (shipped)"
         } else {
             ""
