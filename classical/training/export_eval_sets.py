@@ -3,7 +3,8 @@ training generates them (same seed, same draws), each text with its label and it
 
 - held_out_template: a whole template never trained on, filled with a plain reference or a test-split customer;
 - held_out_opener: an opener never trained on, composed with a topic;
-- independent / independent_v2: the two human-written sets (never trained on).
+- independent / independent_v2 / independent_v3: the human-written sets (never trained on; v3 is the large one,
+  `switchyard_training/independent_v3.py`).
 
 Run with the training environment: classical/training/.venv/bin/python classical/training/export_eval_sets.py
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from switchyard_training import classifier, common, record_phrasings as rp
+from switchyard_training import classifier, common, independent_v3, record_phrasings as rp
 
 OUT = Path(__file__).resolve().parents[2] / "evals" / "datasets" / "record_phrasings.jsonl"
 
@@ -48,6 +49,13 @@ def main() -> None:
     for kind, sets in (
         ("independent", ((rp.SCORE_LABEL, rp.INDEPENDENT_SCORE), (rp.EXPLAIN_LABEL, rp.INDEPENDENT_EXPLAIN))),
         ("independent_v2", ((rp.SCORE_LABEL, rp.INDEPENDENT_V2_SCORE), (rp.EXPLAIN_LABEL, rp.INDEPENDENT_V2_EXPLAIN))),
+        (
+            "independent_v3",
+            (
+                (rp.SCORE_LABEL, independent_v3.INDEPENDENT_V3_SCORE),
+                (rp.EXPLAIN_LABEL, independent_v3.INDEPENDENT_V3_EXPLAIN),
+            ),
+        ),
     ):
         for label, texts in sets:
             rows.extend({"text": text, "label": label, "kind": kind} for text in texts)

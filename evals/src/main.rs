@@ -75,7 +75,7 @@ enum Command {
         /// Requests in flight at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
-        /// Replay this many requests, spread over the whole set (default: all 5,420).
+        /// Replay this many requests, spread over the whole set (default: all 5,907).
         #[arg(long)]
         limit: Option<usize>,
         /// `max_tokens` sent with each request, and the ceiling answers are checked against.
