@@ -87,21 +87,7 @@ pub fn page(
         c.macro_f1,
         100.0 * c.plain_to_record
     );
-    let folds = &c.threshold_folds;
-    let _ = write!(
-        body,
-        "<p>Threshold rule cross-validated on validation (5 folds, chosen on four, measured on the fifth): thresholds {}; in-scope accuracy {:.2} ± {:.2} %, OOS recall {:.1} ± {:.1} %</p>",
-        folds
-            .folds
-            .iter()
-            .map(|f| format!("{:.2}", f.0))
-            .collect::<Vec<_>>()
-            .join(", "),
-        100.0 * folds.in_scope_accuracy.0,
-        100.0 * folds.in_scope_accuracy.1,
-        100.0 * folds.oos_recall.0,
-        100.0 * folds.oos_recall.1
-    );
+    let _ = write!(body, "<p>{}</p>", esc(&c.threshold_folds.sentence()));
     let reliability = |bins: &[metrics::ReliabilityBin]| -> Vec<(f64, f64, usize)> {
         bins.iter()
             .filter_map(|b| Some((b.mean_predicted?, b.observed_rate?, b.count)))

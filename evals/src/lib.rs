@@ -11,6 +11,7 @@ pub mod models;
 pub mod report;
 pub mod requests;
 pub mod svg;
+pub mod thresholds;
 pub mod whatif;
 
 use std::path::{Path, PathBuf};

@@ -97,22 +97,7 @@ pub fn markdown(report: &ModelsReport, provenance: &[(String, String)]) -> Strin
         c.macro_f1,
         100.0 * c.plain_to_record
     );
-    let folds = &c.threshold_folds;
-    let _ = writeln!(
-        md,
-        "Threshold rule, 5-fold cross-validated on validation (chosen on four folds, measured on the fifth): \
-         thresholds {}; in-scope accuracy {:.2} ± {:.2} %, OOS recall {:.1} ± {:.1} % (mean ± sd over folds).\n",
-        folds
-            .folds
-            .iter()
-            .map(|f| format!("{:.2}", f.0))
-            .collect::<Vec<_>>()
-            .join(", "),
-        100.0 * folds.in_scope_accuracy.0,
-        100.0 * folds.in_scope_accuracy.1,
-        100.0 * folds.oos_recall.0,
-        100.0 * folds.oos_recall.1
-    );
+    let _ = writeln!(md, "{}\n", c.threshold_folds.sentence());
     md.push_str("Record requests (sent with a record) routed to the right record label, by kind of phrasing:\n\n");
     md.push_str("| kind | label | requests | accuracy % |\n|---|---|---|---|\n");
     for row in &c.record_routing {
