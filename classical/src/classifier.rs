@@ -166,6 +166,16 @@ impl Classification {
         best
     }
 
+    /// The margin of a [`Classification::top`] list: the best probability minus the second's (the best alone when
+    /// there is one label, 0 when none). What policy rules match on as `margin`.
+    pub fn margin(top: &[(&LabelInfo, f32)]) -> f32 {
+        match top {
+            [(_, first), (_, second), ..] => first - second,
+            [(_, first)] => *first,
+            [] => 0.0,
+        }
+    }
+
     /// The decided label: the most probable one, or the out-of-scope label when its probability is below the
     /// model's threshold. Returns the label and the top probability.
     pub fn decided(&self) -> (&LabelInfo, f32) {

@@ -133,10 +133,9 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
         let mut classifier = classical::RequestClassifier::load(&runtime, &files.classifier)?;
         let scorer = classical::ChurnScorer::load(&runtime, &files.scorer)?;
         let schema = &scorer.info().schema;
-        let backends = || config.backends.keys().cloned();
         let (baseline, candidate) = (cli.root.join(baseline), cli.root.join(candidate));
-        let old = whatif::load_policy(&baseline, backends(), &classifier)?;
-        let new = whatif::load_policy(&candidate, backends(), &classifier)?;
+        let old = whatif::load_policy(&baseline, &config, &classifier)?;
+        let new = whatif::load_policy(&candidate, &config, &classifier)?;
         let requests = switchyard_evals::requests::request_set(&datasets, schema, *record_only)?;
         let compared = whatif::compare(
             &mut classifier,

@@ -211,18 +211,13 @@ fn classify_all(
     texts: &[&str],
     has_record: bool,
 ) -> Result<Vec<(String, f64)>, EvalError> {
-    let info = classifier.info().clone();
     let mut out = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(BATCH) {
         let requests: Vec<(&str, bool)> = chunk.iter().map(|t| (*t, has_record)).collect();
         for classification in classifier.classify_batch(&requests)? {
-            // The first of equally probable labels, as numpy's argmax.
-            let (index, p) = classification
-                .probabilities
-                .iter()
-                .enumerate()
-                .fold((0, f32::MIN), |best, (i, &p)| if p > best.1 { (i, p) } else { best });
-            out.push((info.labels[index].label.clone(), f64::from(p)));
+            // The first of equally probable labels, as numpy's argmax (`top` keeps the labels' order on ties).
+            let best = classification.top(1).into_iter().next();
+            out.push(best.map_or((String::new(), 0.0), |(label, p)| (label.label.clone(), f64::from(p))));
         }
     }
     Ok(out)

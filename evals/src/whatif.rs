@@ -8,8 +8,9 @@ use std::path::Path;
 
 use classical::RequestClassifier;
 use serde::{Deserialize, Serialize};
+use switchyard::config::Config;
 use switchyard::config::Prices;
-use switchyard::policy::{Facts, Policy, PolicyContext, PromptInput};
+use switchyard::policy::{Facts, Policy, PromptInput};
 
 use crate::EvalError;
 use crate::requests::LabelledRequest;
@@ -98,12 +99,7 @@ pub fn compare(
         let batch: Vec<(&str, bool)> = chunk.iter().map(|r| (r.text.as_str(), r.record.is_some())).collect();
         for classification in classifier.classify_batch(&batch)? {
             let (label, confidence) = classification.decided();
-            let top = classification.top(2);
-            let margin = match top.as_slice() {
-                [first, second, ..] => first.1 - second.1,
-                [first] => first.1,
-                [] => 0.0,
-            };
+            let margin = classical::Classification::margin(&classification.top(2));
             classified.push((label.label.clone(), label.group.clone(), confidence, margin));
         }
     }
@@ -212,24 +208,11 @@ pub fn compare(
     })
 }
 
-/// Compiles a policy file against the config's backends and the classifier's labels (as the gateway would).
-pub fn load_policy(
-    path: &Path,
-    backends: impl IntoIterator<Item = String>,
-    classifier: &RequestClassifier,
-) -> Result<Policy, EvalError> {
+/// Compiles a policy file against the config's backends and the classifier's labels, as the gateway does
+/// (`switchyard::engine::policy_context`).
+pub fn load_policy(path: &Path, config: &Config, classifier: &RequestClassifier) -> Result<Policy, EvalError> {
     let text = std::fs::read_to_string(path).map_err(|e| EvalError::io(path, &e))?;
-    let context = PolicyContext {
-        backends: backends.into_iter().collect(),
-        labels: Some(
-            classifier
-                .info()
-                .labels
-                .iter()
-                .map(|l| (l.label.clone(), l.group.clone()))
-                .collect(),
-        ),
-    };
+    let context = switchyard::engine::policy_context(config, &classifier.info().labels);
     switchyard::policy::compile(path, &text, &context).map_err(|e| EvalError::Policy(e.to_string()))
 }
 

@@ -121,11 +121,6 @@ impl GenerationStream {
         }
     }
 
-    /// The backend that answered.
-    pub fn backend(&self) -> &str {
-        &self.backend
-    }
-
     /// The next piece of text, the summary once the stream ended well, or the failure that ended it; then `None`.
     pub async fn next(&mut self) -> Option<Result<GenerationEvent, RouterError>> {
         if self.accounted {

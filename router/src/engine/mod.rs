@@ -272,8 +272,9 @@ impl Engine {
             confidence,
             margin: 0.0,
         };
-        let top_labels: Vec<LabelScore> = classification
-            .top(TOP_LABELS)
+        let top = classification.top(TOP_LABELS);
+        let margin = classical::Classification::margin(&top);
+        let top_labels: Vec<LabelScore> = top
             .into_iter()
             .map(|(l, p)| LabelScore {
                 label: l.label.clone(),
@@ -281,11 +282,6 @@ impl Engine {
                 probability: p,
             })
             .collect();
-        let margin = match top_labels.as_slice() {
-            [first, second, ..] => first.probability - second.probability,
-            [first] => first.probability,
-            [] => 0.0,
-        };
         classified.margin = margin;
         span.set_attribute(CLASSIFIER_LABEL, classified.label.clone());
         span.set_attribute(CLASSIFIER_LABEL_GROUP, classified.group.clone());
@@ -441,7 +437,7 @@ fn runtime(config: &Config) -> Result<OnnxRuntime, LoadError> {
 }
 
 /// What a policy is checked against: the configured backends and the classifier's labels.
-fn policy_context(config: &Config, labels: &[classical::metadata::LabelInfo]) -> PolicyContext {
+pub fn policy_context(config: &Config, labels: &[classical::metadata::LabelInfo]) -> PolicyContext {
     PolicyContext {
         backends: config.backends.keys().cloned().collect(),
         labels: Some(labels.iter().map(|l| (l.label.clone(), l.group.clone())).collect()),
