@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, TryRecvError};
 use tokio::sync::oneshot;
 
+use crate::cascade::CascadeClassifier;
 use crate::schema::ValidRecord;
-use crate::{ChurnScore, ChurnScorer, ClassicalError, Classification, Influence, RequestClassifier};
+use crate::{ChurnScore, ChurnScorer, ClassicalError, Classification, Influence};
 
 /// How one model's requests are gathered into batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,8 @@ pub enum Model {
     Classifier,
     /// The churn scorer.
     Scorer,
+    /// The request encoder (the cascade's second tier).
+    Encoder,
 }
 
 impl Model {
@@ -47,6 +50,7 @@ impl Model {
         match self {
             Self::Classifier => "classifier",
             Self::Scorer => "scorer",
+            Self::Encoder => "encoder",
         }
     }
 }
@@ -79,7 +83,7 @@ pub(crate) struct ScoreJob {
 
 /// A worker's models and how it batches.
 pub(crate) struct Worker {
-    pub(crate) classifier: RequestClassifier,
+    pub(crate) classifier: CascadeClassifier,
     pub(crate) scorer: ChurnScorer,
     pub(crate) classifier_batch: BatchConfig,
     pub(crate) scorer_batch: BatchConfig,
@@ -115,17 +119,14 @@ impl Worker {
         }
         self.observe(Model::Classifier, jobs.len());
         let requests: Vec<(&str, bool)> = jobs.iter().map(|job| (job.text.as_str(), job.has_record)).collect();
-        match self.classifier.classify_batch(&requests) {
-            Ok(answers) if answers.len() == jobs.len() => {
-                for (job, answer) in jobs.into_iter().zip(answers) {
-                    let _ = job.reply.send(Ok(answer));
-                }
+        let observer = self.observer.as_ref();
+        let answers = self.classifier.classify_batch(&requests, |size| {
+            if let Some(observer) = observer {
+                observer(Model::Encoder, size);
             }
-            _ => {
-                for job in jobs {
-                    let _ = job.reply.send(self.classifier.classify(&job.text, job.has_record));
-                }
-            }
+        });
+        for (job, answer) in jobs.into_iter().zip(answers) {
+            let _ = job.reply.send(answer);
         }
     }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use ort::session::Session;
 
+use crate::cascade::Tier;
 use crate::metadata::{LabelInfo, MetadataReader, ModelIdentity};
 use crate::{ClassicalError, OnnxRuntime, tensors};
 
@@ -31,7 +32,7 @@ pub enum TextNormalization {
 }
 
 impl TextNormalization {
-    fn parse(value: &str) -> Option<Self> {
+    pub(crate) fn parse(value: &str) -> Option<Self> {
         match value {
             "collapse_whitespace" => Some(Self::CollapseWhitespace),
             _ => None,
@@ -65,6 +66,10 @@ pub struct RequestClassifier {
 pub struct Classification {
     /// One probability per label, in [`ClassifierInfo::labels`] order.
     pub probabilities: Vec<f32>,
+    /// The cascade tier that produced the probabilities.
+    pub tier: Tier,
+    /// Below this top probability, [`Classification::decided`] answers out of scope.
+    threshold: f32,
     info: Arc<ClassifierInfo>,
 }
 
@@ -142,6 +147,8 @@ impl RequestClassifier {
             .into_iter()
             .map(|probabilities| Classification {
                 probabilities,
+                tier: Tier::Linear,
+                threshold: self.info.out_of_scope_threshold,
                 info: self.info.clone(),
             })
             .collect())
@@ -176,11 +183,28 @@ impl Classification {
         }
     }
 
+    /// The same request answered by the encoder tier: `probabilities` in the same label order, decided against
+    /// `threshold`.
+    pub(crate) fn escalated(&self, probabilities: Vec<f32>, threshold: f32) -> Self {
+        Self {
+            probabilities,
+            tier: Tier::Encoder,
+            threshold,
+            info: self.info.clone(),
+        }
+    }
+
+    /// The out-of-scope threshold [`Classification::decided`] applies: the linear model's own, or the cascade's
+    /// for an escalated request.
+    pub fn threshold(&self) -> f32 {
+        self.threshold
+    }
+
     /// The decided label: the most probable one, or the out-of-scope label when its probability is below the
-    /// model's threshold. Returns the label and the top probability.
+    /// threshold of the tier that answered. Returns the label and the top probability.
     pub fn decided(&self) -> (&LabelInfo, f32) {
         let (best, p) = self.top(1).into_iter().next().unwrap_or((&self.info.labels[0], 0.0));
-        if p < self.info.out_of_scope_threshold {
+        if p < self.threshold {
             let oos = self
                 .info
                 .labels
@@ -222,6 +246,8 @@ mod tests {
         };
         Classification {
             probabilities,
+            tier: crate::cascade::Tier::Linear,
+            threshold: 0.0,
             info: Arc::new(info),
         }
     }

@@ -7,10 +7,11 @@ use crossbeam_channel::{Sender, TrySendError};
 use tokio::sync::oneshot;
 
 use crate::batch::{BatchConfig, BatchObserver, ClassifyJob, Job, ScoreJob, Scored, Worker};
+use crate::cascade::{CascadeBars, CascadeClassifier, CascadeConfig};
 use crate::classifier::ClassifierInfo;
 use crate::schema::ValidRecord;
 use crate::scorer::ScorerInfo;
-use crate::{ChurnScore, ChurnScorer, ClassicalError, Classification, OnnxRuntime, RequestClassifier};
+use crate::{ChurnScore, ChurnScorer, ClassicalError, Classification, EncoderInfo, OnnxRuntime};
 
 /// Where the models are, how much work the pool may hold and how it batches.
 #[derive(Debug, Clone)]
@@ -27,6 +28,8 @@ pub struct PoolConfig {
     pub classifier_batch: BatchConfig,
     /// How scores are batched.
     pub scorer_batch: BatchConfig,
+    /// The classifier cascade's encoder tier; `None` serves the linear classifier alone.
+    pub cascade: Option<CascadeConfig>,
 }
 
 /// A fixed set of worker threads, each with its own classifier and scorer session, fed by one bounded queue.
@@ -39,6 +42,7 @@ pub struct InferencePool {
     jobs: Sender<Job>,
     classifier: Arc<ClassifierInfo>,
     scorer: Arc<ScorerInfo>,
+    encoder: Option<(Arc<EncoderInfo>, CascadeBars)>,
     capacity: usize,
     /// The classifications of a request without text, without and with a record: the model's output depends on
     /// nothing else then, so it is computed once at start and such requests (a bare record) skip the queue.
@@ -57,24 +61,32 @@ impl InferencePool {
         let capacity = config.queue_capacity.max(1);
         let (jobs, queue) = crossbeam_channel::bounded(capacity);
         let mut infos = None;
+        let mut scorers = None;
         let mut text_free = None;
+        let mut encoder_info = None;
         for index in 0..workers {
-            let mut worker = Worker {
-                classifier: RequestClassifier::load(runtime, &config.classifier)?,
+            let mut classifier = CascadeClassifier::load(runtime, &config.classifier, config.cascade.as_ref())?;
+            if let Some((info, bars)) = classifier.encoder() {
+                encoder_info.get_or_insert_with(|| (info.clone(), bars));
+            }
+            let linear = classifier.linear();
+            infos.get_or_insert_with(|| linear.info().clone());
+            if text_free.is_none() {
+                let answers = linear.classify_batch(&[("", false), ("", true)])?;
+                let answers = <[Classification; 2]>::try_from(answers).map_err(|_| ClassicalError::Inference {
+                    model: linear.info().identity.to_string(),
+                    reason: "two empty texts did not give two answers".to_owned(),
+                })?;
+                text_free = Some(answers);
+            }
+            let worker = Worker {
+                classifier,
                 scorer: ChurnScorer::load(runtime, &config.scorer)?,
                 classifier_batch: config.classifier_batch,
                 scorer_batch: config.scorer_batch,
                 observer: observer.clone(),
             };
-            infos.get_or_insert_with(|| (worker.classifier.info().clone(), worker.scorer.info().clone()));
-            if text_free.is_none() {
-                let answers = worker.classifier.classify_batch(&[("", false), ("", true)])?;
-                let answers = <[Classification; 2]>::try_from(answers).map_err(|_| ClassicalError::Inference {
-                    model: worker.classifier.info().identity.to_string(),
-                    reason: "two empty texts did not give two answers".to_owned(),
-                })?;
-                text_free = Some(answers);
-            }
+            scorers.get_or_insert_with(|| worker.scorer.info().clone());
             let queue = queue.clone();
             thread::Builder::new()
                 .name(format!("onnx-worker-{index}"))
@@ -88,14 +100,20 @@ impl InferencePool {
             model: "inference pool".to_owned(),
             reason: "no workers".to_owned(),
         };
-        let ((classifier, scorer), text_free) = infos.zip(text_free).ok_or_else(no_workers)?;
+        let ((classifier, scorer), text_free) = infos.zip(scorers).zip(text_free).ok_or_else(no_workers)?;
         Ok(Self {
             jobs,
             classifier,
             scorer,
+            encoder: encoder_info,
             capacity,
             text_free: Arc::new(text_free),
         })
+    }
+
+    /// The encoder tier's description and bars, when the cascade is on.
+    pub fn encoder(&self) -> Option<&(Arc<EncoderInfo>, CascadeBars)> {
+        self.encoder.as_ref()
     }
 
     /// The classifier's labels, groups, threshold and identity.
@@ -113,7 +131,8 @@ impl InferencePool {
         self.jobs.len()
     }
 
-    /// Classifies a request on a worker thread (a request without text: at once, from the start-up run).
+    /// Classifies a request on a worker thread, through the cascade when it is on (a request without text: at
+    /// once, from the start-up run of the linear model, the only input on which the text decides nothing).
     pub async fn classify(&self, text: &str, has_record: bool) -> Result<Classification, ClassicalError> {
         if self.classifier.text_normalization.leaves_nothing_of(text) {
             return Ok(self.text_free[usize::from(has_record)].clone());

@@ -18,6 +18,7 @@ fn pool(workers: usize, queue_capacity: usize) -> InferencePool {
         queue_capacity,
         classifier_batch: BatchConfig::default(),
         scorer_batch: BatchConfig::default(),
+        cascade: None,
     };
     InferencePool::start(&runtime(), &config, None).expect("pool starts")
 }
@@ -112,6 +113,7 @@ fn observed_pool(queue_capacity: usize, batch: BatchConfig) -> (InferencePool, s
         queue_capacity,
         classifier_batch: batch,
         scorer_batch: batch,
+        cascade: None,
     };
     let pool = InferencePool::start(&runtime(), &config, Some(observer)).unwrap();
     (pool, batches)

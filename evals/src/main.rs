@@ -130,12 +130,14 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
             price.input_per_mtok = input_price.unwrap_or(price.input_per_mtok);
             price.output_per_mtok = output_price.unwrap_or(price.output_per_mtok);
         }
-        let mut classifier = classical::RequestClassifier::load(&runtime, &files.classifier)?;
+        let mut classifier =
+            classical::CascadeClassifier::load(&runtime, &files.classifier, config.models.pool.cascade.as_ref())?;
         let scorer = classical::ChurnScorer::load(&runtime, &files.scorer)?;
         let schema = &scorer.info().schema;
         let (baseline, candidate) = (cli.root.join(baseline), cli.root.join(candidate));
-        let old = whatif::load_policy(&baseline, &config, &classifier)?;
-        let new = whatif::load_policy(&candidate, &config, &classifier)?;
+        let labels = classifier.linear().info().clone();
+        let old = whatif::load_policy(&baseline, &config, &labels)?;
+        let new = whatif::load_policy(&candidate, &config, &labels)?;
         let requests = switchyard_evals::requests::request_set(&datasets, schema, *record_only)?;
         let compared = whatif::compare(
             &mut classifier,

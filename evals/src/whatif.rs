@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use classical::RequestClassifier;
+use classical::{CascadeClassifier, ClassifierInfo, Tier};
 use serde::{Deserialize, Serialize};
 use switchyard::config::Config;
 use switchyard::config::Prices;
@@ -85,9 +85,10 @@ pub struct WhatIf {
     pub changed: Vec<Changed>,
 }
 
-/// Replays `requests` through both policies. `prices` are per backend; the classifier runs once per request.
+/// Replays `requests` through both policies. `prices` are per backend; the classifier (the cascade, when the
+/// config has one) runs once per request.
 pub fn compare(
-    classifier: &mut RequestClassifier,
+    classifier: &mut CascadeClassifier,
     schema: &classical::schema::FeatureSchema,
     (baseline_file, baseline): (&Path, &Policy),
     (candidate_file, candidate): (&Path, &Policy),
@@ -97,14 +98,15 @@ pub fn compare(
     let mut classified = Vec::with_capacity(requests.len());
     for chunk in requests.chunks(256) {
         let batch: Vec<(&str, bool)> = chunk.iter().map(|r| (r.text.as_str(), r.record.is_some())).collect();
-        for classification in classifier.classify_batch(&batch)? {
+        for classification in classifier.classify_batch(&batch, |_| {}) {
+            let classification = classification?;
             let (label, confidence) = classification.decided();
             let margin = classical::Classification::margin(&classification.top(2));
-            classified.push((label.label.clone(), label.group.clone(), confidence, margin));
+            classified.push((label.label.clone(), label.group.clone(), confidence, margin, classification.tier));
         }
     }
     let route =
-        |policy: &Policy, request: &LabelledRequest, c: &(String, String, f32, f32)| -> Result<Route, EvalError> {
+        |policy: &Policy, request: &LabelledRequest, c: &(String, String, f32, f32, Tier)| -> Result<Route, EvalError> {
             let facts = Facts {
                 label: &c.0,
                 group: &c.1,
@@ -112,6 +114,7 @@ pub fn compare(
                 margin: c.3,
                 tenant: "",
                 has_record: request.record.is_some(),
+                tier: c.4,
                 text_bytes: request.text.len(),
                 request_id: &request.id,
                 force_target: None,
@@ -210,9 +213,9 @@ pub fn compare(
 
 /// Compiles a policy file against the config's backends and the classifier's labels, as the gateway does
 /// (`switchyard::engine::policy_context`).
-pub fn load_policy(path: &Path, config: &Config, classifier: &RequestClassifier) -> Result<Policy, EvalError> {
+pub fn load_policy(path: &Path, config: &Config, classifier: &ClassifierInfo) -> Result<Policy, EvalError> {
     let text = std::fs::read_to_string(path).map_err(|e| EvalError::io(path, &e))?;
-    let context = switchyard::engine::policy_context(config, &classifier.info().labels);
+    let context = switchyard::engine::policy_context(config, &classifier.labels);
     switchyard::policy::compile(path, &text, &context).map_err(|e| EvalError::Policy(e.to_string()))
 }
 

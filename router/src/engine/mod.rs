@@ -271,6 +271,7 @@ impl Engine {
             group: decided.group.clone(),
             confidence,
             margin: 0.0,
+            tier: classification.tier,
         };
         let top = classification.top(TOP_LABELS);
         let margin = classical::Classification::margin(&top);
@@ -287,7 +288,17 @@ impl Engine {
         span.set_attribute(CLASSIFIER_LABEL_GROUP, classified.group.clone());
         span.set_attribute(CLASSIFIER_CONFIDENCE, f64::from(confidence));
         span.set_attribute(CLASSIFIER_MARGIN, f64::from(margin));
-        span.set_attribute(CLASSIFIER_DURATION_MS, started.elapsed().as_secs_f64() * 1000.0);
+        span.set_attribute(CLASSIFIER_TIER, classification.tier.as_str());
+        let encoder = match (classification.tier, self.pool.encoder()) {
+            (classical::Tier::Encoder, Some((info, _))) => {
+                span.set_attribute(CLASSIFIER_ENCODER, info.identity.to_string());
+                Some((info.identity.name.clone(), info.identity.version.clone()))
+            }
+            _ => None,
+        };
+        let elapsed = started.elapsed();
+        span.set_attribute(CLASSIFIER_DURATION_MS, elapsed.as_secs_f64() * 1000.0);
+        self.metrics.classify(classification.tier, elapsed);
         drop(span);
 
         let span = spans::child(SPAN_DECIDE);
@@ -302,6 +313,7 @@ impl Engine {
             margin: classified.margin,
             tenant: &input.tenant,
             has_record: input.record.is_some(),
+            tier: classified.tier,
             text_bytes: input.text.len(),
             request_id: &input.request_id,
             force_target: input.force_target.as_deref(),
@@ -337,6 +349,7 @@ impl Engine {
             classified,
             top_labels,
             classifier: (identity.name.clone(), identity.version.clone()),
+            encoder,
             decision,
         })
     }

@@ -390,6 +390,13 @@ impl Compiler<'_> {
         if r.sticky_by.is_some() && matches!(action, Action::Target(_)) && shadow.is_none() {
             return self.err(&key("sticky_by"), "only splits and shadows draw");
         }
+        let tier = match &r.tier {
+            Some(name) => match classical::Tier::parse(name) {
+                Some(tier) => Some(tier),
+                None => return self.err(&key("tier"), format!("{name:?} is not one of \"linear\", \"encoder\"")),
+            },
+            None => None,
+        };
         Ok(Rule {
             name: r.name,
             when: Conditions {
@@ -400,6 +407,7 @@ impl Compiler<'_> {
                 tenants: r.tenants,
                 has_record: r.has_record,
                 text_bytes,
+                tier,
             },
             action,
             shadow,

@@ -70,6 +70,8 @@ pub struct Conditions {
     pub has_record: Option<bool>,
     /// Length of the text in bytes.
     pub text_bytes: Band<usize>,
+    /// The classifier cascade's tier that answered (`None`: either).
+    pub tier: Option<classical::Tier>,
 }
 
 impl Conditions {
@@ -116,6 +118,12 @@ impl Conditions {
             }
             held.push(format!("has_record {wanted}"));
         }
+        if let Some(wanted) = self.tier {
+            if wanted != facts.tier {
+                return Err(format!("tier is {}, not {}", facts.tier.as_str(), wanted.as_str()));
+            }
+            held.push(format!("tier {}", wanted.as_str()));
+        }
         if !self.text_bytes.is_any() {
             if !self.text_bytes.contains(facts.text_bytes) {
                 return Err(format!("text of {} bytes not in {}", facts.text_bytes, self.text_bytes));
@@ -141,9 +149,11 @@ impl Conditions {
         let tenants = self.tenants.is_empty()
             || (!other.tenants.is_empty() && other.tenants.iter().all(|t| self.tenants.contains(t)));
         let record = self.has_record.is_none() || self.has_record == other.has_record;
+        let tier = self.tier.is_none() || self.tier == other.tier;
         labels
             && tenants
             && record
+            && tier
             && self.confidence.covers(&other.confidence)
             && self.margin.covers(&other.margin)
             && self.text_bytes.covers(&other.text_bytes)

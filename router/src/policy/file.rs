@@ -170,6 +170,11 @@ pub struct RuleFile {
     /// Matches only requests with (true) or without (false) a customer record.
     #[serde(default)]
     pub has_record: Option<bool>,
+    /// Matches only requests the classifier cascade's `linear` tier answered, or those it escalated to the
+    /// `encoder` tier.
+    #[serde(default)]
+    #[schemars(regex(pattern = "^(linear|encoder)$"))]
+    pub tier: Option<String>,
     /// Shortest text matched, in bytes (inclusive).
     #[serde(default)]
     pub min_text_bytes: Option<usize>,

@@ -194,6 +194,8 @@ pub struct Classified {
     pub confidence: f32,
     /// Top probability minus the second's.
     pub margin: f32,
+    /// The classifier cascade's tier that answered.
+    pub tier: classical::Tier,
 }
 
 /// Everything the policy may look at.
@@ -211,6 +213,8 @@ pub struct Facts<'a> {
     pub tenant: &'a str,
     /// Whether a record is attached.
     pub has_record: bool,
+    /// The classifier cascade's tier that answered.
+    pub tier: classical::Tier,
     /// Length of the text in bytes.
     pub text_bytes: usize,
     /// The request id (a sticky key).

@@ -78,6 +78,12 @@ min_text_bytes = 1000
 target = "long"
 
 [[rules]]
+name = "escalated-oos"
+labels = ["oos"]
+tier = "encoder"
+target = "refuse"
+
+[[rules]]
 name = "canary"
 labels = ["weather"]
 split = [{ target = "chat", weight = 90 }, { target = "chat-canary", weight = 10 }]
@@ -127,6 +133,7 @@ struct Req {
     margin: f32,
     tenant: &'static str,
     has_record: bool,
+    tier: classical::Tier,
     text_bytes: usize,
     request_id: String,
     force: Option<&'static str>,
@@ -139,6 +146,7 @@ fn req(label: &'static str, confidence: f32, margin: f32) -> Req {
         margin,
         tenant: "",
         has_record: false,
+        tier: classical::Tier::Linear,
         text_bytes: 20,
         request_id: "r-1".to_owned(),
         force: None,
@@ -152,6 +160,10 @@ impl Req {
     }
     fn record(mut self) -> Self {
         self.has_record = true;
+        self
+    }
+    fn escalated(mut self) -> Self {
+        self.tier = classical::Tier::Encoder;
         self
     }
     fn text(mut self, bytes: usize) -> Self {
@@ -171,6 +183,7 @@ impl Req {
             margin: self.margin,
             tenant: self.tenant,
             has_record: self.has_record,
+            tier: self.tier,
             text_bytes: self.text_bytes,
             request_id: &self.request_id,
             force_target: self.force,
@@ -247,6 +260,12 @@ fn every_rule_feature_decides_as_written() {
             Some("acme-weather"),
         ),
         ("default", req("oos", 0.6, 0.2), "chat", None),
+        (
+            "tier: the encoder answered",
+            req("oos", 0.6, 0.2).escalated(),
+            "refuse",
+            Some("escalated-oos"),
+        ),
         (
             "forced, allowed for the tenant",
             req("oos", 0.6, 0.2).tenant("acme").force("churn"),
@@ -372,6 +391,8 @@ fn unreachable_rules_are_found_through_groups_bands_and_tenants() {
         ("tenants = [\"a\", \"b\"]", "tenants = [\"a\"]", true),
         ("tenants = [\"a\"]", "labels = [\"balance\"]", false),
         ("has_record = true", "has_record = false", false),
+        ("tier = \"encoder\"", "tier = \"linear\"", false),
+        ("tier = \"encoder\"", "tier = \"encoder\"\nlabels = [\"balance\"]", true),
         ("min_text_bytes = 10", "min_text_bytes = 10\nmax_text_bytes = 20", true),
         ("", "labels = [\"weather\"]", true),
     ];

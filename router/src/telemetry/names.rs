@@ -48,7 +48,11 @@ pub const CLASSIFIER_LABEL_GROUP: &str = "switchyard.classifier.label_group";
 pub const CLASSIFIER_CONFIDENCE: &str = "switchyard.classifier.confidence";
 /// Top probability minus the second's.
 pub const CLASSIFIER_MARGIN: &str = "switchyard.classifier.margin";
-/// Milliseconds the classification took, queue wait included.
+/// The classifier cascade's tier that answered: `linear` or `encoder`.
+pub const CLASSIFIER_TIER: &str = "switchyard.classifier.tier";
+/// The encoder's name and version, on escalated requests.
+pub const CLASSIFIER_ENCODER: &str = "switchyard.classifier.encoder";
+/// Classification time in milliseconds, queue wait included.
 pub const CLASSIFIER_DURATION_MS: &str = "switchyard.classifier.duration_ms";
 
 /// The policy's version (content hash of its config).
