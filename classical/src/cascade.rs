@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// Which tier of the cascade answered a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Tier {
     /// The linear model's answer stood.
     Linear,
@@ -74,7 +74,13 @@ impl CascadeBars {
     pub fn linear_answers(&self, linear: &Classification) -> bool {
         let top = linear.top(2);
         let confidence = top.first().map_or(0.0, |(_, p)| *p);
-        confidence >= self.min_confidence && Classification::margin(&top) >= self.min_margin
+        self.clears(confidence, Classification::margin(&top))
+    }
+
+    /// The bar itself, on a top probability and top-2 margin: what [`CascadeBars::linear_answers`] decides by
+    /// (and what `switchyard-evals cascade` sweeps without re-ranking every label).
+    pub fn clears(&self, confidence: f32, margin: f32) -> bool {
+        confidence >= self.min_confidence && margin >= self.min_margin
     }
 
     /// The escalated answer from the linear model's classification and the encoder's probabilities (same label

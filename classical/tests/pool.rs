@@ -215,3 +215,80 @@ async fn a_request_without_text_gets_the_model_s_own_answer_without_a_run() {
         "a request with text still runs the model"
     );
 }
+
+fn cascade_pool(bars: classical::CascadeBars) -> InferencePool {
+    let config = PoolConfig {
+        classifier: model_file(CLASSIFIER, "model.onnx"),
+        scorer: model_file(SCORER, "model.onnx"),
+        workers: 1,
+        queue_capacity: 64,
+        classifier_batch: BatchConfig::default(),
+        scorer_batch: BatchConfig::default(),
+        cascade: Some(classical::CascadeConfig {
+            encoder: model_file(common::ENCODER, "model.onnx"),
+            bars,
+            max_batch: 3,
+        }),
+    };
+    InferencePool::start(&runtime(), &config, None).expect("pool starts")
+}
+
+#[tokio::test]
+async fn the_cascade_escalates_what_the_linear_model_is_unsure_of_and_blends_as_configured() {
+    let bars = classical::CascadeBars {
+        min_confidence: 0.9,
+        min_margin: 0.5,
+        linear_weight: 0.25,
+        out_of_scope_threshold: 0.3,
+    };
+    let pool = cascade_pool(bars);
+    let mut linear = RequestClassifier::load(&runtime(), &model_file(CLASSIFIER, "model.onnx")).unwrap();
+    let mut encoder =
+        classical::RequestEncoder::load(&runtime(), &model_file(common::ENCODER, "model.onnx")).unwrap();
+    let requests = [
+        ("what is my checking account balance", false),
+        ("how do i dig into what drives this customer", true),
+        ("is it going to rain tomorrow", false),
+        ("tell me something", false),
+        ("what do you get for this one", true),
+        ("book me a table for two at an italian place", false),
+        ("hmm", false),
+    ];
+    // All at once: batched on the worker, the unsure ones run on the encoder in runs of at most 3.
+    let answers = join_all(requests.iter().map(|(t, r)| pool.classify(t, *r))).await;
+    let mut tiers = std::collections::BTreeSet::new();
+    for ((text, record), answer) in requests.iter().zip(answers) {
+        let answer = answer.unwrap();
+        let alone = linear.classify(text, *record).unwrap();
+        tiers.insert(answer.tier);
+        if bars.linear_answers(&alone) {
+            assert_eq!(answer.tier, classical::Tier::Linear, "{text}");
+            assert_eq!(answer.probabilities, alone.probabilities, "{text}");
+            assert_eq!(answer.threshold(), linear.info().out_of_scope_threshold);
+        } else {
+            assert_eq!(answer.tier, classical::Tier::Encoder, "{text}");
+            let e = encoder.probabilities(&[(text, *record)]).unwrap().pop().unwrap();
+            for ((got, l), e) in answer.probabilities.iter().zip(&alone.probabilities).zip(&e) {
+                assert!((got - (0.25 * l + 0.75 * e)).abs() < 1e-4, "{text}: {got} vs blend of {l} and {e}");
+            }
+            assert_eq!(answer.threshold(), 0.3);
+        }
+    }
+    assert_eq!(tiers.len(), 2, "these requests must exercise both tiers: {tiers:?}");
+    // A bare record never reaches a worker: the linear model's start-up answer.
+    assert_eq!(pool.classify("", true).await.unwrap().tier, classical::Tier::Linear);
+    assert_eq!(pool.encoder().map(|(_, b)| *b), Some(bars));
+}
+
+#[tokio::test]
+async fn with_bars_at_zero_the_linear_model_always_answers() {
+    let pool = cascade_pool(classical::CascadeBars {
+        min_confidence: 0.0,
+        min_margin: 0.0,
+        linear_weight: 0.0,
+        out_of_scope_threshold: 0.5,
+    });
+    for text in ["hmm", "what is my balance", "why would this customer leave"] {
+        assert_eq!(pool.classify(text, false).await.unwrap().tier, classical::Tier::Linear);
+    }
+}

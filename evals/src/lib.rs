@@ -2,6 +2,7 @@
 //! passes the gates, measured through the gateway's own runtime code (`classical`), never a second
 //! implementation. A crate apart from the gateway so its reporting never weighs on the request path.
 
+pub mod cascade;
 pub mod datasets;
 pub mod e2e;
 pub mod gates;

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use classical::OnnxRuntime;
 use switchyard_evals::datasets::{Datasets, file_sha256};
 use switchyard_evals::models::{ModelFiles, ModelsReport};
-use switchyard_evals::{EvalError, e2e, gates, html, models, report, whatif};
+use switchyard_evals::{EvalError, cascade, e2e, gates, html, models, report, whatif};
 
 /// Switchyard's evals.
 #[derive(Debug, Parser)]
@@ -24,6 +24,10 @@ struct Cli {
         default_value = "classical/models/request-classifier/1.1.0/model.onnx"
     )]
     classifier: PathBuf,
+    /// The gateway config: its `[models.cascade]` is the cascade `models` and `gate` measure, its backends and
+    /// prices are the what-if's.
+    #[arg(long, global = true, default_value = "deploy/config/switchyard.toml")]
+    config: PathBuf,
     /// The churn scorer to evaluate (default: the shipped one).
     #[arg(
         long,
@@ -51,9 +55,6 @@ enum Command {
         /// The edited policy.
         #[arg(long)]
         candidate: PathBuf,
-        /// The gateway config whose backends and prices apply.
-        #[arg(long, default_value = "deploy/config/switchyard.toml")]
-        config: PathBuf,
         /// Price per million prompt tokens for every backend, instead of the config's.
         #[arg(long)]
         input_price: Option<f64>,
@@ -88,6 +89,19 @@ enum Command {
         #[arg(long, default_value = "evals/reports")]
         out: PathBuf,
     },
+    /// Runs both classifier tiers on every labelled request, chooses the cascade's bars by cross-validation and
+    /// checks the served path; writes `cascade.md` and `cascade.json`.
+    Cascade {
+        /// The encoder (the cascade's second tier).
+        #[arg(long, default_value = "classical/models/request-encoder/1.0.0/model.onnx")]
+        encoder: PathBuf,
+        /// Most requests that may escalate, in percent.
+        #[arg(long, default_value_t = 20.0)]
+        target_escalation: f64,
+        /// Where the report goes.
+        #[arg(long, default_value = "evals/reports")]
+        out: PathBuf,
+    },
     /// Runs both models and checks every gate; exits 1 when any fails.
     Gate {
         /// The gates file.
@@ -116,15 +130,14 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
     if let Command::Whatif {
         baseline,
         candidate,
-        config,
         input_price,
         output_price,
         record_only,
         out,
     } = &cli.command
     {
-        let config =
-            switchyard::config::Config::load(&cli.root.join(config)).map_err(|e| EvalError::Config(e.to_string()))?;
+        let config = switchyard::config::Config::load(&cli.root.join(&cli.config))
+            .map_err(|e| EvalError::Config(e.to_string()))?;
         let mut prices = config.prices.clone();
         for price in prices.values_mut() {
             price.input_per_mtok = input_price.unwrap_or(price.input_per_mtok);
@@ -195,9 +208,50 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
         println!("\nwrote {} and {}", json_path.display(), md_path.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let evaluated = models::evaluate(&runtime, &files, &datasets)?;
+    if let Command::Cascade {
+        encoder,
+        target_escalation,
+        out,
+    } = &cli.command
+    {
+        let encoder_path = cli.root.join(encoder);
+        let mut linear = classical::RequestClassifier::load(&runtime, &files.classifier)?;
+        let mut encoder = classical::RequestEncoder::load(&runtime, &encoder_path)?;
+        let prepared =
+            cascade::prepare(&mut linear, &mut encoder, &datasets.clinc150_val()?, &datasets.record_phrasings()?)?;
+        let search = cascade::choose_bars(&prepared, *target_escalation);
+        let bars = search.chosen;
+        let config = classical::CascadeConfig {
+            encoder: encoder_path.clone(),
+            bars: bars.into(),
+            max_batch: 1,
+        };
+        let mut served = classical::CascadeClassifier::load(&runtime, &files.classifier, Some(&config))?;
+        let report = cascade::report(&prepared, bars, &mut served, Some(search))?;
+        let command = format!("switchyard-evals cascade --target-escalation {target_escalation}");
+        let dir = cli.root.join(out);
+        std::fs::create_dir_all(&dir).map_err(|e| EvalError::io(&dir, &e))?;
+        let json = serde_json::to_string_pretty(&report).map_err(|e| EvalError::Config(e.to_string()))?;
+        let (json_path, md_path) = (dir.join("cascade.json"), dir.join("cascade.md"));
+        std::fs::write(&json_path, json + "\n").map_err(|e| EvalError::io(&json_path, &e))?;
+        let text = cascade::markdown(&report, &command);
+        std::fs::write(&md_path, &text).map_err(|e| EvalError::io(&md_path, &e))?;
+        print!("{text}");
+        return Ok(ExitCode::from(u8::from(report.served_disagreements > 0)));
+    }
+    let mut evaluated = models::evaluate(&runtime, &files, &datasets)?;
+    let config =
+        switchyard::config::Config::load(&cli.root.join(&cli.config)).map_err(|e| EvalError::Config(e.to_string()))?;
+    if let Some(cascade) = &config.models.pool.cascade {
+        let mut linear = classical::RequestClassifier::load(&runtime, &files.classifier)?;
+        let mut encoder = classical::RequestEncoder::load(&runtime, &cascade.encoder)?;
+        let prepared =
+            cascade::prepare(&mut linear, &mut encoder, &datasets.clinc150_val()?, &datasets.record_phrasings()?)?;
+        let mut served = classical::CascadeClassifier::load(&runtime, &files.classifier, Some(cascade))?;
+        evaluated.cascade = Some(cascade::report(&prepared, cascade.bars.into(), &mut served, None)?);
+    }
     match cli.command {
-        Command::Whatif { .. } | Command::E2e { .. } => Ok(ExitCode::SUCCESS),
+        Command::Whatif { .. } | Command::E2e { .. } | Command::Cascade { .. } => Ok(ExitCode::SUCCESS),
         Command::Models { out } => {
             write_report(
                 &cli.root.join(out),

@@ -27,6 +27,8 @@ pub struct ModelsReport {
     pub scorer: ScorerReport,
     /// Each number `metrics.json` also records, ours beside its.
     pub reproduction: Vec<Reproduced>,
+    /// The classifier cascade the gateway config sets up, when it sets one up.
+    pub cascade: Option<crate::cascade::CascadeReport>,
 }
 
 /// The classifier's numbers.
@@ -202,6 +204,7 @@ pub fn evaluate(runtime: &OnnxRuntime, files: &ModelFiles, datasets: &Datasets) 
         classifier: classifier_report,
         scorer: scorer_report,
         reproduction,
+        cascade: None,
     })
 }
 

@@ -47,6 +47,9 @@ pub fn measurements(report: &ModelsReport) -> BTreeMap<String, f64> {
         out.insert("classifier.in_scope_accuracy".to_owned(), row.in_scope_accuracy);
         out.insert("classifier.oos_recall".to_owned(), row.oos_recall);
     }
+    if let Some(cascade) = &report.cascade {
+        out.extend(crate::cascade::measurements(cascade));
+    }
     out
 }
 
@@ -131,6 +134,11 @@ pub fn markdown(report: &ModelsReport, provenance: &[(String, String)]) -> Strin
             "| {label} | {:.3} | {:.3} | {:.3} | {} |",
             s.precision, s.recall, s.f1, s.support
         );
+    }
+
+    if let Some(cascade) = &report.cascade {
+        md.push_str("\n## Classifier cascade (linear tier, encoder tier, both as the gateway config sets them up)\n\n");
+        md.push_str(&crate::cascade::tiers_markdown(cascade));
     }
 
     let s = &report.scorer;

@@ -8,6 +8,9 @@ use classical::schema::FeatureValue;
 
 /// The request classifier shipped in the repository.
 pub const CLASSIFIER: &str = "request-classifier/1.1.0";
+/// The request encoder (the cascade's second tier) shipped in the repository.
+#[allow(dead_code)]
+pub const ENCODER: &str = "request-encoder/1.0.0";
 /// The churn scorer shipped in the repository.
 pub const SCORER: &str = "churn-scorer/1.0.0";
 
