@@ -292,6 +292,44 @@ def stream_overhead(quick: bool) -> dict:
     return out
 
 
+def classify_texts(work: Path) -> Path:
+    """Every labelled request the classifier never trained on: CLINC150 validation (no record) and every record
+    phrasing (with the README's customer), as the evals use them."""
+    data = json.loads((ROOT / "classical/data/clinc150/clinc150_train_val.json").read_text())
+    lines = [{"text": text, "record": False} for text, _ in data["val"] + data["oos_val"]]
+    for line in (ROOT / "evals/datasets/record_phrasings.jsonl").read_text().splitlines():
+        if line.strip():
+            lines.append({"text": json.loads(line)["text"], "record": True})
+    path = work / "classify_texts.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def classify_latency(work: Path) -> dict:
+    """One caller, Explain (classify and decide, no backend) over every labelled text, through a gateway with the
+    default config's cascade and through one without it (the linear model alone): the baseline in the same run."""
+    texts = classify_texts(work)
+    admin = f"http://127.0.0.1:{PORTS['admin']}"
+    url = f"http://127.0.0.1:{PORTS['grpc']}"
+    config = work / "switchyard.toml"
+    with_cascade = config.read_text()
+    results = {}
+    for name, text in (("linear_only", re.sub(r"\[models\.cascade\][^\[]*", "", with_cascade)), ("cascade", with_cascade)):
+        config.write_text(text)
+        gateway = start([str(RELEASE / "switchyard"), "serve", "--config", str(config)],
+                        log_file=Path(tempfile.mkdtemp()) / "gateway.log")
+        try:
+            wait_http(f"{admin}/readyz", interval=0.001)
+            log(f"classify latency ({name}): Explain over {sum(1 for _ in texts.open())} texts, one caller")
+            out = subprocess.run([str(RELEASE / "switchyard-bench"), "explain", "--grpc", url, "--texts", str(texts)],
+                                 capture_output=True, check=True, text=True).stdout
+            results[name] = json.loads(out)
+        finally:
+            stop(gateway)
+    config.write_text(with_cascade)
+    return results
+
+
 def python_peer(files: dict, quick: bool) -> dict:
     """FastAPI + onnxruntime under uvicorn, same two models and record, 1 and 2 workers."""
     venv = Path(os.environ["SWITCHYARD_BENCH_PEER_VENV"])
@@ -397,6 +435,7 @@ def main() -> None:
     finally:
         if gateway:
             stop(gateway)
+    results["classify_latency"] = classify_latency(work)
     try:
         results["python_peer"] = python_peer(files, args.quick)
         results["litellm"] = litellm_peer(files, args.quick)

@@ -166,6 +166,18 @@ def report(r: dict) -> str:
         out += ["## Micro-batching over the path scenarios (`switchyard_inference_batch_size`)", "",
                 table(["model", "ONNX runs", "mean requests per run"], rows), ""]
 
+    if r.get("classify_latency"):
+        rows = []
+        base = r["classify_latency"].get("linear_only", {}).get("all", {})
+        for variant, tiers in r["classify_latency"].items():
+            for tier, v in tiers.items():
+                added = f"{num(v['p50_us'] - base['p50_us'], 0)} / {num(v['p99_us'] - base['p99_us'], 0)}" if base else ""
+                rows.append([variant, tier, num(v["requests"], 0), num(v["p50_us"], 0), num(v["p90_us"], 0),
+                             num(v["p99_us"], 0), added if tier == "all" else ""])
+        out += ["## Classification through the gateway: `Explain` (classify + decide, no backend), one caller, every "
+                "labelled text (µs; the gRPC round trip included)", "",
+                table(["gateway", "tier", "requests", "p50", "p90", "p99", "added vs linear only (p50 / p99)"], rows), ""]
+
     out += ["## Resources", "", table(["measure", "value"], [
         ["idle RSS (models loaded, 1 s after ready)", f"{num(r['idle_rss_mb'])} MB"],
         ["peak RSS (after every gateway scenario)", f"{num(r['peak_rss_mb'])} MB"],

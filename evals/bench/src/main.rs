@@ -5,8 +5,10 @@
 //!   token), so the gateway's own overhead can be measured against a backend that costs nearly nothing.
 //! - `streams`: N concurrent callers streaming through the gateway (or straight to the fake), reporting the time
 //!   to first token; the difference between the two is what the gateway adds.
+//! - `explain`: one caller classifying a set of texts through the gateway (`Explain`), latency per cascade tier.
 
 mod body;
+mod explain;
 mod fake_llm;
 mod streams;
 
@@ -27,6 +29,8 @@ enum Command {
     FakeLlm(fake_llm::FakeArgs),
     /// Measures time to first token at a fixed number of concurrent streams.
     Streams(streams::StreamArgs),
+    /// Measures classification latency through the gateway (`Explain`), per cascade tier.
+    Explain(explain::ExplainArgs),
 }
 
 #[tokio::main]
@@ -35,5 +39,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Command::Body(args) => body::write(&args),
         Command::FakeLlm(args) => fake_llm::serve(args).await,
         Command::Streams(args) => streams::run(args).await,
+        Command::Explain(args) => explain::run(args).await,
     }
 }
