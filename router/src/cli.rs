@@ -45,6 +45,8 @@ pub enum Command {
     Route(ClientArgs),
     /// Ask a running gateway where a request would go, without dispatching it.
     Explain(ClientArgs),
+    /// Read an API key from stdin and print the SHA-256 digest the keys file holds for it.
+    HashKey,
 }
 
 /// A request, from the command line.
@@ -59,9 +61,12 @@ pub struct ClientArgs {
     /// Customer record as a JSON object.
     #[arg(long)]
     pub features: Option<String>,
-    /// Tenant.
+    /// Tenant (with authentication on, the key's tenant; a different one is refused).
     #[arg(long, default_value = "")]
     pub tenant: String,
+    /// API key, sent as `authorization: Bearer <key>` (from the environment, so it stays out of shell history).
+    #[arg(long, env = "SWITCHYARD_API_KEY", hide_env_values = true)]
+    pub api_key: Option<ApiKey>,
     /// Target to force (where the policy allows it).
     #[arg(long, default_value = "")]
     pub force_target: String,
@@ -71,4 +76,29 @@ pub struct ClientArgs {
     /// Sampling temperature.
     #[arg(long)]
     pub temperature: Option<f32>,
+}
+
+/// An API key held by a client (the CLI): never shown by `Debug`.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// The key itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for ApiKey {
+    type Err = std::convert::Infallible;
+
+    fn from_str(key: &str) -> Result<Self, Self::Err> {
+        Ok(Self(key.trim().to_owned()))
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(redacted)")
+    }
 }

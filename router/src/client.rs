@@ -8,8 +8,8 @@ use crate::cli::ClientArgs;
 /// Why a client command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// `--features` is not a flat JSON object.
-    #[error("--features: {0}")]
+    /// `--features` is not a flat JSON object, or `--api-key` cannot be sent.
+    #[error("{0}")]
     Features(String),
     /// No connection to the gateway.
     #[error("cannot connect to {addr}: {source}")]
@@ -67,15 +67,16 @@ async fn connect(addr: &str) -> Result<RouterClient<tonic::transport::Channel>, 
         })
 }
 
-fn request(args: &ClientArgs) -> Result<pb::RouteRequest, ClientError> {
+/// The request, with `authorization: Bearer <key>` when an API key is given.
+fn request(args: &ClientArgs) -> Result<tonic::Request<pb::RouteRequest>, ClientError> {
     let features = match &args.features {
         None => None,
         Some(json) => {
-            let object = serde_json::from_str(json).map_err(|e| ClientError::Features(e.to_string()))?;
-            Some(switchyard_proto::record::from_json(object).map_err(ClientError::Features)?)
+            let object = serde_json::from_str(json).map_err(|e| ClientError::Features(format!("--features: {e}")))?;
+            Some(switchyard_proto::record::from_json(object).map_err(|e| ClientError::Features(format!("--features: {e}")))?)
         }
     };
-    Ok(pb::RouteRequest {
+    let mut request = tonic::Request::new(pb::RouteRequest {
         text: args.text.clone(),
         features,
         tenant: args.tenant.clone(),
@@ -83,7 +84,14 @@ fn request(args: &ClientArgs) -> Result<pb::RouteRequest, ClientError> {
         max_tokens: args.max_tokens,
         temperature: args.temperature,
         ..Default::default()
-    })
+    });
+    if let Some(key) = &args.api_key {
+        let value = format!("Bearer {}", key.expose())
+            .parse()
+            .map_err(|_| ClientError::Features("--api-key holds characters a header cannot carry".to_owned()))?;
+        request.metadata_mut().insert(crate::auth::AUTHORIZATION, value);
+    }
+    Ok(request)
 }
 
 fn print_decision(d: &pb::RoutingDecision) {

@@ -40,6 +40,9 @@ pub enum RouterError {
     /// The models are still loading.
     #[error("not ready: the models are still loading")]
     NotReady,
+    /// The authenticated caller may not do this (a body naming another tenant, `Explain` not allowed).
+    #[error("not permitted: {0}")]
+    NotPermitted(&'static str),
     /// The policy refused (a forced target it does not allow).
     #[error(transparent)]
     Policy(#[from] PolicyError),
@@ -99,6 +102,7 @@ impl RouterError {
             Self::Prompt(PromptError::TooLong { .. }) => (Code::InvalidArgument, "prompt_too_long"),
             Self::Prompt(PromptError::Render { .. }) => (Code::Internal, "prompt"),
             Self::NotReady => (Code::Unavailable, "not_ready"),
+            Self::NotPermitted(_) => (Code::PermissionDenied, "not_permitted"),
             Self::Policy(PolicyError::ForceNotAllowed { .. }) => (Code::PermissionDenied, "force_not_allowed"),
             Self::Policy(PolicyError::UnknownTarget(_)) => (Code::Internal, "unknown_target"),
             Self::MissingBackend { .. } => (Code::Internal, "missing_backend"),

@@ -6,6 +6,7 @@
 //! one above it.
 
 pub mod admin;
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -68,6 +68,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             telemetry::init_cli_logs("warn");
             client::explain(args).await.map_err(|e| e.to_string())
         }
+        Command::HashKey => {
+            let mut key = String::new();
+            std::io::stdin().read_line(&mut key).map_err(|e| e.to_string())?;
+            if key.trim().is_empty() {
+                return Err("no key on stdin".to_owned());
+            }
+            println!("{}", switchyard::auth::hash_key(&key));
+            Ok(())
+        }
     }
 }
 

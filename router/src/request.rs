@@ -10,6 +10,11 @@ use crate::error::RouterError;
 
 /// Largest `max_tokens` a caller may ask for.
 const MAX_TOKENS_LIMIT: u32 = 8192;
+/// Most fields a record may carry (the scorer reads 19; the rest are refused by name later, but a request
+/// cannot make the gateway walk an unbounded map).
+pub const MAX_FEATURES: usize = 64;
+/// Longest feature name, request id and forced target name, in bytes.
+pub const MAX_NAME_BYTES: usize = 128;
 
 /// A structurally valid request (field-level checks done; limits from config are checked by the engine).
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +41,19 @@ impl TryFrom<RouteRequest> for RouteInput {
     fn try_from(request: RouteRequest) -> Result<Self, Self::Error> {
         let record = match request.features {
             Some(features) if !features.fields.is_empty() => {
+                if features.fields.len() > MAX_FEATURES {
+                    return Err(RouterError::invalid(
+                        "features",
+                        format!("{} fields; at most {MAX_FEATURES}", features.fields.len()),
+                    ));
+                }
+                if let Some(name) = features.fields.keys().find(|k| k.len() > MAX_NAME_BYTES) {
+                    let shown: String = name.chars().take(32).collect();
+                    return Err(RouterError::invalid(
+                        "features",
+                        format!("field name {shown:?}… is longer than {MAX_NAME_BYTES} bytes"),
+                    ));
+                }
                 let mut record = BTreeMap::new();
                 for (name, value) in features.fields {
                     let value = match value.kind {
@@ -80,8 +98,16 @@ impl TryFrom<RouteRequest> for RouteInput {
         } else {
             request.request_id
         };
-        if request_id.len() > 128 {
-            return Err(RouterError::invalid("request_id", "longer than 128 bytes"));
+        if request_id.len() > MAX_NAME_BYTES {
+            return Err(RouterError::invalid("request_id", format!("longer than {MAX_NAME_BYTES} bytes")));
+        }
+        if !request.tenant.is_empty()
+            && let Err(reason) = crate::auth::check_tenant(&request.tenant)
+        {
+            return Err(RouterError::invalid("tenant", reason));
+        }
+        if request.force_target.len() > MAX_NAME_BYTES {
+            return Err(RouterError::invalid("force_target", format!("longer than {MAX_NAME_BYTES} bytes")));
         }
         Ok(Self {
             request_id,

@@ -13,7 +13,7 @@ use crate::admin;
 use crate::config::Config;
 use crate::engine::{Engine, SharedEngine};
 use crate::error::LoadError;
-use crate::layers::{AccessLog, ObserveLayer, RpcDuration, ServerSpan};
+use crate::layers::{AccessLog, Authenticate, ObserveLayer, RpcDuration, ServerSpan};
 use crate::listen;
 use crate::metrics::{Metrics, MetricsError, SharedMetrics};
 use crate::policy::{self, ReloadOutcome};
@@ -125,7 +125,10 @@ pub async fn serve_with(
         // `rpc.server.duration`, from arrival to the last byte, by method, status and target.
         .layer(ObserveLayer(RpcDuration(metrics.clone())))
         // The access line, inside the SERVER span, once the call's status is final.
-        .layer(ObserveLayer(AccessLog));
+        .layer(ObserveLayer(AccessLog))
+        // Innermost, so a refused call is still spanned, timed and logged: with auth required, the caller's
+        // API key decides its tenant (health stays open; reflection needs the tenant's permission).
+        .layer(Authenticate::new(config.auth.clone(), engine.clone()));
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = Server::builder()

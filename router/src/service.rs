@@ -16,10 +16,12 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::auth::Authenticated;
 use crate::convert;
 use crate::engine::{Engine, GenerationEvent, Prepared, Routing, ShadowPlan, SharedEngine};
 use crate::error::RouterError;
 use crate::layers::CallNotes;
+use crate::policy::Permissions;
 use crate::request::RouteInput;
 use crate::telemetry::names::{HAS_RECORD, REQUEST_ID, TENANT, TEXT_BYTES};
 
@@ -37,23 +39,36 @@ impl RouterService {
         Self { engine }
     }
 
-    /// Admits a call: the loaded engine, the caller's deadline, and the checked input (noted for the layers and
-    /// on the SERVER span).
+    /// Admits a call: the loaded engine, the caller's deadline, the checked input (noted for the layers and on
+    /// the SERVER span), and what the caller may do. An authenticated caller's tenant is its credential's; a body
+    /// naming another tenant is refused.
     fn admit(&self, request: Request<pb::RouteRequest>) -> Result<Admitted<'_>, Status> {
         let notes = request
             .extensions()
             .get::<Arc<CallNotes>>()
             .cloned()
             .unwrap_or_default();
+        let caller = request.extensions().get::<Authenticated>().cloned();
         let engine = self.engine.get().ok_or(RouterError::NotReady)?;
         let deadline = deadline(request.metadata());
-        let input = RouteInput::try_from(request.into_inner())?;
+        let mut input = RouteInput::try_from(request.into_inner())?;
+        let permissions = match caller {
+            Some(caller) => {
+                if !input.tenant.is_empty() && input.tenant != caller.tenant {
+                    return Err(RouterError::NotPermitted("the tenant does not match the credential").into());
+                }
+                input.tenant = caller.tenant;
+                engine.policy().current().permissions(&input.tenant)
+            }
+            None => Permissions::ALL,
+        };
         note_input(&notes, &input);
         Ok(Admitted {
             engine,
             deadline,
             input,
             notes,
+            permissions,
         })
     }
 }
@@ -66,6 +81,16 @@ struct Admitted<'a> {
     input: RouteInput,
     /// What the layers report about the call.
     notes: Arc<CallNotes>,
+    /// What the caller may do besides routing.
+    permissions: Permissions,
+}
+
+/// The decision as the caller may see it: without the rule evaluations unless its tenant may see them.
+fn visible(mut decision: pb::RoutingDecision, permissions: Permissions) -> pb::RoutingDecision {
+    if !permissions.evaluations {
+        decision.evaluations.clear();
+    }
+    decision
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::RouteEvent, Status>> + Send>>;
@@ -79,7 +104,9 @@ impl pb::router_server::Router for RouterService {
         if let Some(plan) = &outcome.shadow {
             mirror(&self.engine, &call.input, plan);
         }
-        Ok(Response::new(convert::response(call.input.request_id, &outcome)))
+        let mut response = convert::response(call.input.request_id, &outcome);
+        response.decision = response.decision.map(|d| visible(d, call.permissions));
+        Ok(Response::new(response))
     }
 
     type RouteStreamStream = EventStream;
@@ -90,16 +117,19 @@ impl pb::router_server::Router for RouterService {
         note_routing(&call.notes, &prepared.routing);
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
         // In the SERVER span, which lasts until the stream ends (the span layer holds it).
-        let forwarding = forward(self.engine.clone(), call.input, call.deadline, prepared, sender);
+        let forwarding = forward(self.engine.clone(), (call.input, call.deadline, call.permissions), prepared, sender);
         tokio::spawn(forwarding.instrument(tracing::Span::current()));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
     async fn explain(&self, request: Request<pb::RouteRequest>) -> Result<Response<pb::RoutingDecision>, Status> {
         let call = self.admit(request)?;
+        if !call.permissions.explain {
+            return Err(RouterError::NotPermitted("Explain is not allowed for this tenant").into());
+        }
         let routing = call.engine.explain(&call.input).await?;
         note_routing(&call.notes, &routing);
-        Ok(Response::new(pb::RoutingDecision::from(&routing)))
+        Ok(Response::new(visible(pb::RoutingDecision::from(&routing), call.permissions)))
     }
 }
 
@@ -143,8 +173,7 @@ fn mirror(engine: &SharedEngine, input: &RouteInput, plan: &ShadowPlan) {
 /// its HTTP connection), as soon as the client is gone; the engine accounts for the stream however it ends.
 async fn forward(
     shared: SharedEngine,
-    input: RouteInput,
-    deadline: Option<Instant>,
+    (input, deadline, permissions): (RouteInput, Option<Instant>, Permissions),
     prepared: Prepared,
     sender: mpsc::Sender<Result<pb::RouteEvent, Status>>,
 ) {
@@ -161,7 +190,7 @@ async fn forward(
             let _ = sender.send(Err(Status::from(error))).await;
         }
     };
-    if !send(Event::Decision((&prepared.routing).into())).await {
+    if !send(Event::Decision(visible((&prepared.routing).into(), permissions))).await {
         return;
     }
     if let Some(prediction) = &prepared.prediction

@@ -8,6 +8,7 @@ use std::path::Path;
 
 /// Each module's level: a module may import only modules of a lower level.
 const LEVELS: &[(&str, u32)] = &[
+    ("auth", 0),
     ("cli", 0),
     ("listen", 0),
     ("telemetry", 0),

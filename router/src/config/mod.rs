@@ -41,7 +41,12 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// Traces, metrics export, content capture.
     pub telemetry: TelemetryConfig,
+    /// The API keys when authentication is required; `None`: off.
+    pub auth: Option<std::sync::Arc<crate::auth::ApiKeys>>,
 }
+
+/// Environment variable naming the API keys file (overrides `auth.keys_file`).
+pub const API_KEYS_FILE_ENV: &str = "SWITCHYARD_API_KEYS_FILE";
 
 /// A backend's token prices, in currency units per million tokens.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -322,6 +327,22 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
     if !policy.file.is_file() {
         return Err(err("policy.file", format!("{} does not exist", policy.file.display())));
     }
+    let auth = match raw.auth.mode {
+        raw::RawAuthMode::Off => None,
+        raw::RawAuthMode::Required => {
+            let file = std::env::var_os(API_KEYS_FILE_ENV)
+                .map(PathBuf::from)
+                .or_else(|| raw.auth.keys_file.as_deref().map(resolve))
+                .ok_or_else(|| {
+                    err(
+                        "auth.keys_file",
+                        format!("required with mode = \"required\" (or set {API_KEYS_FILE_ENV})"),
+                    )
+                })?;
+            let keys = crate::auth::ApiKeys::load(&file).map_err(|e| err("auth.keys_file", e.to_string()))?;
+            Some(std::sync::Arc::new(keys))
+        }
+    };
     Ok(Config {
         server,
         models,
@@ -329,6 +350,7 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
         prices,
         policy,
         telemetry,
+        auth,
     })
 }
 

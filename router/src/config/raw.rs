@@ -17,6 +17,29 @@ pub(super) struct RawConfig {
     pub(super) policy: RawPolicy,
     #[serde(default)]
     pub(super) telemetry: RawTelemetry,
+    #[serde(default)]
+    pub(super) auth: RawAuth,
+}
+
+/// Caller authentication.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    #[serde(default)]
+    pub(super) mode: RawAuthMode,
+    /// The API keys file (digests only); `SWITCHYARD_API_KEYS_FILE` overrides it.
+    #[serde(default)]
+    pub(super) keys_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum RawAuthMode {
+    /// Any caller; the tenant is whatever the body says (a development setup).
+    #[default]
+    Off,
+    /// Every call but health needs an API key; the tenant comes from it.
+    Required,
 }
 
 #[derive(Debug, Deserialize)]

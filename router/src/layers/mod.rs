@@ -1,6 +1,6 @@
 //! Cross-cutting work on every `switchyard.v1.Router` call, as tower layers composed in `server.rs`'s one
-//! `ServiceBuilder`: the SERVER span and its status (`server_span`), `rpc.server.duration` (`duration`), and the
-//! access line (`access`). The handlers keep only the RPC's own work; they note what the layers report (request
+//! `ServiceBuilder`: the SERVER span and its status (`server_span`), `rpc.server.duration` (`duration`), the
+//! access line (`access`), and authentication (`auth`). The handlers keep only the RPC's own work; they note what the layers report (request
 //! id, tenant, decision) in the call's [`CallNotes`].
 //!
 //! Each layer is a [`CallObserver`] run by [`ObserveLayer`]: it begins when the request arrives and ends once,
@@ -8,12 +8,14 @@
 //! the trailers for a unary answer or a stream, or when the caller goes away (`CANCELLED`).
 
 mod access;
+mod auth;
 mod duration;
 mod notes;
 mod observe;
 mod server_span;
 
 pub use access::AccessLog;
+pub use auth::{Authenticate, AuthenticateService, UNAUTHENTICATED};
 pub use duration::RpcDuration;
 pub use notes::{CallNotes, Notes};
 pub use observe::{CallObserver, ObserveFuture, ObserveLayer, ObserveService, ObservedBody};

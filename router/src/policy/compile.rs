@@ -10,7 +10,8 @@ use super::file::{
 };
 use super::prompt::{self, Prompts};
 use super::{
-    Abstain, Action, Arm, Band, Conditions, OnUnavailable, Policy, Rule, Shadow, StickyBy, Target, TargetKind, Tenant,
+    Abstain, Action, Arm, Band, Conditions, OnUnavailable, Permissions, Policy, Rule, Shadow, StickyBy, Target,
+    TargetKind, Tenant,
 };
 
 /// The policy format this build reads.
@@ -129,6 +130,9 @@ impl Compiler<'_> {
                 allow_force_target,
                 abstain_below,
                 rules,
+                allow_explain,
+                show_evaluations,
+                allow_reflection,
             } = tenant;
             let prefix = format!("tenants.{name}");
             for (i, target) in allow_force_target.iter().enumerate() {
@@ -152,6 +156,11 @@ impl Compiler<'_> {
                     allow_force_target,
                     abstain_below,
                     rules,
+                    permissions: Permissions {
+                        explain: allow_explain,
+                        evaluations: show_evaluations,
+                        reflection: allow_reflection,
+                    },
                 },
             );
         }

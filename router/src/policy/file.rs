@@ -209,4 +209,14 @@ pub struct TenantFile {
     /// Evaluated before the policy's rules, for this tenant only.
     #[serde(default)]
     pub rules: Vec<RuleFile>,
+    /// With `[auth]` required: may call `Explain` (the decision without dispatching). Default false.
+    #[serde(default)]
+    pub allow_explain: bool,
+    /// With `[auth]` required: responses carry the rule evaluations (`RoutingDecision.evaluations`), which show
+    /// the policy's rules. Default false.
+    #[serde(default)]
+    pub show_evaluations: bool,
+    /// With `[auth]` required: may use gRPC server reflection. Default false.
+    #[serde(default)]
+    pub allow_reflection: bool,
 }

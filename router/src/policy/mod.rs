@@ -162,6 +162,36 @@ pub struct Tenant {
     pub abstain_below: Option<f32>,
     /// Evaluated before the policy's rules.
     pub rules: Vec<Rule>,
+    /// What the tenant may do besides routing, when callers are authenticated.
+    pub permissions: Permissions,
+}
+
+/// What an authenticated tenant may do besides `Route` and `RouteStream` (all false unless its
+/// `[tenants.<name>]` says so; with authentication off every caller may do everything).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Permissions {
+    /// Call `Explain`.
+    pub explain: bool,
+    /// See rule evaluations in responses.
+    pub evaluations: bool,
+    /// Use server reflection.
+    pub reflection: bool,
+}
+
+impl Permissions {
+    /// Every permission: a caller when authentication is off.
+    pub const ALL: Self = Self {
+        explain: true,
+        evaluations: true,
+        reflection: true,
+    };
+}
+
+impl Policy {
+    /// What `tenant` (authenticated) may do: its `[tenants.<name>]` permissions, or none.
+    pub fn permissions(&self, tenant: &str) -> Permissions {
+        self.tenants.get(tenant).map(|t| t.permissions).unwrap_or_default()
+    }
 }
 
 /// The whole policy, checked. Targets and rules reference each other only by names that exist.
