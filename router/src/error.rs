@@ -40,6 +40,9 @@ pub enum RouterError {
     /// The models are still loading.
     #[error("not ready: the models are still loading")]
     NotReady,
+    /// The tenant is over one of its quotas.
+    #[error(transparent)]
+    Quota(#[from] crate::quota::QuotaError),
     /// The authenticated caller may not do this (a body naming another tenant, `Explain` not allowed).
     #[error("not permitted: {0}")]
     NotPermitted(&'static str),
@@ -103,6 +106,7 @@ impl RouterError {
             Self::Prompt(PromptError::Render { .. }) => (Code::Internal, "prompt"),
             Self::NotReady => (Code::Unavailable, "not_ready"),
             Self::NotPermitted(_) => (Code::PermissionDenied, "not_permitted"),
+            Self::Quota(e) => (Code::ResourceExhausted, e.kind()),
             Self::Policy(PolicyError::ForceNotAllowed { .. }) => (Code::PermissionDenied, "force_not_allowed"),
             Self::Policy(PolicyError::UnknownTarget(_)) => (Code::Internal, "unknown_target"),
             Self::MissingBackend { .. } => (Code::Internal, "missing_backend"),
@@ -150,6 +154,7 @@ impl RouterError {
             Self::Llm(LlmError::Overloaded { .. }) | Self::Classical(ClassicalError::Overloaded { .. }) => {
                 Some(OVERLOADED_RETRY)
             }
+            Self::Quota(e) => Some(e.retry_after()),
             _ => None,
         }
     }

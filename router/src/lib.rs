@@ -17,6 +17,7 @@ pub mod layers;
 pub mod listen;
 pub mod metrics;
 pub mod policy;
+pub mod quota;
 pub mod request;
 pub mod server;
 pub mod service;

@@ -58,7 +58,7 @@ pub struct Metrics {
     llm_tokens: Histogram<u64>,
     /// `switchyard.llm.time_to_first_token` by `switchyard.backend`.
     llm_first_token: Histogram<f64>,
-    /// `switchyard.llm.cost` by `switchyard.target`.
+    /// `switchyard.llm.cost` by `switchyard.target`, `switchyard.tenant`.
     llm_cost: Counter<f64>,
     /// `switchyard.shadow.requests` by `switchyard.rule`, `switchyard.shadow_target`, `outcome`.
     shadow_requests: Counter<u64>,
@@ -171,7 +171,7 @@ impl Metrics {
                 .build(),
             llm_cost: meter
                 .f64_counter("switchyard.llm.cost")
-                .with_description("LLM cost from configured token prices, by target")
+                .with_description("LLM cost from configured token prices, by target and tenant")
                 .build(),
             shadow_requests: meter
                 .u64_counter("switchyard.shadow.requests")
@@ -293,9 +293,9 @@ impl Metrics {
         );
     }
 
-    /// One call's tokens and cost: `gen_ai.client.token.usage` and the per-target running total
-    /// `switchyard.llm.cost`.
-    pub fn llm_usage(&self, target: &str, backend: &str, usage: llm::Usage, cost: f64) {
+    /// One call's tokens and cost: `gen_ai.client.token.usage` and the running total `switchyard.llm.cost` by
+    /// target and tenant (`tenant`: a bounded label, see `Engine::payer`).
+    pub fn llm_usage(&self, target: &str, tenant: &str, backend: &str, usage: llm::Usage, cost: f64) {
         let backend = KeyValue::new("switchyard.backend", backend.to_owned());
         for (kind, tokens) in [("input", usage.input_tokens), ("output", usage.output_tokens)] {
             self.llm_tokens.record(
@@ -303,8 +303,13 @@ impl Metrics {
                 &[KeyValue::new("gen_ai.token.type", kind), backend.clone()],
             );
         }
-        self.llm_cost
-            .add(cost, &[KeyValue::new("switchyard.target", target.to_owned())]);
+        self.llm_cost.add(
+            cost,
+            &[
+                KeyValue::new("switchyard.target", target.to_owned()),
+                KeyValue::new("switchyard.tenant", tenant.to_owned()),
+            ],
+        );
     }
 
     /// One shadow run: `switchyard.shadow.requests` by outcome, `switchyard.shadow.duration` when it ran, and

@@ -22,6 +22,7 @@ use crate::engine::{Engine, GenerationEvent, Prepared, Routing, ShadowPlan, Shar
 use crate::error::RouterError;
 use crate::layers::CallNotes;
 use crate::policy::Permissions;
+use crate::quota::Admission;
 use crate::request::RouteInput;
 use crate::telemetry::names::{HAS_RECORD, REQUEST_ID, TENANT, TEXT_BYTES};
 
@@ -63,12 +64,14 @@ impl RouterService {
             None => Permissions::ALL,
         };
         note_input(&notes, &input);
+        let admission = engine.quotas().admit(&input.tenant).map_err(RouterError::from)?;
         Ok(Admitted {
             engine,
             deadline,
             input,
             notes,
             permissions,
+            admission,
         })
     }
 }
@@ -83,6 +86,8 @@ struct Admitted<'a> {
     notes: Arc<CallNotes>,
     /// What the caller may do besides routing.
     permissions: Permissions,
+    /// The call's in-flight slots (its tenant's and the server's), held until it ends.
+    admission: Admission,
 }
 
 /// The decision as the caller may see it: without the rule evaluations unless its tenant may see them.
@@ -117,7 +122,13 @@ impl pb::router_server::Router for RouterService {
         note_routing(&call.notes, &prepared.routing);
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
         // In the SERVER span, which lasts until the stream ends (the span layer holds it).
-        let forwarding = forward(self.engine.clone(), (call.input, call.deadline, call.permissions), prepared, sender);
+        let forwarding = forward(
+            self.engine.clone(),
+            (call.input, call.deadline, call.permissions),
+            call.admission,
+            prepared,
+            sender,
+        );
         tokio::spawn(forwarding.instrument(tracing::Span::current()));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
@@ -174,6 +185,7 @@ fn mirror(engine: &SharedEngine, input: &RouteInput, plan: &ShadowPlan) {
 async fn forward(
     shared: SharedEngine,
     (input, deadline, permissions): (RouteInput, Option<Instant>, Permissions),
+    _admission: Admission,
     prepared: Prepared,
     sender: mpsc::Sender<Result<pb::RouteEvent, Status>>,
 ) {

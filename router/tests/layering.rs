@@ -10,6 +10,7 @@ use std::path::Path;
 const LEVELS: &[(&str, u32)] = &[
     ("auth", 0),
     ("cli", 0),
+    ("quota", 0),
     ("listen", 0),
     ("telemetry", 0),
     ("client", 1),

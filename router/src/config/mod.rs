@@ -43,6 +43,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// The API keys when authentication is required; `None`: off.
     pub auth: Option<std::sync::Arc<crate::auth::ApiKeys>>,
+    /// The server's in-flight bound and per-tenant quotas.
+    pub limits: crate::quota::Limits,
 }
 
 /// Environment variable naming the API keys file (overrides `auth.keys_file`).
@@ -343,6 +345,20 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
             Some(std::sync::Arc::new(keys))
         }
     };
+    let max_in_flight = match raw.limits.max_in_flight {
+        Some(n) => Some(positive(path, "limits.max_in_flight", n)?),
+        None => None,
+    };
+    let mut limits = crate::quota::Limits {
+        max_in_flight,
+        per_tenant: tenant_limits(path, "limits.per_tenant", &raw.limits.per_tenant)?,
+        tenants: std::collections::HashMap::new(),
+    };
+    for (name, tenant) in &raw.limits.tenants {
+        let key = format!("limits.tenants.{name}");
+        crate::auth::check_tenant(name).map_err(|reason| err(&key, reason))?;
+        limits.tenants.insert(name.clone(), tenant_limits(path, &key, tenant)?);
+    }
     Ok(Config {
         server,
         models,
@@ -351,6 +367,33 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
         policy,
         telemetry,
         auth,
+        limits,
+    })
+}
+
+fn tenant_limits(path: &Path, key: &str, raw: &raw::RawTenantLimits) -> Result<crate::quota::TenantLimits, ConfigError> {
+    let nonzero = |field: &str, value: Option<u32>| match value {
+        Some(0) => Err(error(path, &format!("{key}.{field}"), "must be at least 1 (omit it for no limit)".to_owned())),
+        Some(n) => Ok(std::num::NonZeroU32::new(n)),
+        None => Ok(None),
+    };
+    let requests_per_second = nonzero("requests_per_second", raw.requests_per_second)?;
+    let burst = nonzero("burst", raw.burst)?;
+    if burst.is_some() && requests_per_second.is_none() {
+        return Err(error(path, &format!("{key}.burst"), "needs requests_per_second".to_owned()));
+    }
+    let max_in_flight = match raw.max_in_flight {
+        Some(n) => Some(positive(path, &format!("{key}.max_in_flight"), n)?),
+        None => None,
+    };
+    if raw.llm_tokens_per_hour == Some(0) {
+        return Err(error(path, &format!("{key}.llm_tokens_per_hour"), "must be at least 1 (omit it for no limit)".to_owned()));
+    }
+    Ok(crate::quota::TenantLimits {
+        requests_per_second,
+        burst,
+        max_in_flight,
+        llm_tokens_per_hour: raw.llm_tokens_per_hour,
     })
 }
 

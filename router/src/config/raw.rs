@@ -19,6 +19,31 @@ pub(super) struct RawConfig {
     pub(super) telemetry: RawTelemetry,
     #[serde(default)]
     pub(super) auth: RawAuth,
+    #[serde(default)]
+    pub(super) limits: RawLimits,
+}
+
+/// Global and per-tenant limits.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    /// Router calls in flight across all connections; beyond, refused at once.
+    #[serde(default)]
+    pub(super) max_in_flight: Option<usize>,
+    #[serde(default)]
+    pub(super) per_tenant: RawTenantLimits,
+    #[serde(default)]
+    pub(super) tenants: BTreeMap<String, RawTenantLimits>,
+}
+
+/// One tenant's quotas (absent: unlimited).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTenantLimits {
+    pub(super) requests_per_second: Option<u32>,
+    pub(super) burst: Option<u32>,
+    pub(super) max_in_flight: Option<usize>,
+    pub(super) llm_tokens_per_hour: Option<u64>,
 }
 
 /// Caller authentication.

@@ -2,6 +2,8 @@
 //! stream that finishes, fails midway, or whose reader leaves. Usage the backend did not report is estimated
 //! (about four characters a token), and says so.
 
+use std::sync::Arc;
+
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use llm::{ChatCompletion, ChatRequest, LlmError, StreamEvent, Usage};
@@ -13,6 +15,7 @@ use crate::config::Prices;
 use crate::error::RouterError;
 use crate::metrics::SharedMetrics;
 use crate::policy::Target;
+use crate::quota::Quotas;
 
 /// `error.type` of a stream whose reader left before it ended.
 const CANCELLED: &str = "cancelled";
@@ -20,7 +23,13 @@ const CANCELLED: &str = "cancelled";
 impl Engine {
     /// Accounts for a whole answer: fills in usage (estimated when the backend sent none), prices it, and records
     /// tokens, cost (per target) and nothing else (its duration was recorded when it arrived).
-    pub(super) fn account(&self, target: &Target, request: &ChatRequest, answer: Answer<ChatCompletion>) -> Generation {
+    pub(super) fn account(
+        &self,
+        target: &Target,
+        payer: &Payer,
+        request: &ChatRequest,
+        answer: Answer<ChatCompletion>,
+    ) -> Generation {
         let mut completion = answer.value;
         let usage_estimated = completion.usage.is_none();
         let usage = *completion.usage.get_or_insert_with(|| Usage {
@@ -33,7 +42,7 @@ impl Engine {
             .copied()
             .unwrap_or_default()
             .cost(usage.input_tokens, usage.output_tokens);
-        self.metrics.llm_usage(&target.name, &answer.backend, usage, cost);
+        payer.pay(&self.metrics, &target.name, &answer.backend, usage, cost);
         Generation {
             backend: answer.backend,
             completion,
@@ -45,8 +54,28 @@ impl Engine {
     }
 }
 
+/// Who pays for a call: the tenant charged against its LLM token budget, and its name as a metric label.
+#[derive(Debug, Clone)]
+pub(super) struct Payer {
+    pub(super) tenant: String,
+    /// The tenant when the policy or the limits name it, else `other`: a label with a bounded set of values.
+    pub(super) label: String,
+    pub(super) quotas: Arc<Quotas>,
+}
+
+impl Payer {
+    /// Charges the tenant's token budget and records tokens and cost.
+    fn pay(&self, metrics: &SharedMetrics, target: &str, backend: &str, usage: Usage, cost: f64) {
+        self.quotas
+            .charge_tokens(&self.tenant, u64::from(usage.input_tokens) + u64::from(usage.output_tokens));
+        metrics.llm_usage(target, &self.label, backend, usage, cost);
+    }
+}
+
 /// What a stream's accounting needs to know.
 pub(super) struct Meter {
+    /// Who pays.
+    pub(super) payer: Payer,
     pub(super) metrics: SharedMetrics,
     /// The target the request went to (cost is kept per target).
     pub(super) target: String,
@@ -158,7 +187,7 @@ impl GenerationStream {
         });
         let cost = self.meter.prices.cost(usage.input_tokens, usage.output_tokens);
         let metrics = &self.meter.metrics;
-        metrics.llm_usage(&self.meter.target, &self.backend, usage, cost);
+        self.meter.payer.pay(metrics, &self.meter.target, &self.backend, usage, cost);
         metrics.llm_call(&self.backend, &self.meter.model, self.started.elapsed(), error);
         StreamSummary {
             backend: self.backend.clone(),

@@ -29,6 +29,7 @@ use crate::metrics::SharedMetrics;
 use crate::policy::{
     Classified, Facts, Policy, PolicyContext, PolicyStore, PromptInput, ScoreFacts, Target, TargetKind,
 };
+use crate::quota::Quotas;
 use crate::request::RouteInput;
 use crate::telemetry::names::*;
 use crate::telemetry::spans;
@@ -51,6 +52,8 @@ pub struct Engine {
     capture_content: Option<usize>,
     /// Bounds the shadows in flight.
     shadows: Arc<tokio::sync::Semaphore>,
+    /// Per-tenant quotas (rate and in-flight at admission, LLM tokens here).
+    quotas: Arc<Quotas>,
 }
 
 impl Engine {
@@ -79,7 +82,25 @@ impl Engine {
             metrics,
             capture_content: config.telemetry.capture_content,
             shadows: Arc::new(tokio::sync::Semaphore::new(MAX_SHADOWS)),
+            quotas: Arc::new(Quotas::new(config.limits.clone())),
         })
+    }
+
+    /// Per-tenant quotas.
+    pub fn quotas(&self) -> &Quotas {
+        &self.quotas
+    }
+
+    /// Who pays for `input`'s LLM calls. The metric label is the tenant when the policy or the limits name it,
+    /// else `other`: without authentication a caller may name any tenant, and a label must not grow with them.
+    fn payer(&self, policy: &Policy, input: &RouteInput) -> accounting::Payer {
+        let tenant = &input.tenant;
+        let named = policy.tenants.contains_key(tenant) || self.quotas.names(tenant);
+        accounting::Payer {
+            tenant: tenant.clone(),
+            label: if named { tenant.clone() } else { "other".to_owned() },
+            quotas: self.quotas.clone(),
+        }
     }
 
     /// Checks `config`'s policy file against its backends and the classifier's labels, starting nothing
@@ -117,9 +138,10 @@ impl Engine {
     /// Classifies, decides, and dispatches, waiting for the whole answer; LLM calls end by `deadline`.
     pub async fn route(&self, input: &RouteInput, deadline: Option<Instant>) -> Result<Outcome, RouterError> {
         let prepared = self.prepare(input).await?;
+        let payer = self.payer(&prepared.routing.policy, input);
         let leg = self
             .llm_leg(&prepared, input, deadline, Complete, |target, request, answer| {
-                Ok(self.account(target, request, answer))
+                Ok(self.account(target, &payer, request, answer))
             })
             .await?;
         Ok(Outcome {
@@ -142,9 +164,11 @@ impl Engine {
         input: &RouteInput,
         deadline: Option<Instant>,
     ) -> Result<StreamLeg, RouterError> {
+        let payer = self.payer(&prepared.routing.policy, input);
         let leg = self
             .llm_leg(prepared, input, deadline, Stream, |target, request, answer| {
                 let meter = accounting::Meter {
+                    payer,
                     metrics: self.metrics.clone(),
                     target: target.name.clone(),
                     model: self.backend(target, &answer.backend)?.model().to_owned(),
@@ -182,6 +206,7 @@ impl Engine {
         if target.backends.is_empty() {
             return Ok(leg);
         }
+        self.quotas.check_tokens(&input.tenant)?;
         let request = self.llm_request(&prepared.routing.policy, target, input, prepared.prediction.as_ref())?;
         match self.first_answer(target, &request, deadline, call).await? {
             Ok(answer) => leg.generation = Some(finish(target, &request, answer)?),
