@@ -1,4 +1,6 @@
-//! Helpers shared by the classical crate's integration tests.
+//! Helpers shared by the classical crate's integration tests (each test file uses some of them).
+
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +11,6 @@ use classical::schema::FeatureValue;
 /// The request classifier shipped in the repository.
 pub const CLASSIFIER: &str = "request-classifier/1.1.0";
 /// The request encoder (the cascade's second tier) shipped in the repository.
-#[allow(dead_code)]
 pub const ENCODER: &str = "request-encoder/1.0.0";
 /// The churn scorer shipped in the repository.
 pub const SCORER: &str = "churn-scorer/1.0.0";

@@ -106,8 +106,8 @@ fn best_threshold(rows: &[&Row], escalates: &[bool], w: usize, context: &Context
     let (right_in, right_record) = (at_least(&last_right[0]), at_least(&last_right[1]));
     let accuracy = |t: usize| right_in[t] as f64 / in_scope.max(1) as f64;
     let chosen = (0..THRESHOLD_STEPS)
-        .filter(|&t| accuracy(t) >= accuracy(0) - MAX_IN_SCOPE_LOSS)
-        .last()
+        .rev()
+        .find(|&t| accuracy(t) >= accuracy(0) - MAX_IN_SCOPE_LOSS)
         .unwrap_or(0);
     (step(chosen), right_in[chosen] + right_record[chosen])
 }
