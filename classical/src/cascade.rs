@@ -104,9 +104,6 @@ pub struct CascadeConfig {
     pub encoder: PathBuf,
     /// When to escalate and how to decide then.
     pub bars: CascadeBars,
-    /// Most escalated requests in one encoder run (the escalated part of a classifier batch is cut into runs of
-    /// at most this many: every row pays for the longest text of its run).
-    pub max_batch: usize,
 }
 
 /// Fails unless the encoder's labels are the linear classifier's, in the same order: the cascade blends and
@@ -146,7 +143,6 @@ impl CascadeClassifier {
                 Some(EncoderTier {
                     encoder,
                     bars: cascade.bars,
-                    max_batch: cascade.max_batch,
                 })
             }
             None => None,
@@ -164,8 +160,9 @@ impl CascadeClassifier {
         self.encoder.as_ref().map(|tier| (tier.encoder.info(), tier.bars))
     }
 
-    /// Classifies a batch through the cascade, one answer per request in order. A failed linear run is retried
-    /// request by request; `observe` hears of every encoder run and its size.
+    /// Classifies a batch through the cascade, one answer per request in order: the linear model in one run
+    /// (a failed run is retried request by request), then the encoder for each request it is unsure of, alone;
+    /// `observe` hears of every encoder run and its size.
     pub fn classify_batch(
         &mut self,
         requests: &[(&str, bool)],
@@ -189,46 +186,34 @@ impl CascadeClassifier {
 struct EncoderTier {
     encoder: RequestEncoder,
     bars: CascadeBars,
-    max_batch: usize,
 }
+
 impl EncoderTier {
-    /// Replaces the linear answers that do not clear the bars with escalated ones. `observe` hears of each
-    /// encoder run and its size. A run that fails is retried request by request, so one bad input cannot fail
-    /// the others; a request the encoder cannot run keeps its linear answer (logged): the linear answer is a
-    /// valid, if less sure, classification, and refusing the request would be worse.
+    /// Replaces the linear answers that do not clear the bars with escalated ones, running the encoder on one
+    /// request at a time: the int8 graph quantises its activations with a scale computed over the whole run, so
+    /// in a batched run a request's answer would depend on the other requests in it (measured: 17 of 5,707
+    /// decisions changed between batches of 64 and single runs). `observe` hears of each run. A request the
+    /// encoder cannot run keeps its linear answer (logged): a valid, if less sure, classification, where
+    /// refusing the request would be worse.
     fn escalate(
         &mut self,
         requests: &[(&str, bool)],
         answers: &mut [Result<Classification, ClassicalError>],
         observe: impl Fn(usize),
     ) {
-        let unsure: Vec<usize> = answers
-            .iter()
-            .enumerate()
-            .filter(|(_, answer)| matches!(answer, Ok(linear) if !self.bars.linear_answers(linear)))
-            .map(|(i, _)| i)
-            .collect();
-        for run in unsure.chunks(self.max_batch.max(1)) {
-            let texts: Vec<(&str, bool)> = run.iter().map(|&i| requests[i]).collect();
-            observe(run.len());
-            let rows = match self.encoder.probabilities(&texts) {
-                Ok(rows) if rows.len() == run.len() => rows.into_iter().map(Ok).collect(),
-                _ => texts
-                    .iter()
-                    .map(|request| {
-                        observe(1);
-                        self.encoder
-                            .probabilities(std::slice::from_ref(request))
-                            .and_then(|mut rows| rows.pop().ok_or_else(|| self.empty()))
-                    })
-                    .collect::<Vec<_>>(),
-            };
-            for (&i, row) in run.iter().zip(rows) {
-                let Ok(linear) = &answers[i] else { continue };
-                match row {
-                    Ok(row) => answers[i] = Ok(self.bars.escalated(linear, &row)),
-                    Err(error) => tracing::warn!(%error, "encoder failed; the linear answer stands"),
-                }
+        for (request, answer) in requests.iter().zip(answers.iter_mut()) {
+            let Ok(linear) = answer else { continue };
+            if self.bars.linear_answers(linear) {
+                continue;
+            }
+            observe(1);
+            let row = self
+                .encoder
+                .probabilities(std::slice::from_ref(request))
+                .and_then(|mut rows| rows.pop().ok_or_else(|| self.empty()));
+            match row {
+                Ok(row) => *answer = Ok(self.bars.escalated(linear, &row)),
+                Err(error) => tracing::warn!(%error, "encoder failed; the linear answer stands"),
             }
         }
     }

@@ -227,7 +227,6 @@ fn cascade_pool(bars: classical::CascadeBars) -> InferencePool {
         cascade: Some(classical::CascadeConfig {
             encoder: model_file(common::ENCODER, "model.onnx"),
             bars,
-            max_batch: 3,
         }),
     };
     InferencePool::start(&runtime(), &config, None).expect("pool starts")
@@ -254,7 +253,7 @@ async fn the_cascade_escalates_what_the_linear_model_is_unsure_of_and_blends_as_
         ("book me a table for two at an italian place", false),
         ("hmm", false),
     ];
-    // All at once: batched on the worker, the unsure ones run on the encoder in runs of at most 3.
+    // All at once: batched on the worker for the linear model, the unsure ones then run on the encoder alone.
     let answers = join_all(requests.iter().map(|(t, r)| pool.classify(t, *r))).await;
     let mut tiers = std::collections::BTreeSet::new();
     for ((text, record), answer) in requests.iter().zip(answers) {

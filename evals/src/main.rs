@@ -224,7 +224,6 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
         let config = classical::CascadeConfig {
             encoder: encoder_path.clone(),
             bars: bars.into(),
-            max_batch: 1,
         };
         let mut served = classical::CascadeClassifier::load(&runtime, &files.classifier, Some(&config))?;
         let report = cascade::report(&prepared, bars, &mut served, Some(search))?;

@@ -15,7 +15,6 @@ min_confidence = 0.9
 min_margin = 0.5
 linear_weight = 0.2
 out_of_scope_threshold = 0.4
-max_batch = 4
 "#;
 
 /// The test config, with [`CASCADE`] appended to its `[models]` table and a policy rule on the tier.
@@ -112,7 +111,7 @@ fn a_cascade_that_cannot_work_is_refused_naming_the_key() {
     assert!(load(&missing).contains("models.cascade.encoder"), "{}", load(&missing));
     let bad_bar = good.replace("min_margin = 0.5", "min_margin = 1.5");
     assert!(load(&bad_bar).contains("models.cascade.min_margin"), "{}", load(&bad_bar));
-    let unknown = good.replace("max_batch = 4", "max_batch = 4\nthreshold = 0.3");
+    let unknown = good.replace("out_of_scope_threshold = 0.4", "out_of_scope_threshold = 0.4\nthreshold = 0.3");
     assert!(load(&unknown).contains("threshold"), "{}", load(&unknown));
     let bad_tier = good.replace("tier = \"encoder\"", "tier = \"bert\"");
     let dir = TempDir::new();

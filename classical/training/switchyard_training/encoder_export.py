@@ -65,7 +65,9 @@ def encode(tokenizer: Tokenizer, texts: list[str]) -> dict[str, np.ndarray]:
     return {"input_ids": ids, "attention_mask": mask}
 
 
-def run(session: ort.InferenceSession, tokenizer: Tokenizer, texts: list[str], batch: int = 64) -> np.ndarray:
+def run(session: ort.InferenceSession, tokenizer: Tokenizer, texts: list[str], batch: int = 1) -> np.ndarray:
+    """One text per run by default, as the gateway runs the encoder: dynamic int8 quantisation scales the
+    activations per run, so a batched run's answers depend on the batch."""
     out = [session.run(["probabilities"], encode(tokenizer, texts[b : b + batch]))[0] for b in range(0, len(texts), batch)]
     return np.concatenate(out)
 
@@ -149,8 +151,8 @@ def export(checkpoint: Path) -> dict:
         export_fp32(model, tokenizer, fp32_path)
         fp32 = ort.InferenceSession(str(fp32_path), providers=["CPUExecutionProvider"])
         torch_val = torch_probabilities(model, tokenizer, val_texts[:256])
-        fp32_val = run(fp32, tokenizer, val_texts)
-        fp32_oos = run(fp32, tokenizer, oos_texts)
+        fp32_val = run(fp32, tokenizer, val_texts, batch=64)
+        fp32_oos = run(fp32, tokenizer, oos_texts, batch=64)
         int8_path = Path(tmp) / "int8.onnx"
         quantize_dynamic(str(fp32_path), str(int8_path), per_channel=True, weight_type=QuantType.QInt8)
         quantized = onnx.load(str(int8_path))

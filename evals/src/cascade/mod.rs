@@ -289,7 +289,11 @@ fn tier_outputs(
     for chunk in labelled.chunks(BATCH) {
         let batch: Vec<(&str, bool)> = chunk.iter().map(|(t, r, ..)| (*t, *r)).collect();
         let linear_out = linear.classify_batch(&batch)?;
-        let encoder_out = encoder.probabilities(&batch)?;
+        // One request per encoder run, as the gateway runs it (its int8 activation scales are per run).
+        let mut encoder_out = Vec::with_capacity(batch.len());
+        for request in &batch {
+            encoder_out.extend(encoder.probabilities(std::slice::from_ref(request))?);
+        }
         for (((_, _, truth, kind, set), l), e) in chunk.iter().zip(linear_out).zip(encoder_out) {
             let top = l.top(2);
             let label_at = |label: &str| info.labels.iter().position(|x| x.label == label).unwrap_or_default();
@@ -410,7 +414,11 @@ fn percentiles(values: &mut [f64]) -> (f64, f64) {
 pub fn measurements(report: &CascadeReport) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for tier in &report.tiers {
-        let key = |what: &str| format!("cascade.{}.{what}", tier.name);
+        // The cascade's own measures are `cascade.<measure>` (gated); each tier's are `cascade.<tier>_<measure>`.
+        let key = |what: &str| match tier.name.as_str() {
+            "cascade" => format!("cascade.{what}"),
+            other => format!("cascade.{other}_{what}"),
+        };
         out.insert(key("in_scope_accuracy"), tier.all.in_scope_accuracy / 100.0);
         out.insert(key("oos_recall"), tier.all.oos_recall / 100.0);
         out.insert(key("record_routing"), tier.all.record_accuracy / 100.0);

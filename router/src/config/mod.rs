@@ -436,14 +436,9 @@ fn cascade(path: &Path, raw: &raw::RawCascade, encoder: PathBuf) -> Result<class
         let field = reason.split(' ').next().unwrap_or_default();
         error(path, &format!("models.cascade.{field}"), reason)
     })?;
-    let max_batch = positive(path, "models.cascade.max_batch", raw.max_batch)?;
-    if max_batch > MAX_BATCH_SIZE {
-        return Err(error(path, "models.cascade.max_batch", format!("{max_batch} is above {MAX_BATCH_SIZE}")));
-    }
     Ok(classical::CascadeConfig {
         encoder,
         bars,
-        max_batch,
     })
 }
 

@@ -162,14 +162,6 @@ pub(super) struct RawCascade {
     pub(super) min_margin: f32,
     pub(super) linear_weight: f32,
     pub(super) out_of_scope_threshold: f32,
-    #[serde(default = "default_encoder_batch")]
-    pub(super) max_batch: usize,
-}
-
-/// Escalated requests per encoder run: every row pays for the longest text of its run, and ~1 ms a request
-/// makes large runs hold their first request back.
-fn default_encoder_batch() -> usize {
-    8
 }
 
 /// Micro-batching of one model's requests.
