@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota};
@@ -108,7 +108,10 @@ impl QuotaError {
 #[derive(Debug, Default)]
 pub struct Quotas {
     limits: Limits,
-    state: Mutex<HashMap<String, Arc<TenantState>>>,
+    /// Whether any tenant has a limit: when none does, no state is looked up at all.
+    per_tenant: bool,
+    /// Read-mostly: a tenant's state is created once, then only read (its buckets lock themselves).
+    state: RwLock<HashMap<String, Arc<TenantState>>>,
     /// The server's in-flight slots.
     server: Option<Arc<Semaphore>>,
 }
@@ -145,8 +148,10 @@ impl Quotas {
     pub fn new(limits: Limits) -> Self {
         Self {
             server: limits.max_in_flight.map(|n| Arc::new(Semaphore::new(n))),
+            per_tenant: limits.per_tenant != TenantLimits::default()
+                || limits.tenants.values().any(|t| *t != TenantLimits::default()),
             limits,
-            state: Mutex::default(),
+            state: RwLock::default(),
         }
     }
 
@@ -159,6 +164,12 @@ impl Quotas {
             })?),
             None => None,
         };
+        if !self.per_tenant {
+            return Ok(Admission {
+                _slot: None,
+                _server_slot: server_slot,
+            });
+        }
         let state = self.state(tenant);
         if let Some(rate) = &state.rate
             && let Err(not_until) = rate.check()
@@ -189,6 +200,9 @@ impl Quotas {
 
     /// Fails when `tenant` has spent the hour's LLM token budget.
     pub fn check_tokens(&self, tenant: &str) -> Result<(), QuotaError> {
+        if !self.per_tenant {
+            return Ok(());
+        }
         let state = self.state(tenant);
         let Some((limit, window)) = &state.tokens else { return Ok(()) };
         let mut window = window.lock().unwrap_or_else(PoisonError::into_inner);
@@ -205,6 +219,9 @@ impl Quotas {
 
     /// Charges `tokens` LLM tokens to `tenant`'s hour.
     pub fn charge_tokens(&self, tenant: &str, tokens: u64) {
+        if !self.per_tenant {
+            return;
+        }
         let state = self.state(tenant);
         if let Some((_, window)) = &state.tokens {
             let mut window = window.lock().unwrap_or_else(PoisonError::into_inner);
@@ -214,10 +231,10 @@ impl Quotas {
     }
 
     fn state(&self, tenant: &str) -> Arc<TenantState> {
-        let mut states = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(state) = states.get(tenant) {
+        if let Some(state) = self.state.read().unwrap_or_else(PoisonError::into_inner).get(tenant) {
             return state.clone();
         }
+        let mut states = self.state.write().unwrap_or_else(PoisonError::into_inner);
         let known = self.limits.tenants.contains_key(tenant);
         // Past the bound, an unknown name shares the state kept under "" (the anonymous tenant's).
         let key = if states.len() >= MAX_TRACKED && !known { "" } else { tenant };
@@ -334,7 +351,7 @@ mod tests {
         // The shared state ("" once the map is full) has one slot: the first new name takes it, the next waits.
         let _shared = quotas.admit("new-1").unwrap();
         assert!(quotas.admit("new-2").is_err());
-        assert!(quotas.state.lock().unwrap().len() <= MAX_TRACKED + 1);
+        assert!(quotas.state.read().unwrap().len() <= MAX_TRACKED + 1);
     }
 
     #[test]
