@@ -134,7 +134,11 @@ pub struct CascadeClassifier {
 
 impl CascadeClassifier {
     /// Loads the linear model and, with `cascade`, the encoder (whose labels must be the linear model's).
-    pub fn load(runtime: &OnnxRuntime, classifier: &Path, cascade: Option<&CascadeConfig>) -> Result<Self, ClassicalError> {
+    pub fn load(
+        runtime: &OnnxRuntime,
+        classifier: &Path,
+        cascade: Option<&CascadeConfig>,
+    ) -> Result<Self, ClassicalError> {
         let linear = RequestClassifier::load(runtime, classifier)?;
         let encoder = match cascade {
             Some(cascade) => {

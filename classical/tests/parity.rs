@@ -4,6 +4,7 @@
 // Test code: a failed expectation is the test failing, so unwrap/expect/panic are the point here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[allow(dead_code)]
 mod common;
 
 use classical::schema::FeatureValue;

@@ -3,6 +3,7 @@
 // Test code: a failed expectation is the test failing, so unwrap/expect/panic are the point here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[allow(dead_code)]
 mod common;
 
 use futures::future::join_all;
@@ -242,8 +243,7 @@ async fn the_cascade_escalates_what_the_linear_model_is_unsure_of_and_blends_as_
     };
     let pool = cascade_pool(bars);
     let mut linear = RequestClassifier::load(&runtime(), &model_file(CLASSIFIER, "model.onnx")).unwrap();
-    let mut encoder =
-        classical::RequestEncoder::load(&runtime(), &model_file(common::ENCODER, "model.onnx")).unwrap();
+    let mut encoder = classical::RequestEncoder::load(&runtime(), &model_file(common::ENCODER, "model.onnx")).unwrap();
     let requests = [
         ("what is my checking account balance", false),
         ("how do i dig into what drives this customer", true),
@@ -268,7 +268,10 @@ async fn the_cascade_escalates_what_the_linear_model_is_unsure_of_and_blends_as_
             assert_eq!(answer.tier, classical::Tier::Encoder, "{text}");
             let e = encoder.probabilities(&[(text, *record)]).unwrap().pop().unwrap();
             for ((got, l), e) in answer.probabilities.iter().zip(&alone.probabilities).zip(&e) {
-                assert!((got - (0.25 * l + 0.75 * e)).abs() < 1e-4, "{text}: {got} vs blend of {l} and {e}");
+                assert!(
+                    (got - (0.25 * l + 0.75 * e)).abs() < 1e-4,
+                    "{text}: {got} vs blend of {l} and {e}"
+                );
             }
             assert_eq!(answer.threshold(), 0.3);
         }

@@ -217,8 +217,12 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
         let encoder_path = cli.root.join(encoder);
         let mut linear = classical::RequestClassifier::load(&runtime, &files.classifier)?;
         let mut encoder = classical::RequestEncoder::load(&runtime, &encoder_path)?;
-        let prepared =
-            cascade::prepare(&mut linear, &mut encoder, &datasets.clinc150_val()?, &datasets.record_phrasings()?)?;
+        let prepared = cascade::prepare(
+            &mut linear,
+            &mut encoder,
+            &datasets.clinc150_val()?,
+            &datasets.record_phrasings()?,
+        )?;
         let search = cascade::choose_bars(&prepared, *target_escalation);
         let bars = search.chosen;
         let config = classical::CascadeConfig {
@@ -244,8 +248,12 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
     if let Some(cascade) = &config.models.pool.cascade {
         let mut linear = classical::RequestClassifier::load(&runtime, &files.classifier)?;
         let mut encoder = classical::RequestEncoder::load(&runtime, &cascade.encoder)?;
-        let prepared =
-            cascade::prepare(&mut linear, &mut encoder, &datasets.clinc150_val()?, &datasets.record_phrasings()?)?;
+        let prepared = cascade::prepare(
+            &mut linear,
+            &mut encoder,
+            &datasets.clinc150_val()?,
+            &datasets.record_phrasings()?,
+        )?;
         let mut served = classical::CascadeClassifier::load(&runtime, &files.classifier, Some(cascade))?;
         evaluated.cascade = Some(cascade::report(&prepared, cascade.bars.into(), &mut served, None)?);
     }

@@ -102,58 +102,66 @@ pub fn compare(
             let classification = classification?;
             let (label, confidence) = classification.decided();
             let margin = classical::Classification::margin(&classification.top(2));
-            classified.push((label.label.clone(), label.group.clone(), confidence, margin, classification.tier));
+            classified.push((
+                label.label.clone(),
+                label.group.clone(),
+                confidence,
+                margin,
+                classification.tier,
+            ));
         }
     }
-    let route =
-        |policy: &Policy, request: &LabelledRequest, c: &(String, String, f32, f32, Tier)| -> Result<Route, EvalError> {
-            let facts = Facts {
-                label: &c.0,
-                group: &c.1,
-                confidence: c.2,
-                margin: c.3,
-                tenant: "",
-                has_record: request.record.is_some(),
-                tier: c.4,
-                text_bytes: request.text.len(),
-                request_id: &request.id,
-                force_target: None,
-            };
-            let decision = policy.decide(&facts).map_err(|e| EvalError::Dataset {
-                name: request.id.clone(),
-                reason: e.to_string(),
-            })?;
-            let target = &decision.target;
-            let (input_tokens, output_tokens, cost) = match target.backends.first() {
-                None => (0, 0, 0.0),
-                Some(backend) => {
-                    let prompt = PromptInput {
-                        text: &request.text,
-                        tenant: "",
-                        max_tokens: None,
-                        temperature: None,
-                        record: request.record.as_ref().map(|r| (schema, r)),
-                        prediction: None,
-                    };
-                    let chars = policy
-                        .prompts
-                        .render(target, &prompt)
-                        .map(|r| r.prompt_chars())
-                        .unwrap_or(request.text.chars().count());
-                    let input = u32::try_from(chars.div_ceil(4)).unwrap_or(u32::MAX);
-                    let price = prices.get(backend).copied().unwrap_or_default();
-                    (input, target.max_tokens, price.cost(input, target.max_tokens))
-                }
-            };
-            Ok(Route {
-                target: target.name.clone(),
-                kind: target.kind.as_str().to_owned(),
-                rule: decision.rule.clone().unwrap_or_else(|| "-".to_owned()),
-                input_tokens,
-                output_tokens,
-                cost,
-            })
+    let route = |policy: &Policy,
+                 request: &LabelledRequest,
+                 c: &(String, String, f32, f32, Tier)|
+     -> Result<Route, EvalError> {
+        let facts = Facts {
+            label: &c.0,
+            group: &c.1,
+            confidence: c.2,
+            margin: c.3,
+            tenant: "",
+            has_record: request.record.is_some(),
+            tier: c.4,
+            text_bytes: request.text.len(),
+            request_id: &request.id,
+            force_target: None,
         };
+        let decision = policy.decide(&facts).map_err(|e| EvalError::Dataset {
+            name: request.id.clone(),
+            reason: e.to_string(),
+        })?;
+        let target = &decision.target;
+        let (input_tokens, output_tokens, cost) = match target.backends.first() {
+            None => (0, 0, 0.0),
+            Some(backend) => {
+                let prompt = PromptInput {
+                    text: &request.text,
+                    tenant: "",
+                    max_tokens: None,
+                    temperature: None,
+                    record: request.record.as_ref().map(|r| (schema, r)),
+                    prediction: None,
+                };
+                let chars = policy
+                    .prompts
+                    .render(target, &prompt)
+                    .map(|r| r.prompt_chars())
+                    .unwrap_or(request.text.chars().count());
+                let input = u32::try_from(chars.div_ceil(4)).unwrap_or(u32::MAX);
+                let price = prices.get(backend).copied().unwrap_or_default();
+                (input, target.max_tokens, price.cost(input, target.max_tokens))
+            }
+        };
+        Ok(Route {
+            target: target.name.clone(),
+            kind: target.kind.as_str().to_owned(),
+            rule: decision.rule.clone().unwrap_or_else(|| "-".to_owned()),
+            input_tokens,
+            output_tokens,
+            cost,
+        })
+    };
     let mut baseline_routes = Vec::with_capacity(requests.len());
     let mut candidate_routes = Vec::with_capacity(requests.len());
     for (request, c) in requests.iter().zip(&classified) {

@@ -74,10 +74,16 @@ impl ApiKeys {
                 return Err(fail(&format!("keys[{i}].tenant"), reason));
             }
             let digest = parse_digest(&entry.sha256).ok_or_else(|| {
-                fail(&format!("keys[{i}].sha256"), "must be 64 hexadecimal digits (the key's SHA-256)".to_owned())
+                fail(
+                    &format!("keys[{i}].sha256"),
+                    "must be 64 hexadecimal digits (the key's SHA-256)".to_owned(),
+                )
             })?;
             if by_digest.insert(digest, entry.tenant).is_some() {
-                return Err(fail(&format!("keys[{i}].sha256"), "the same key is listed twice".to_owned()));
+                return Err(fail(
+                    &format!("keys[{i}].sha256"),
+                    "the same key is listed twice".to_owned(),
+                ));
             }
         }
         if by_digest.is_empty() {
@@ -140,7 +146,10 @@ pub fn check_tenant(tenant: &str) -> Result<(), String> {
     if tenant.is_empty() || tenant.len() > MAX_TENANT_BYTES {
         return Err(format!("must be 1 to {MAX_TENANT_BYTES} bytes"));
     }
-    if !tenant.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+    if !tenant
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
         return Err("may hold only ASCII letters, digits, '-', '_' and '.'".to_owned());
     }
     Ok(())
@@ -172,10 +181,20 @@ mod tests {
         let tenant = |header: Option<&str>| keys.authenticate(header).map(|a| a.tenant);
         assert_eq!(tenant(Some("Bearer ops-secret-key")).as_deref(), Some("ops"));
         assert_eq!(tenant(Some("Bearer web-secret-key")).as_deref(), Some("web"));
-        for wrong in [None, Some(""), Some("Bearer "), Some("ops-secret-key"), Some("Basic ops-secret-key"), Some("Bearer ops-secret-kez")] {
+        for wrong in [
+            None,
+            Some(""),
+            Some("Bearer "),
+            Some("ops-secret-key"),
+            Some("Basic ops-secret-key"),
+            Some("Bearer ops-secret-kez"),
+        ] {
             assert_eq!(tenant(wrong), None, "{wrong:?}");
         }
-        assert!(!format!("{keys:?}").contains(&hash_key("ops-secret-key")), "digests stay out of Debug");
+        assert!(
+            !format!("{keys:?}").contains(&hash_key("ops-secret-key")),
+            "digests stay out of Debug"
+        );
     }
 
     #[test]
@@ -183,10 +202,24 @@ mod tests {
         let digest = hash_key("k");
         for (text, key) in [
             ("keys = []".to_owned(), "keys"),
-            (format!("[[keys]]\ntenant = \"a b\"\nsha256 = \"{digest}\""), "keys[0].tenant"),
-            ("[[keys]]\ntenant = \"a\"\nsha256 = \"abc\"".to_owned(), "keys[0].sha256"),
-            (format!("[[keys]]\ntenant = \"a\"\nsha256 = \"{digest}\"\n[[keys]]\ntenant = \"b\"\nsha256 = \"{digest}\""), "keys[1].sha256"),
-            (format!("[[keys]]\ntenant = \"a\"\nsha256 = \"{digest}\"\nkey = \"plain\""), "-"),
+            (
+                format!("[[keys]]\ntenant = \"a b\"\nsha256 = \"{digest}\""),
+                "keys[0].tenant",
+            ),
+            (
+                "[[keys]]\ntenant = \"a\"\nsha256 = \"abc\"".to_owned(),
+                "keys[0].sha256",
+            ),
+            (
+                format!(
+                    "[[keys]]\ntenant = \"a\"\nsha256 = \"{digest}\"\n[[keys]]\ntenant = \"b\"\nsha256 = \"{digest}\""
+                ),
+                "keys[1].sha256",
+            ),
+            (
+                format!("[[keys]]\ntenant = \"a\"\nsha256 = \"{digest}\"\nkey = \"plain\""),
+                "-",
+            ),
         ] {
             let error = keys(&text).err().unwrap();
             assert_eq!(error.key, key, "{text}: {error}");

@@ -73,7 +73,10 @@ fn request(args: &ClientArgs) -> Result<tonic::Request<pb::RouteRequest>, Client
         None => None,
         Some(json) => {
             let object = serde_json::from_str(json).map_err(|e| ClientError::Features(format!("--features: {e}")))?;
-            Some(switchyard_proto::record::from_json(object).map_err(|e| ClientError::Features(format!("--features: {e}")))?)
+            Some(
+                switchyard_proto::record::from_json(object)
+                    .map_err(|e| ClientError::Features(format!("--features: {e}")))?,
+            )
         }
     };
     let mut request = tonic::Request::new(pb::RouteRequest {

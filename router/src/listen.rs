@@ -14,6 +14,49 @@ pub fn grpc_incoming(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
+/// Longest a client may take to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Handshakes finished and waiting for the server to take them.
+const HANDSHAKES_QUEUED: usize = 64;
+
+/// The gRPC port's connections over TLS, each with `TCP_NODELAY` on. Handshakes run in their own tasks, so a
+/// slow or silent client never holds up the others; one that fails or takes longer than 10 s is dropped (logged
+/// at debug: a port scanner is not an event).
+pub fn tls_incoming(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<tokio_rustls::server::TlsStream<TcpStream>>> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(HANDSHAKES_QUEUED);
+    tokio::spawn(async move {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    continue;
+                }
+            };
+            if sender.is_closed() {
+                return;
+            }
+            let mut stream = stream;
+            set_nodelay(&mut stream);
+            let (acceptor, sender) = (acceptor.clone(), sender.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = sender.send(Ok(tls)).await;
+                    }
+                    Ok(Err(error)) => tracing::debug!(%error, "tls handshake failed"),
+                    Err(_) => tracing::debug!("tls handshake timed out"),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(receiver)
+}
+
 /// The admin port's accepted connections, each with `TCP_NODELAY` on.
 pub fn admin_listener(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStream)> {
     listener.tap_io(set_nodelay as fn(&mut TcpStream))

@@ -266,8 +266,10 @@ impl Metrics {
 
     /// One classification (queue wait included) and the cascade tier that answered: `switchyard.classifier.duration`.
     pub fn classify(&self, tier: classical::Tier, elapsed: Duration) {
-        self.classify_duration
-            .record(elapsed.as_secs_f64(), &[KeyValue::new("switchyard.classifier.tier", tier.as_str())]);
+        self.classify_duration.record(
+            elapsed.as_secs_f64(),
+            &[KeyValue::new("switchyard.classifier.tier", tier.as_str())],
+        );
     }
 
     /// One scoring (queue wait included): `switchyard.score.duration`.

@@ -204,7 +204,9 @@ impl Quotas {
             return Ok(());
         }
         let state = self.state(tenant);
-        let Some((limit, window)) = &state.tokens else { return Ok(()) };
+        let Some((limit, window)) = &state.tokens else {
+            return Ok(());
+        };
         let mut window = window.lock().unwrap_or_else(PoisonError::into_inner);
         roll(&mut window);
         if window.used >= *limit {
@@ -237,9 +239,16 @@ impl Quotas {
         let mut states = self.state.write().unwrap_or_else(PoisonError::into_inner);
         let known = self.limits.tenants.contains_key(tenant);
         // Past the bound, an unknown name shares the state kept under "" (the anonymous tenant's).
-        let key = if states.len() >= MAX_TRACKED && !known { "" } else { tenant };
+        let key = if states.len() >= MAX_TRACKED && !known {
+            ""
+        } else {
+            tenant
+        };
         let limits = self.limits.tenants.get(key).copied().unwrap_or(self.limits.per_tenant);
-        states.entry(key.to_owned()).or_insert_with(|| Arc::new(TenantState::new(limits))).clone()
+        states
+            .entry(key.to_owned())
+            .or_insert_with(|| Arc::new(TenantState::new(limits)))
+            .clone()
     }
 }
 
@@ -312,7 +321,13 @@ mod tests {
         });
         let first = quotas.admit("acme").unwrap();
         let _second = quotas.admit("acme").unwrap();
-        assert_eq!(quotas.admit("acme").unwrap_err(), QuotaError::InFlight { tenant: "acme".into(), limit: 2 });
+        assert_eq!(
+            quotas.admit("acme").unwrap_err(),
+            QuotaError::InFlight {
+                tenant: "acme".into(),
+                limit: 2
+            }
+        );
         drop(first);
         quotas.admit("acme").unwrap();
     }

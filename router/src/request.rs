@@ -99,7 +99,10 @@ impl TryFrom<RouteRequest> for RouteInput {
             request.request_id
         };
         if request_id.len() > MAX_NAME_BYTES {
-            return Err(RouterError::invalid("request_id", format!("longer than {MAX_NAME_BYTES} bytes")));
+            return Err(RouterError::invalid(
+                "request_id",
+                format!("longer than {MAX_NAME_BYTES} bytes"),
+            ));
         }
         if !request.tenant.is_empty()
             && let Err(reason) = crate::auth::check_tenant(&request.tenant)
@@ -107,7 +110,10 @@ impl TryFrom<RouteRequest> for RouteInput {
             return Err(RouterError::invalid("tenant", reason));
         }
         if request.force_target.len() > MAX_NAME_BYTES {
-            return Err(RouterError::invalid("force_target", format!("longer than {MAX_NAME_BYTES} bytes")));
+            return Err(RouterError::invalid(
+                "force_target",
+                format!("longer than {MAX_NAME_BYTES} bytes"),
+            ));
         }
         Ok(Self {
             request_id,

@@ -20,6 +20,9 @@ use crate::policy::{self, ReloadOutcome};
 use crate::service::RouterService;
 use crate::telemetry::Telemetry;
 
+/// Room in a request message beyond its text: the record (at most 64 fields), ids, tenant, options.
+const MESSAGE_OVERHEAD_BYTES: usize = 64 * 1024;
+
 /// The health service name of the router (besides "", the server as a whole).
 const ROUTER_SERVICE: &str = "switchyard.v1.Router";
 
@@ -46,6 +49,9 @@ pub enum ServeError {
     /// The transport failed.
     #[error("server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The TLS certificate, key or client CA could not be loaded.
+    #[error("tls: {0}")]
+    Tls(crate::tls::TlsError),
     /// Reflection could not be built from the descriptors.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -116,7 +122,10 @@ pub async fn serve_with(
     tracing::info!(addr = %admin_local, "admin listening");
 
     let engine: SharedEngine = Arc::new(tokio::sync::OnceCell::new());
-    let router = RouterServer::new(RouterService::new(engine.clone()));
+    // A request is its text plus a small record and a few ids: anything much larger is refused while decoding,
+    // before it is buffered whole (tonic's default would take 4 MiB).
+    let router = RouterServer::new(RouterService::new(engine.clone()))
+        .max_decoding_message_size(config.server.max_text_bytes + MESSAGE_OVERHEAD_BYTES);
     // Router calls only; health and reflection pass through each layer untouched.
     let observed = tower::ServiceBuilder::new()
         // The SERVER span: continues the caller's trace, holds the handler (and a stream) until the call ends,
@@ -131,7 +140,10 @@ pub async fn serve_with(
         .layer(Authenticate::new(config.auth.clone(), engine.clone()));
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::builder()
+    let stopped = async {
+        let _ = stopped.await;
+    };
+    let routes = Server::builder()
         // A caller without a deadline still gets an answer or an error within this bound.
         .timeout(config.server.request_timeout)
         // Bounds the requests one connection has in flight...
@@ -142,12 +154,16 @@ pub async fn serve_with(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(router)
-        .serve_with_incoming_shutdown(listen::grpc_incoming(listener), async {
-            let _ = stopped.await;
-        });
-    let mut server = tokio::spawn(server);
-    tracing::info!(addr = %local, "listening");
+        .add_service(router);
+    let mut server = match &config.server.tls {
+        Some(files) => {
+            let (acceptor, cert) = crate::tls::acceptor(files).map_err(ServeError::Tls)?;
+            tokio::spawn(cert.watch());
+            tokio::spawn(routes.serve_with_incoming_shutdown(listen::tls_incoming(listener, acceptor), stopped))
+        }
+        None => tokio::spawn(routes.serve_with_incoming_shutdown(listen::grpc_incoming(listener), stopped)),
+    };
+    tracing::info!(addr = %local, tls = config.server.tls.is_some(), "listening");
 
     // Models load off the async runtime while health already answers NOT_SERVING.
     let load_config = config.clone();

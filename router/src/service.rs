@@ -140,7 +140,10 @@ impl pb::router_server::Router for RouterService {
         }
         let routing = call.engine.explain(&call.input).await?;
         note_routing(&call.notes, &routing);
-        Ok(Response::new(visible(pb::RoutingDecision::from(&routing), call.permissions)))
+        Ok(Response::new(visible(
+            pb::RoutingDecision::from(&routing),
+            call.permissions,
+        )))
     }
 }
 

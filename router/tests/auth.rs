@@ -37,7 +37,9 @@ async fn gateway(dir: &TempDir) -> Gateway {
 
 fn with_key<T>(message: T, key: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {key}").parse().unwrap());
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
     request
 }
 
@@ -52,7 +54,12 @@ async fn without_a_known_key_only_health_answers_and_every_refusal_looks_the_sam
     assert_eq!(gateway.health("").await, ServingStatus::Serving, "health needs no key");
     let mut client = gateway.client().await;
     let mut messages = Vec::new();
-    for key in [None, Some(""), Some("sk-ops-wrong"), Some(&OPS_KEY[..OPS_KEY.len() - 1])] {
+    for key in [
+        None,
+        Some(""),
+        Some("sk-ops-wrong"),
+        Some(&OPS_KEY[..OPS_KEY.len() - 1]),
+    ] {
         let request = match key {
             Some(key) => with_key(scored(), key),
             None => tonic::Request::new(scored()),
@@ -62,10 +69,16 @@ async fn without_a_known_key_only_health_answers_and_every_refusal_looks_the_sam
         messages.push(status.message().to_owned());
     }
     messages.dedup();
-    assert_eq!(messages, ["missing or invalid credentials"], "one message for every failure");
+    assert_eq!(
+        messages,
+        ["missing or invalid credentials"],
+        "one message for every failure"
+    );
     // Basic instead of Bearer, and the key in the body's tenant, are no credentials either.
     let mut basic = tonic::Request::new(scored());
-    basic.metadata_mut().insert("authorization", format!("Basic {OPS_KEY}").parse().unwrap());
+    basic
+        .metadata_mut()
+        .insert("authorization", format!("Basic {OPS_KEY}").parse().unwrap());
     assert_eq!(client.route(basic).await.unwrap_err().code(), Code::Unauthenticated);
 }
 
@@ -78,16 +91,38 @@ async fn the_key_decides_the_tenant_and_the_policy_decides_what_it_may_do() {
     // web: routes, sees no rule evaluations, cannot explain, cannot claim ops, cannot force.
     let answer = client.route(with_key(scored(), WEB_KEY)).await.unwrap().into_inner();
     assert!(answer.prediction.is_some());
-    assert!(answer.decision.unwrap().evaluations.is_empty(), "evaluations are ops's to see");
-    let claimed = RouteRequest { tenant: "ops".into(), ..scored() };
+    assert!(
+        answer.decision.unwrap().evaluations.is_empty(),
+        "evaluations are ops's to see"
+    );
+    let claimed = RouteRequest {
+        tenant: "ops".into(),
+        ..scored()
+    };
     let status = client.route(with_key(claimed, WEB_KEY)).await.unwrap_err();
     assert_status(&status, Code::PermissionDenied, "tenant does not match");
-    let own = RouteRequest { tenant: "web".into(), ..scored() };
-    assert!(client.route(with_key(own, WEB_KEY)).await.is_ok(), "naming its own tenant is fine");
+    let own = RouteRequest {
+        tenant: "web".into(),
+        ..scored()
+    };
+    assert!(
+        client.route(with_key(own, WEB_KEY)).await.is_ok(),
+        "naming its own tenant is fine"
+    );
     let status = client.explain(with_key(scored(), WEB_KEY)).await.unwrap_err();
     assert_status(&status, Code::PermissionDenied, "Explain");
-    let forced = RouteRequest { force_target: "refuse".into(), ..scored() };
-    assert_eq!(client.route(with_key(forced.clone(), WEB_KEY)).await.unwrap_err().code(), Code::PermissionDenied);
+    let forced = RouteRequest {
+        force_target: "refuse".into(),
+        ..scored()
+    };
+    assert_eq!(
+        client
+            .route(with_key(forced.clone(), WEB_KEY))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
 
     // ops: the same requests are allowed, and its forcible targets are its own, not claimable by the body.
     let decision = client.explain(with_key(scored(), OPS_KEY)).await.unwrap().into_inner();
@@ -106,22 +141,35 @@ async fn the_key_decides_the_tenant_and_the_policy_decides_what_it_may_do() {
         }])
     };
     let mut reflection = ServerReflectionClient::new(gateway.channel().await);
-    let denied = reflection.server_reflection_info(with_key(list(), WEB_KEY)).await.unwrap_err();
+    let denied = reflection
+        .server_reflection_info(with_key(list(), WEB_KEY))
+        .await
+        .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
     let denied = reflection.server_reflection_info(list()).await.unwrap_err();
     assert_eq!(denied.code(), Code::Unauthenticated);
-    let mut answers = reflection.server_reflection_info(with_key(list(), OPS_KEY)).await.unwrap().into_inner();
+    let mut answers = reflection
+        .server_reflection_info(with_key(list(), OPS_KEY))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(answers.message().await.unwrap().is_some());
 
     // The access log names the tenant the key gave, never the key.
     let logs = gateway.logs();
-    assert!(!logs.contains(OPS_KEY) && !logs.contains(WEB_KEY), "a key reached the log");
+    assert!(
+        !logs.contains(OPS_KEY) && !logs.contains(WEB_KEY),
+        "a key reached the log"
+    );
 }
 
 #[test]
 fn auth_required_without_keys_is_refused_at_start() {
     let dir = TempDir::new();
-    let text = format!("{}\n[auth]\nmode = \"required\"\n", config("http://127.0.0.1:1/v1", "1s"));
+    let text = format!(
+        "{}\n[auth]\nmode = \"required\"\n",
+        config("http://127.0.0.1:1/v1", "1s")
+    );
     let path = support::write_config(&dir.0, &text);
     let error = switchyard::config::Config::load(&path).unwrap_err();
     assert_eq!(error.key, "auth.keys_file", "{error}");

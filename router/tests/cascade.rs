@@ -23,7 +23,10 @@ fn cascade_config() -> String {
     let base = config(&format!("http://127.0.0.1:{}/v1", free_port()), "2s");
     let base = base.replace(
         "[policy]",
-        &format!("{}\n[policy]", CASCADE.replace("ENCODER", &encoder.display().to_string())),
+        &format!(
+            "{}\n[policy]",
+            CASCADE.replace("ENCODER", &encoder.display().to_string())
+        ),
     );
     let (policy, _) = base.split_once(support::POLICY_END).unwrap();
     with_policy(
@@ -60,12 +63,22 @@ async fn the_decision_says_which_tier_answered_and_rules_can_match_on_it() {
     let mut seen = std::collections::BTreeSet::new();
     for text in texts {
         let decision = client.explain(request(text, None)).await.unwrap().into_inner();
-        let expected = if bars.linear_answers(&linear.classify(text, false).unwrap()) { "linear" } else { "encoder" };
+        let expected = if bars.linear_answers(&linear.classify(text, false).unwrap()) {
+            "linear"
+        } else {
+            "encoder"
+        };
         assert_eq!(decision.tier, expected, "{text}");
         seen.insert(decision.tier.clone());
         if expected == "encoder" {
-            let encoder = decision.encoder.as_ref().expect("an escalated decision names the encoder");
-            assert_eq!((encoder.name.as_str(), encoder.version.as_str()), ("request-encoder", "1.0.0"));
+            let encoder = decision
+                .encoder
+                .as_ref()
+                .expect("an escalated decision names the encoder");
+            assert_eq!(
+                (encoder.name.as_str(), encoder.version.as_str()),
+                ("request-encoder", "1.0.0")
+            );
             assert_eq!(decision.rule, "unsure-plain", "{text}: {}", decision.reason);
             assert!(decision.reason.contains("tier encoder"), "{}", decision.reason);
         } else {
@@ -75,7 +88,11 @@ async fn the_decision_says_which_tier_answered_and_rules_can_match_on_it() {
     }
     assert_eq!(seen.len(), 2, "the texts must exercise both tiers: {seen:?}");
     // A bare record: the linear model's start-up answer, never escalated.
-    let bare = client.explain(request("", Some(telco_record()))).await.unwrap().into_inner();
+    let bare = client
+        .explain(request("", Some(telco_record())))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!((bare.tier.as_str(), bare.label.as_str()), ("linear", "churn_score"));
 
     let (status, metrics) = gateway.admin_get("/metrics").await;
@@ -92,7 +109,9 @@ async fn the_decision_says_which_tier_answered_and_rules_can_match_on_it() {
         assert!(count >= 1.0, "{line}");
     }
     assert!(
-        metrics.lines().any(|l| l.starts_with("switchyard_inference_batch_size_count") && l.contains("encoder")),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("switchyard_inference_batch_size_count") && l.contains("encoder")),
         "encoder runs are counted with their batch sizes"
     );
 }
@@ -100,7 +119,10 @@ async fn the_decision_says_which_tier_answered_and_rules_can_match_on_it() {
 fn load(text: &str) -> String {
     let dir = TempDir::new();
     let path = write_config(&dir.0, text);
-    switchyard::config::Config::load(&path).err().map(|e| e.to_string()).unwrap_or_default()
+    switchyard::config::Config::load(&path)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -110,13 +132,23 @@ fn a_cascade_that_cannot_work_is_refused_naming_the_key() {
     let missing = good.replace("request-encoder/1.0.0/model.onnx", "request-encoder/9.9.9/model.onnx");
     assert!(load(&missing).contains("models.cascade.encoder"), "{}", load(&missing));
     let bad_bar = good.replace("min_margin = 0.5", "min_margin = 1.5");
-    assert!(load(&bad_bar).contains("models.cascade.min_margin"), "{}", load(&bad_bar));
-    let unknown = good.replace("out_of_scope_threshold = 0.4", "out_of_scope_threshold = 0.4\nthreshold = 0.3");
+    assert!(
+        load(&bad_bar).contains("models.cascade.min_margin"),
+        "{}",
+        load(&bad_bar)
+    );
+    let unknown = good.replace(
+        "out_of_scope_threshold = 0.4",
+        "out_of_scope_threshold = 0.4\nthreshold = 0.3",
+    );
     assert!(load(&unknown).contains("threshold"), "{}", load(&unknown));
     let bad_tier = good.replace("tier = \"encoder\"", "tier = \"bert\"");
     let dir = TempDir::new();
     let path = write_config(&dir.0, &bad_tier);
     let config = switchyard::config::Config::load(&path).unwrap();
-    let error = switchyard::engine::Engine::check_policy(&config).err().map(|e| e.to_string()).unwrap_or_default();
+    let error = switchyard::engine::Engine::check_policy(&config)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(error.contains("tier") && error.contains("bert"), "{error}");
 }

@@ -181,8 +181,8 @@ async fn bad_inputs_get_invalid_argument_naming_the_problem() {
         ),
         (request("", None), "text: empty request"),
         (
-            request(&"x".repeat(1 << 20), None),
-            "text: 1048576 bytes exceeds the limit",
+            request(&"x".repeat(40_000), None),
+            "text: 40000 bytes exceeds the limit",
         ),
         (
             RouteRequest {
@@ -192,6 +192,13 @@ async fn bad_inputs_get_invalid_argument_naming_the_problem() {
             "temperature:",
         ),
     ];
+    // A message far beyond the contract is refused while it is decoded, before it is buffered whole.
+    let status = client
+        .route(request(&"x".repeat(1 << 20), None))
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(status.message().contains("message length too large"), "{status:?}");
     for (req, expected) in cases {
         let status = client.route(req.clone()).await.expect_err(expected);
         assert_eq!(status.code(), Code::InvalidArgument, "{expected}: {status:?}");

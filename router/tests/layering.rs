@@ -13,6 +13,7 @@ const LEVELS: &[(&str, u32)] = &[
     ("quota", 0),
     ("listen", 0),
     ("telemetry", 0),
+    ("tls", 0),
     ("client", 1),
     ("config", 1),
     ("metrics", 1),

@@ -45,7 +45,11 @@ fn assert_quota(status: &tonic::Status, reason: &str, retry_at_least: Duration) 
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     let info = status.get_details_error_info().expect("ErrorInfo");
     assert_eq!(info.reason, reason.to_uppercase(), "{status:?}");
-    let retry = status.get_details_retry_info().expect("RetryInfo").retry_delay.expect("a delay");
+    let retry = status
+        .get_details_retry_info()
+        .expect("RetryInfo")
+        .retry_delay
+        .expect("a delay");
     assert!(retry >= retry_at_least, "{retry:?} < {retry_at_least:?}");
 }
 
@@ -59,7 +63,10 @@ async fn a_tenant_over_its_rate_is_told_when_to_come_back_and_nobody_else_is_slo
     let status = client.route(scored("bursty")).await.unwrap_err();
     assert_quota(&status, "tenant_rate", Duration::from_millis(1));
     for _ in 0..5 {
-        client.route(scored("calm")).await.expect("another tenant is not limited");
+        client
+            .route(scored("calm"))
+            .await
+            .expect("another tenant is not limited");
     }
     tokio::time::sleep(Duration::from_millis(1100)).await;
     client.route(scored("bursty")).await.expect("the bucket refilled");
@@ -78,16 +85,26 @@ async fn a_spent_token_budget_stops_llm_calls_but_not_scoring() {
     let status = client.route(question("thrifty")).await.unwrap_err();
     assert_quota(&status, "tenant_token_budget", Duration::from_secs(3000));
     assert_eq!(llm.count(), before, "no call is made over budget");
-    client.route(scored("thrifty")).await.expect("scoring costs no LLM tokens");
-    client.route(question("other")).await.expect("another tenant's budget is its own");
+    client
+        .route(scored("thrifty"))
+        .await
+        .expect("scoring costs no LLM tokens");
+    client
+        .route(question("other"))
+        .await
+        .expect("another tenant's budget is its own");
 
     let (_, metrics) = gateway.admin_get("/metrics").await;
     assert!(
-        metrics.lines().any(|l| l.starts_with("switchyard_llm_cost") && l.contains("switchyard_tenant=\"thrifty\"")),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("switchyard_llm_cost") && l.contains("switchyard_tenant=\"thrifty\"")),
         "cost per tenant:\n{metrics}"
     );
     assert!(
-        metrics.lines().any(|l| l.starts_with("switchyard_llm_cost") && l.contains("switchyard_tenant=\"other\"")),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("switchyard_llm_cost") && l.contains("switchyard_tenant=\"other\"")),
         "tenants the config does not name are counted as `other`"
     );
 }
@@ -101,7 +118,10 @@ async fn a_tenant_at_its_in_flight_limit_is_refused_at_once_until_one_finishes()
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut client = gateway.client().await;
     let status = client.route(scored("single")).await.unwrap_err();
-    assert!(!first.is_finished(), "refused while the first is still in flight: not queued behind it");
+    assert!(
+        !first.is_finished(),
+        "refused while the first is still in flight: not queued behind it"
+    );
     assert_quota(&status, "tenant_in_flight", Duration::from_millis(1));
     client.route(scored("someone-else")).await.unwrap();
     first.await.unwrap().unwrap();
@@ -127,7 +147,10 @@ async fn the_server_sheds_calls_beyond_its_in_flight_bound() {
 fn bad_limits_are_refused_naming_the_key() {
     let dir = support::TempDir::new();
     for (limits, key) in [
-        ("[limits.tenants.a]\nrequests_per_second = 0\n", "limits.tenants.a.requests_per_second"),
+        (
+            "[limits.tenants.a]\nrequests_per_second = 0\n",
+            "limits.tenants.a.requests_per_second",
+        ),
         ("[limits.per_tenant]\nburst = 5\n", "limits.per_tenant.burst"),
         ("[limits.tenants.\"a b\"]\nmax_in_flight = 1\n", "limits.tenants.a b"),
         ("[limits]\nmax_in_flight = 0\n", "limits.max_in_flight"),

@@ -1,6 +1,5 @@
-//! Helpers shared by the classical crate's integration tests (each test file uses some of them).
-
-#![allow(dead_code)]
+//! Helpers shared by the classical crate's integration tests (each test file uses some of them: each includes
+//! the module with `#[allow(dead_code)]`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

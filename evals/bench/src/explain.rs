@@ -26,7 +26,10 @@ pub struct ExplainArgs {
 /// Runs the passes and prints `{"all": {...}, "linear": {...}, "encoder": {...}}` (µs percentiles, counts).
 pub async fn run(args: ExplainArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut requests = Vec::new();
-    for line in std::fs::read_to_string(&args.texts)?.lines().filter(|l| !l.trim().is_empty()) {
+    for line in std::fs::read_to_string(&args.texts)?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
         let value: serde_json::Value = serde_json::from_str(line)?;
         let text = value["text"].as_str().unwrap_or_default().to_owned();
         let features = match (value["record"].as_bool().unwrap_or(false), record()) {

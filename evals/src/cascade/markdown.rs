@@ -88,7 +88,14 @@ pub fn tiers(report: &CascadeReport) -> String {
         "\nServed path: `CascadeClassifier` with these bars disagreed with the replay on {} of {} requests. \
          Per request, alone on one thread (µs, p50 / p99): linear tier {:.0} / {:.0}, escalated {:.0} / {:.0}, \
          all {:.0} / {:.0}.\n",
-        report.served_disagreements, report.requests, l.linear.0, l.linear.1, l.escalated.0, l.escalated.1, l.all.0, l.all.1
+        report.served_disagreements,
+        report.requests,
+        l.linear.0,
+        l.linear.1,
+        l.escalated.0,
+        l.escalated.1,
+        l.all.0,
+        l.all.1
     );
     md
 }

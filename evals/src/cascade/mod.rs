@@ -262,7 +262,13 @@ pub fn report(
     let tiers = vec![
         tier_row("linear", context.linear_threshold, &all, context, Setting::Linear),
         tier_row("encoder", encoder, &all, context, Setting::Encoder(encoder)),
-        tier_row("cascade", bars.out_of_scope_threshold, &all, context, Setting::Cascade(bars)),
+        tier_row(
+            "cascade",
+            bars.out_of_scope_threshold,
+            &all,
+            context,
+            Setting::Cascade(bars),
+        ),
     ];
     Ok(CascadeReport {
         requests: prepared.rows.len(),
@@ -309,7 +315,10 @@ fn tier_outputs(
                         out_of_scope_threshold: 0.0,
                     };
                     let answer = bars.escalated(&l, &e);
-                    answer.top(1).first().map_or((0, 0.0), |(label, p)| (label_at(&label.label), *p))
+                    answer
+                        .top(1)
+                        .first()
+                        .map_or((0, 0.0), |(label, p)| (label_at(&label.label), *p))
                 })
                 .collect();
             let encoder_top = e
@@ -342,13 +351,22 @@ enum Setting {
 fn decide(row: &Row, context: &Context, setting: Setting) -> (usize, Tier) {
     let threshold = |(label, p): (usize, f32), t: f32| if p < t { context.oos } else { label };
     match setting {
-        Setting::Linear => (threshold((row.linear.0, row.linear.1), context.linear_threshold), Tier::Linear),
+        Setting::Linear => (
+            threshold((row.linear.0, row.linear.1), context.linear_threshold),
+            Tier::Linear,
+        ),
         Setting::Encoder(t) => (threshold(row.encoder, t), Tier::Encoder),
         Setting::Cascade(bars) => {
             if CascadeBars::from(bars).clears(row.linear.1, row.linear.2) {
-                (threshold((row.linear.0, row.linear.1), context.linear_threshold), Tier::Linear)
+                (
+                    threshold((row.linear.0, row.linear.1), context.linear_threshold),
+                    Tier::Linear,
+                )
             } else {
-                let w = WEIGHT_GRID.iter().position(|&w| w == bars.linear_weight).unwrap_or_default();
+                let w = WEIGHT_GRID
+                    .iter()
+                    .position(|&w| w == bars.linear_weight)
+                    .unwrap_or_default();
                 (threshold(row.escalated[w], bars.out_of_scope_threshold), Tier::Encoder)
             }
         }
@@ -378,7 +396,11 @@ fn outcome(rows: &[&Row], context: &Context, setting: Setting) -> Outcome {
 fn tier_row(name: &str, threshold: f32, rows: &[&Row], context: &Context, setting: Setting) -> TierRow {
     let mut sets: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut plain = (0usize, 0usize);
-    let record_labels: Vec<usize> = rows.iter().filter(|r| r.kind == Kind::Record).map(|r| r.truth).collect();
+    let record_labels: Vec<usize> = rows
+        .iter()
+        .filter(|r| r.kind == Kind::Record)
+        .map(|r| r.truth)
+        .collect();
     for row in rows {
         let (label, _) = decide(row, context, setting);
         if row.kind == Kind::Record {
@@ -436,6 +458,9 @@ pub fn measurements(report: &CascadeReport) -> BTreeMap<String, f64> {
     if let Some(cascade) = report.tiers.iter().find(|t| t.name == "cascade") {
         out.insert("cascade.escalated".to_owned(), cascade.all.escalated / 100.0);
     }
-    out.insert("cascade.served_disagreements".to_owned(), report.served_disagreements as f64);
+    out.insert(
+        "cascade.served_disagreements".to_owned(),
+        report.served_disagreements as f64,
+    );
     out
 }

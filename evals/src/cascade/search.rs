@@ -154,14 +154,23 @@ pub(super) fn spread(folds: &[Fold]) -> (Outcome, Outcome) {
     )
 }
 
-
 /// Bars chosen on four folds and measured on the fifth, for each fold; then the bars chosen on every row.
 pub(super) fn cross_validate(rows: &[Row], context: &Context, target: f64) -> (Vec<Fold>, Bars) {
     let fold_of = stratified_folds(rows);
     let folds = (0..FOLDS)
         .map(|fold| {
-            let held: Vec<&Row> = rows.iter().zip(&fold_of).filter(|(_, f)| **f == fold).map(|(r, _)| r).collect();
-            let fit: Vec<&Row> = rows.iter().zip(&fold_of).filter(|(_, f)| **f != fold).map(|(r, _)| r).collect();
+            let held: Vec<&Row> = rows
+                .iter()
+                .zip(&fold_of)
+                .filter(|(_, f)| **f == fold)
+                .map(|(r, _)| r)
+                .collect();
+            let fit: Vec<&Row> = rows
+                .iter()
+                .zip(&fold_of)
+                .filter(|(_, f)| **f != fold)
+                .map(|(r, _)| r)
+                .collect();
             let bars = choose(&fit, context, target);
             Fold {
                 bars,

@@ -85,6 +85,8 @@ pub struct ServerConfig {
     pub max_text_bytes: usize,
     /// Concurrent requests per connection.
     pub concurrency_per_connection: usize,
+    /// TLS on the gRPC port (`None`: plaintext).
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// Where the routing policy lives.
@@ -210,9 +212,33 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
             "server.concurrency_per_connection",
             raw.server.concurrency_per_connection,
         )?,
+        tls: None,
     };
     let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
-    let cascade_file = raw.models.cascade.as_ref().map(|c| ("models.cascade.encoder", &c.encoder));
+    let mut server = server;
+    if let Some(tls) = &raw.server.tls {
+        let files = crate::tls::TlsFiles {
+            cert: resolve(&tls.cert_file),
+            key: resolve(&tls.key_file),
+            client_ca: tls.client_ca_file.as_deref().map(resolve),
+        };
+        crate::tls::check(&files).map_err(|e| {
+            let key = if e.file == files.key {
+                "server.tls.key_file"
+            } else if Some(&e.file) == files.client_ca.as_ref() {
+                "server.tls.client_ca_file"
+            } else {
+                "server.tls.cert_file"
+            };
+            err(key, e.to_string())
+        })?;
+        server.tls = Some(files);
+    }
+    let cascade_file = raw
+        .models
+        .cascade
+        .as_ref()
+        .map(|c| ("models.cascade.encoder", &c.encoder));
     for (key, file) in [
         ("models.classifier", &raw.models.classifier),
         ("models.scorer", &raw.models.scorer),
@@ -371,23 +397,39 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
     })
 }
 
-fn tenant_limits(path: &Path, key: &str, raw: &raw::RawTenantLimits) -> Result<crate::quota::TenantLimits, ConfigError> {
+fn tenant_limits(
+    path: &Path,
+    key: &str,
+    raw: &raw::RawTenantLimits,
+) -> Result<crate::quota::TenantLimits, ConfigError> {
     let nonzero = |field: &str, value: Option<u32>| match value {
-        Some(0) => Err(error(path, &format!("{key}.{field}"), "must be at least 1 (omit it for no limit)".to_owned())),
+        Some(0) => Err(error(
+            path,
+            &format!("{key}.{field}"),
+            "must be at least 1 (omit it for no limit)".to_owned(),
+        )),
         Some(n) => Ok(std::num::NonZeroU32::new(n)),
         None => Ok(None),
     };
     let requests_per_second = nonzero("requests_per_second", raw.requests_per_second)?;
     let burst = nonzero("burst", raw.burst)?;
     if burst.is_some() && requests_per_second.is_none() {
-        return Err(error(path, &format!("{key}.burst"), "needs requests_per_second".to_owned()));
+        return Err(error(
+            path,
+            &format!("{key}.burst"),
+            "needs requests_per_second".to_owned(),
+        ));
     }
     let max_in_flight = match raw.max_in_flight {
         Some(n) => Some(positive(path, &format!("{key}.max_in_flight"), n)?),
         None => None,
     };
     if raw.llm_tokens_per_hour == Some(0) {
-        return Err(error(path, &format!("{key}.llm_tokens_per_hour"), "must be at least 1 (omit it for no limit)".to_owned()));
+        return Err(error(
+            path,
+            &format!("{key}.llm_tokens_per_hour"),
+            "must be at least 1 (omit it for no limit)".to_owned(),
+        ));
     }
     Ok(crate::quota::TenantLimits {
         requests_per_second,
@@ -436,10 +478,7 @@ fn cascade(path: &Path, raw: &raw::RawCascade, encoder: PathBuf) -> Result<class
         let field = reason.split(' ').next().unwrap_or_default();
         error(path, &format!("models.cascade.{field}"), reason)
     })?;
-    Ok(classical::CascadeConfig {
-        encoder,
-        bars,
-    })
+    Ok(classical::CascadeConfig { encoder, bars })
 }
 
 fn positive(path: &Path, key: &str, value: usize) -> Result<usize, ConfigError> {

@@ -108,6 +108,17 @@ pub(super) struct RawServer {
     pub(super) request_timeout: String,
     pub(super) max_text_bytes: usize,
     pub(super) concurrency_per_connection: usize,
+    pub(super) tls: Option<RawTls>,
+}
+
+/// TLS on the gRPC port.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub(super) cert_file: PathBuf,
+    pub(super) key_file: PathBuf,
+    #[serde(default)]
+    pub(super) client_ca_file: Option<PathBuf>,
 }
 
 impl Default for RawServer {
@@ -121,6 +132,7 @@ impl Default for RawServer {
             request_timeout: "120s".to_owned(),
             max_text_bytes: 32 * 1024,
             concurrency_per_connection: 64,
+            tls: None,
         }
     }
 }

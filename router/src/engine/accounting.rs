@@ -66,8 +66,10 @@ pub(super) struct Payer {
 impl Payer {
     /// Charges the tenant's token budget and records tokens and cost.
     fn pay(&self, metrics: &SharedMetrics, target: &str, backend: &str, usage: Usage, cost: f64) {
-        self.quotas
-            .charge_tokens(&self.tenant, u64::from(usage.input_tokens) + u64::from(usage.output_tokens));
+        self.quotas.charge_tokens(
+            &self.tenant,
+            u64::from(usage.input_tokens) + u64::from(usage.output_tokens),
+        );
         metrics.llm_usage(target, &self.label, backend, usage, cost);
     }
 }
@@ -187,7 +189,9 @@ impl GenerationStream {
         });
         let cost = self.meter.prices.cost(usage.input_tokens, usage.output_tokens);
         let metrics = &self.meter.metrics;
-        self.meter.payer.pay(metrics, &self.meter.target, &self.backend, usage, cost);
+        self.meter
+            .payer
+            .pay(metrics, &self.meter.target, &self.backend, usage, cost);
         metrics.llm_call(&self.backend, &self.meter.model, self.started.elapsed(), error);
         StreamSummary {
             backend: self.backend.clone(),

@@ -218,6 +218,11 @@ impl Gateway {
         format!("http://{}", self.addr)
     }
 
+    /// The gRPC address, `host:port`.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// A connected Router client.
     pub async fn client(&self) -> RouterClient<Channel> {
         RouterClient::connect(self.url()).await.unwrap()
@@ -246,11 +251,10 @@ impl Gateway {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("switchyard exited before serving: {status}");
             }
-            if let Ok(channel) = Channel::from_shared(self.url()).unwrap().connect().await
-                && let Ok(r) = HealthClient::new(channel)
-                    .check(HealthCheckRequest { service: String::new() })
-                    .await
-                && r.into_inner().status == ServingStatus::Serving as i32
+            // The admin port's readiness (plain HTTP whatever the gRPC port speaks): 200 once the models are
+            // loaded, the moment health turns SERVING.
+            if let Ok(response) = reqwest::get(format!("http://{}/readyz", self.admin)).await
+                && response.status() == 200
             {
                 return;
             }

@@ -1,0 +1,197 @@
+//! TLS on the gRPC port: a client trusting the served CA gets answers and a plaintext client does not; a rotated
+//! certificate is served without a restart; with a client CA, only clients with a certificate it signed get in.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use support::{Gateway, TempDir, config, free_port, request, telco_record};
+use switchyard_proto::v1::router_client::RouterClient;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+/// A CA (PEM certificate) that can sign leaves.
+struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Ca {
+    fn new(name: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        Self {
+            issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap(),
+        }
+    }
+
+    fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A leaf for `name` (also its DNS name): (certificate PEM, key PEM).
+    fn leaf(&self, name: &str) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    // Written beside, then renamed: the way a secret volume updates, never a half-written file.
+    let partial = dir.join(format!(".{name}.partial"));
+    std::fs::write(&partial, text).unwrap();
+    std::fs::rename(&partial, &path).unwrap();
+    path.display().to_string()
+}
+
+async fn tls_client(
+    gateway: &Gateway,
+    ca: &Ca,
+    identity: Option<(String, String)>,
+) -> Result<RouterClient<Channel>, String> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca.pem()))
+        .domain_name("localhost");
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    let channel = Channel::from_shared(format!("https://{}", gateway.addr()))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(RouterClient::new(channel))
+}
+
+async fn scores(client: &mut RouterClient<Channel>) -> bool {
+    client
+        .route(request("", Some(telco_record())))
+        .await
+        .is_ok_and(|r| r.into_inner().prediction.is_some())
+}
+
+/// Whether a new connection trusting `ca` (and presenting `identity`) gets a score.
+async fn gets_in(gateway: &Gateway, ca: &Ca, identity: Option<(String, String)>) -> bool {
+    match tls_client(gateway, ca, identity).await {
+        Ok(mut client) => scores(&mut client).await,
+        Err(_) => false,
+    }
+}
+
+fn tls_config(cert: &str, key: &str, client_ca: Option<&str>) -> String {
+    let mut tls = format!("[server.tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\n");
+    if let Some(ca) = client_ca {
+        tls += &format!("client_ca_file = \"{ca}\"\n");
+    }
+    config(&format!("http://127.0.0.1:{}/v1", free_port()), "2s").replace("[models]", &format!("{tls}\n[models]"))
+}
+
+#[tokio::test]
+async fn the_grpc_port_speaks_tls_and_a_rotated_certificate_is_served_without_a_restart() {
+    let dir = TempDir::new();
+    let (old_ca, new_ca) = (Ca::new("old ca"), Ca::new("new ca"));
+    let (cert, key) = old_ca.leaf("localhost");
+    let (cert_path, key_path) = (write(&dir.0, "tls.crt", &cert), write(&dir.0, "tls.key", &key));
+    let gateway = Gateway::start(&tls_config(&cert_path, &key_path, None)).await;
+
+    let mut client = tls_client(&gateway, &old_ca, None).await.unwrap();
+    assert!(
+        scores(&mut client).await,
+        "a client trusting the CA gets answers over TLS"
+    );
+    let plain = RouterClient::connect(gateway.url()).await;
+    let refused = match plain {
+        Ok(mut c) => c.route(request("", Some(telco_record()))).await.is_err(),
+        Err(_) => true,
+    };
+    assert!(refused, "plaintext gets nothing");
+    assert!(
+        !gets_in(&gateway, &new_ca, None).await,
+        "a client trusting another CA does not get in"
+    );
+
+    // Rotate to a certificate from another CA, as cert-manager would (key and certificate replaced).
+    let (cert, key) = new_ca.leaf("localhost");
+    write(&dir.0, "tls.key", &key);
+    write(&dir.0, "tls.crt", &cert);
+    let mut rotated = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if gets_in(&gateway, &new_ca, None).await {
+            rotated = true;
+            break;
+        }
+    }
+    assert!(rotated, "new connections get the rotated certificate");
+    assert!(
+        scores(&mut client).await,
+        "a connection made before the rotation keeps working"
+    );
+
+    // A broken rotation is refused: the running certificate stays.
+    write(&dir.0, "tls.crt", "not a certificate");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        gets_in(&gateway, &new_ca, None).await,
+        "the running certificate stays after a bad rotation"
+    );
+}
+
+#[tokio::test]
+async fn with_a_client_ca_only_clients_with_its_certificates_get_in() {
+    let dir = TempDir::new();
+    let (server_ca, client_ca, stranger_ca) = (Ca::new("server ca"), Ca::new("client ca"), Ca::new("stranger"));
+    let (cert, key) = server_ca.leaf("localhost");
+    let config = tls_config(
+        &write(&dir.0, "tls.crt", &cert),
+        &write(&dir.0, "tls.key", &key),
+        Some(&write(&dir.0, "clients.crt", &client_ca.pem())),
+    );
+    let gateway = Gateway::start(&config).await;
+    let mut member = tls_client(&gateway, &server_ca, Some(client_ca.leaf("ops")))
+        .await
+        .unwrap();
+    assert!(scores(&mut member).await);
+    for identity in [None, Some(stranger_ca.leaf("ops"))] {
+        assert!(
+            !gets_in(&gateway, &server_ca, identity).await,
+            "a client without a certificate from the client CA must not get in"
+        );
+    }
+}
+
+#[test]
+fn unusable_tls_files_are_refused_at_start_naming_the_key() {
+    let dir = TempDir::new();
+    let ca = Ca::new("ca");
+    let (cert, key) = ca.leaf("localhost");
+    let (_, other_key) = ca.leaf("localhost");
+    let cert_path = write(&dir.0, "tls.crt", &cert);
+    let key_path = write(&dir.0, "tls.key", &key);
+    let other_key_path = write(&dir.0, "other.key", &other_key);
+    let garbage = write(&dir.0, "garbage.pem", "hello");
+    for (cert, key, ca, expected) in [
+        (garbage.as_str(), key_path.as_str(), None, "server.tls.cert_file"),
+        (cert_path.as_str(), other_key_path.as_str(), None, "server.tls.key_file"),
+        (cert_path.as_str(), garbage.as_str(), None, "server.tls.key_file"),
+        (
+            cert_path.as_str(),
+            key_path.as_str(),
+            Some(garbage.as_str()),
+            "server.tls.client_ca_file",
+        ),
+    ] {
+        let path = support::write_config(&dir.0, &tls_config(cert, key, ca));
+        let error = switchyard::config::Config::load(&path).unwrap_err();
+        assert_eq!(error.key, expected, "{error}");
+    }
+}
