@@ -178,7 +178,8 @@ fn validate_value(spec: &FeatureSpec, value: &FeatureValue) -> Result<InputValue
             if categories.iter().any(|c| c == text) {
                 Ok(InputValue::Text(text.clone()))
             } else {
-                Err(format!("{text:?} is not one of {categories:?}"))
+                // The value itself is the caller's data: it stays out of the message (which reaches spans).
+                Err(format!("not one of {categories:?}"))
             }
         }
         (FeatureKind::String { .. }, other) => Err(format!("expected a string, got {}", other.type_name())),
@@ -189,10 +190,10 @@ fn validate_value(spec: &FeatureSpec, value: &FeatureValue) -> Result<InputValue
                 FeatureValue::Null => null_or(*nullable),
                 // The source data leaves blank numbers as empty strings (e.g. totalcharges at tenure 0).
                 FeatureValue::Text(text) if text.trim().is_empty() => null_or(*nullable),
-                FeatureValue::Number(n) if !n.is_finite() => Err(format!("{n} is not finite")),
-                FeatureValue::Number(n) if integer && n.fract() != 0.0 => Err(format!("{n} is not an integer")),
+                FeatureValue::Number(n) if !n.is_finite() => Err("not a finite number".to_owned()),
+                FeatureValue::Number(n) if integer && n.fract() != 0.0 => Err("not an integer".to_owned()),
                 FeatureValue::Number(n) if *n < *min || *n > *max => {
-                    Err(format!("{n} is outside the plausible range [{min}, {max}]"))
+                    Err(format!("outside the plausible range [{min}, {max}]"))
                 }
                 FeatureValue::Number(n) => Ok(InputValue::Number(*n as f32)),
                 other => Err(format!("expected {expected}, got {}", other.type_name())),

@@ -47,7 +47,8 @@ pub enum LlmError {
         retry_after: Option<Duration>,
     },
     /// The backend answered with an HTTP error status (other than 429).
-    #[error("llm backend {backend} answered HTTP {status}: {body}")]
+    /// The body is kept for a debugger, never shown: an upstream error may echo the prompt.
+    #[error("llm backend {backend} answered HTTP {status}")]
     Upstream {
         /// The backend's name.
         backend: String,

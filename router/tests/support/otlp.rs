@@ -222,6 +222,11 @@ impl OtlpReceiver {
         format!("http://{}", self.addr)
     }
 
+    /// Every span received so far.
+    pub fn all_spans(&self) -> Vec<Received> {
+        self.store.lock().unwrap().clone()
+    }
+
     /// Waits until `done` holds for the spans of `trace_id`, then returns them.
     pub async fn trace(&self, trace_id: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
         let deadline = Instant::now() + Duration::from_secs(20);
