@@ -205,12 +205,19 @@ pub async fn serve_with(
         result = &mut server => return flatten(result),
         () = &mut shutdown => {}
     }
-    tracing::info!(grace = ?config.server.shutdown_grace, "shutting down: draining in-flight requests");
+    // Readiness off first, then keep serving for the drain delay: load balancers and Kubernetes endpoints see
+    // NOT_SERVING / 503 and stop sending before the listener closes, so no new call meets a closed port.
     ready.store(false, Ordering::SeqCst);
     reporter.set_service_status("", ServingStatus::NotServing).await;
     reporter
         .set_service_status(ROUTER_SERVICE, ServingStatus::NotServing)
         .await;
+    let delay = config.server.drain_delay;
+    tracing::info!(drain_delay = ?delay, grace = ?config.server.shutdown_grace, "shutting down: not ready; draining");
+    tokio::select! {
+        result = &mut server => return flatten(result),
+        () = tokio::time::sleep(delay) => {}
+    }
     let _ = stop.send(());
     let drained = match tokio::time::timeout(config.server.shutdown_grace, &mut server).await {
         Ok(result) => flatten(result),

@@ -79,6 +79,9 @@ pub struct ServerConfig {
     pub log_level: String,
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
+    /// After SIGTERM, how long the server keeps serving with readiness already off (so load balancers stop
+    /// sending before it stops accepting).
+    pub drain_delay: Duration,
     /// Upper bound for one request, whatever the caller's deadline.
     pub request_timeout: Duration,
     /// Longest accepted `text`, in bytes.
@@ -205,6 +208,7 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
             }
         },
         shutdown_grace: duration("server.shutdown_grace", &raw.server.shutdown_grace)?,
+        drain_delay: duration("server.drain_delay", &raw.server.drain_delay)?,
         request_timeout: duration("server.request_timeout", &raw.server.request_timeout)?,
         max_text_bytes: positive(path, "server.max_text_bytes", raw.server.max_text_bytes)?,
         concurrency_per_connection: positive(
