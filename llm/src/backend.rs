@@ -1,5 +1,6 @@
 //! One OpenAI-compatible backend: configuration, the HTTP client, whole and streamed completions.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,8 +27,12 @@ pub struct BackendConfig {
     pub base_url: String,
     /// The model to ask for.
     pub model: String,
-    /// Bearer token, read from the environment variable the config names; never from the file itself.
-    pub api_key: Option<String>,
+    /// Bearer token, read from the environment variable the config names; never from the file itself. Held as
+    /// a `SecretString`: `Debug` shows it redacted, and only the request reads it.
+    pub api_key: Option<SecretString>,
+    /// CA certificates the backend's TLS certificate must chain to, instead of the system's roots (a private CA
+    /// for in-cluster backends); empty: the system's roots.
+    pub ca_certificates: Vec<reqwest::Certificate>,
     /// Limit for establishing the connection.
     pub connect_timeout: Duration,
     /// Limit for the whole exchange, streamed bodies included.
@@ -158,7 +163,11 @@ impl ChatBackend {
             })?;
             headers.insert(name, value);
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if !config.ca_certificates.is_empty() {
+            builder = builder.tls_certs_only(config.ca_certificates.iter().cloned());
+        }
+        let http = builder
             .default_headers(headers)
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
@@ -283,7 +292,7 @@ impl ChatBackend {
             .headers(trace_headers)
             .json(&body);
         if let Some(key) = &self.config.api_key {
-            call = call.bearer_auth(key);
+            call = call.bearer_auth(key.expose_secret());
         }
         let response = call.send().await.map_err(|e| self.transport(&e))?;
         let status = response.status();
@@ -337,6 +346,17 @@ fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Reads a PEM bundle of CA certificates (for [`BackendConfig::ca_certificates`]); fails when the file cannot be
+/// read or holds no certificate.
+pub fn read_ca_bundle(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())?;
+    if certificates.is_empty() {
+        return Err("no certificate in the file".to_owned());
+    }
+    Ok(certificates)
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@ mod sse;
 pub mod telemetry;
 mod wire;
 
-pub use backend::{BackendConfig, ChatBackend, ChatCompletion, ChatMessage, ChatRequest, StreamEvent, Usage};
+pub use backend::{
+    BackendConfig, ChatBackend, ChatCompletion, ChatMessage, ChatRequest, StreamEvent, Usage, read_ca_bundle,
+};
 pub use breaker::{BreakerConfig, CircuitState};
 pub use error::LlmError;
 pub use resilient::{CallReport, GuardConfig, GuardedBackend, OpenStream};

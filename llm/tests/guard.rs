@@ -36,6 +36,7 @@ fn guarded(url: &str, request_timeout: Duration, open_for: Duration) -> GuardedB
         base_url: url.to_owned(),
         model: "m".into(),
         api_key: None,
+        ca_certificates: Vec::new(),
         connect_timeout: Duration::from_secs(1),
         request_timeout,
         inter_token_timeout: Duration::from_secs(30),

@@ -287,8 +287,14 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
             None => None,
             Some(var) => Some(
                 std::env::var(var)
-                    .map_err(|_| err(&key("api_key_env"), format!("environment variable {var} is not set")))?,
+                    .map_err(|_| err(&key("api_key_env"), format!("environment variable {var} is not set")))?
+                    .into(),
             ),
+        };
+        let ca_certificates = match &b.ca_file {
+            Some(file) => llm::read_ca_bundle(&resolve(file))
+                .map_err(|reason| err(&key("ca_file"), format!("{}: {reason}", resolve(file).display())))?,
+            None => Vec::new(),
         };
         let request_timeout = duration(&key("request_timeout"), &b.request_timeout)?;
         let first_token_timeout = duration(&key("first_token_timeout"), &b.first_token_timeout)?;
@@ -297,6 +303,7 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
             base_url,
             model: b.model,
             api_key,
+            ca_certificates,
             connect_timeout: duration(&key("connect_timeout"), &b.connect_timeout)?,
             request_timeout,
             inter_token_timeout: duration(&key("inter_token_timeout"), &b.inter_token_timeout)?,

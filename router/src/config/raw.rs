@@ -225,6 +225,9 @@ pub(super) struct RawBackend {
     pub(super) provider: String,
     #[serde(default)]
     pub(super) api_key_env: Option<String>,
+    /// PEM CA bundle the backend's certificate must chain to (a private CA), instead of the system's roots.
+    #[serde(default)]
+    pub(super) ca_file: Option<PathBuf>,
     #[serde(default = "default_connect_timeout")]
     pub(super) connect_timeout: String,
     #[serde(default = "default_backend_timeout")]
