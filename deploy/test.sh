@@ -14,6 +14,13 @@ llama_paths="$(deploy/setup/llama-server.sh)"  # a failure here stops the script
 mapfile -t llama <<<"$llama_paths"
 export SWITCHYARD_LLAMA_SERVER="${llama[0]}" SWITCHYARD_LLAMA_MODEL="${llama[1]}"
 
+# Supply chain: licences, banned crates, sources (deny.toml). Pinned, installed once into ~/.cargo/bin.
+deny_version=0.20.2
+if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $deny_version" ]; then
+  cargo install --locked --quiet cargo-deny --version "$deny_version"
+fi
+cargo deny --offline check licenses bans sources
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
