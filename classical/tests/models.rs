@@ -121,7 +121,9 @@ fn scorer_reports_every_bad_field_at_once() {
         assert!(named.contains(&field), "{field} missing from {err}");
     }
     let message = err.to_string();
-    assert!(message.contains("not finite") && message.contains("unknown feature") && message.contains("missing"));
+    assert!(
+        message.contains("not a finite number") && message.contains("unknown feature") && message.contains("missing")
+    );
     // The scorer still works for the next, valid record.
     assert!(scorer.score(&fixture_record()).is_ok());
 }

@@ -225,7 +225,12 @@ async fn bad_inputs_get_invalid_argument_naming_the_problem() {
         .route(request("", Some(record(&[("tenure", n(-1.0)), ("bogus", n(1.0))]))))
         .await
         .expect_err("invalid");
-    assert!(status.message().contains("features.tenure: -1 is outside") && status.message().contains("features.bogus"));
+    assert!(
+        status
+            .message()
+            .contains("features.tenure: outside the plausible range")
+            && status.message().contains("features.bogus")
+    );
     let fields: Vec<String> = status
         .get_details_bad_request()
         .unwrap()
