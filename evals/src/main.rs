@@ -215,14 +215,7 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
     } = &cli.command
     {
         let encoder_path = cli.root.join(encoder);
-        let mut linear = classical::RequestClassifier::load(&runtime, &files.classifier)?;
-        let mut encoder = classical::RequestEncoder::load(&runtime, &encoder_path)?;
-        let prepared = cascade::prepare(
-            &mut linear,
-            &mut encoder,
-            &datasets.clinc150_val()?,
-            &datasets.record_phrasings()?,
-        )?;
+        let prepared = prepare_cascade(&runtime, &files, &datasets, &encoder_path)?;
         let search = cascade::choose_bars(&prepared, *target_escalation);
         let bars = search.chosen;
         let config = classical::CascadeConfig {
@@ -246,14 +239,7 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
     let config =
         switchyard::config::Config::load(&cli.root.join(&cli.config)).map_err(|e| EvalError::Config(e.to_string()))?;
     if let Some(cascade) = &config.models.pool.cascade {
-        let mut linear = classical::RequestClassifier::load(&runtime, &files.classifier)?;
-        let mut encoder = classical::RequestEncoder::load(&runtime, &cascade.encoder)?;
-        let prepared = cascade::prepare(
-            &mut linear,
-            &mut encoder,
-            &datasets.clinc150_val()?,
-            &datasets.record_phrasings()?,
-        )?;
+        let prepared = prepare_cascade(&runtime, &files, &datasets, &cascade.encoder)?;
         let mut served = classical::CascadeClassifier::load(&runtime, &files.classifier, Some(cascade))?;
         evaluated.cascade = Some(cascade::report(&prepared, cascade.bars.into(), &mut served, None)?);
     }
@@ -281,6 +267,23 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
             }
         }
     }
+}
+
+/// Both classifier tiers (the linear model of `files`, the encoder at `encoder`) over every labelled request.
+fn prepare_cascade(
+    runtime: &OnnxRuntime,
+    files: &ModelFiles,
+    datasets: &Datasets,
+    encoder: &std::path::Path,
+) -> Result<cascade::Prepared, EvalError> {
+    let mut linear = classical::RequestClassifier::load(runtime, &files.classifier)?;
+    let mut encoder = classical::RequestEncoder::load(runtime, encoder)?;
+    cascade::prepare(
+        &mut linear,
+        &mut encoder,
+        &datasets.clinc150_val()?,
+        &datasets.record_phrasings()?,
+    )
 }
 
 /// A one-line progress bar on stderr.

@@ -187,4 +187,60 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().starts_with("max_tokens:"), "{err}");
     }
+
+    fn value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Value { kind: None }),
+            any::<f64>().prop_map(|n| Value {
+                kind: Some(Kind::NumberValue(n))
+            }),
+            ".{0,40}".prop_map(|s| Value {
+                kind: Some(Kind::StringValue(s))
+            }),
+            any::<bool>().prop_map(|b| Value {
+                kind: Some(Kind::BoolValue(b))
+            }),
+            Just(Value {
+                kind: Some(Kind::ListValue(Default::default()))
+            }),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Any request converts or is refused naming a field (never a panic), and what converts is within the
+        /// bounds the rest of the gateway relies on.
+        #[test]
+        fn any_request_converts_within_bounds_or_is_refused_naming_a_field(
+            text in ".{0,200}",
+            tenant in ".{0,80}",
+            request_id in ".{0,160}",
+            force_target in ".{0,140}",
+            temperature in proptest::option::of(proptest::prelude::any::<f32>()),
+            max_tokens in proptest::option::of(proptest::prelude::any::<u32>()),
+            fields in proptest::collection::btree_map(".{0,140}", value(), 0..80),
+        ) {
+            let request = RouteRequest {
+                text,
+                tenant,
+                request_id,
+                force_target,
+                temperature,
+                max_tokens,
+                features: Some(Struct { fields: fields.into_iter().collect() }),
+            };
+            match RouteInput::try_from(request) {
+                Ok(input) => {
+                    proptest::prop_assert!(input.request_id.len() <= MAX_NAME_BYTES);
+                    proptest::prop_assert!(input.tenant.is_empty() || crate::auth::check_tenant(&input.tenant).is_ok());
+                    proptest::prop_assert!(input.record.as_ref().is_none_or(|r| r.len() <= MAX_FEATURES));
+                    proptest::prop_assert!(input.temperature.is_none_or(|t| (0.0..=2.0).contains(&t)));
+                }
+                Err(RouterError::InvalidArgument { field, .. }) => proptest::prop_assert!(!field.is_empty()),
+                Err(other) => proptest::prop_assert!(false, "not an argument error: {other}"),
+            }
+        }
+    }
 }

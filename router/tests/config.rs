@@ -259,3 +259,30 @@ fn the_annotated_example_policy_is_valid() {
         "{stdout}"
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    /// Any text as the main config, or the test config with one line replaced by arbitrary text, loads or is
+    /// refused naming the file, a key and a reason (never a panic).
+    #[test]
+    fn any_config_text_loads_or_is_refused_with_a_key(
+        text in ".{0,300}",
+        line in 0usize..200,
+        replacement in "[ -~]{0,60}",
+    ) {
+        let dir = TempDir::new();
+        let base = config("http://127.0.0.1:1/v1", "1s");
+        let (policy, main) = base.split_once(support::POLICY_END).unwrap();
+        let mut lines: Vec<&str> = main.lines().collect();
+        let at = line % lines.len();
+        lines[at] = &replacement;
+        for candidate in [text.clone(), lines.join("\n")] {
+            let path = support::write_config(&dir.0, &format!("{policy}{}{candidate}", support::POLICY_END));
+            if let Err(error) = switchyard::config::Config::load(&path) {
+                proptest::prop_assert!(!error.key.is_empty() && !error.reason.is_empty(), "{error}");
+                proptest::prop_assert_eq!(&error.file, &path);
+            }
+        }
+    }
+}

@@ -448,3 +448,27 @@ fn a_canary_gets_its_share_of_many_tenants() {
     // 10 % of 20000 = 2000, standard deviation 42: within 5 of them.
     assert!((1790..=2210).contains(&canary), "{canary}");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any text given as a policy file compiles or is refused with a key and a reason (never a panic); so does
+    /// the example policy with any one line replaced by arbitrary text.
+    #[test]
+    fn any_policy_text_compiles_or_is_refused_with_a_key(
+        text in ".{0,400}",
+        line in 0usize..120,
+        replacement in "[ -~]{0,60}",
+    ) {
+        for candidate in [text.clone(), {
+            let mut lines: Vec<&str> = POLICY.lines().collect();
+            let at = line % lines.len();
+            lines[at] = &replacement;
+            lines.join("\n")
+        }] {
+            if let Err(error) = compile(Path::new("p.toml"), &candidate, &context()) {
+                prop_assert!(!error.key.is_empty() && !error.reason.is_empty(), "{error}");
+            }
+        }
+    }
+}
