@@ -7,6 +7,8 @@ mod error;
 mod resilient;
 mod sse;
 pub mod telemetry;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod wire;
 
 pub use backend::{
