@@ -4,11 +4,11 @@
 mod backend;
 mod breaker;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod resilient;
 mod sse;
 pub mod telemetry;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 mod wire;
 
 pub use backend::{
