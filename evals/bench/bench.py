@@ -79,6 +79,17 @@ def start(args: list[str], env: dict | None = None, log_file: Path | None = None
     return subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT)
 
 
+# Gateway logs: an access line per request is ~600 MB a run, so they are removed once a run has succeeded.
+LOG_DIRS: list[Path] = []
+
+
+def gateway_log() -> Path:
+    """A fresh log file for a gateway, outside its config directory (the policy watcher would see every write)."""
+    directory = Path(tempfile.mkdtemp(prefix="switchyard-bench-log-"))
+    LOG_DIRS.append(directory)
+    return directory / "gateway.log"
+
+
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -317,7 +328,7 @@ def classify_latency(work: Path) -> dict:
     for name, text in (("linear_only", re.sub(r"\[models\.cascade\][^\[]*", "", with_cascade)), ("cascade", with_cascade)):
         config.write_text(text)
         gateway = start([str(RELEASE / "switchyard"), "serve", "--config", str(config)],
-                        log_file=Path(tempfile.mkdtemp()) / "gateway.log")
+                        log_file=gateway_log())
         try:
             wait_http(f"{admin}/readyz", interval=0.001)
             log(f"classify latency ({name}): Explain over {sum(1 for _ in texts.open())} texts, one caller")
@@ -419,7 +430,7 @@ def main() -> None:
         config = gateway_config(work)
         # The log goes outside the config directory: the policy watcher would see every write there.
         gateway = start([str(RELEASE / "switchyard"), "serve", "--config", str(config)],
-                        log_file=Path(tempfile.mkdtemp()) / "gateway.log")
+                        log_file=gateway_log())
         # From the process's start until /readyz says the models are loaded (gRPC health SERVING at the same moment).
         results["cold_start_to_serving_ms"] = 1000 * wait_http(f"{admin}/readyz", interval=0.001)
         time.sleep(1.0)
@@ -443,6 +454,8 @@ def main() -> None:
         stop(fake)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     log(f"results in {args.out}")
+    for directory in LOG_DIRS + [work]:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 if __name__ == "__main__":
