@@ -255,8 +255,7 @@ impl ChatBackend {
             }
             Ok(chunk)
         });
-        let events = sse::events(bytes, self.config.name.clone());
-        Ok(sse::with_gap_limit(events, self.config.name.clone(), self.config.inter_token_timeout).boxed())
+        Ok(sse::stream(bytes, self.config.name.clone(), self.config.inter_token_timeout).boxed())
     }
 
     /// Reads a body of at most `limit` bytes; a longer one fails with `TooLarge` without reading the rest.

@@ -64,15 +64,20 @@ where
             futures::stream::iter(items)
         })
         .chain(cut_off)
-        // The first error ends the stream: what follows a malformed byte (a "cut off" error, more events) is
-        // not trusted. Found by the property test below (one byte 0x80 gave two errors).
-        .scan(false, |failed, item| {
-            if *failed {
-                return futures::future::ready(None);
-            }
-            *failed = item.is_err();
-            futures::future::ready(Some(item))
-        })
+}
+
+/// A backend's SSE bytes as the caller reads them: [`events`] under [`with_gap_limit`], so a stall times out and
+/// the first error is the last item.
+pub(crate) fn stream<S, B>(
+    bytes: S,
+    backend: String,
+    gap: Duration,
+) -> impl Stream<Item = Result<StreamEvent, LlmError>> + Send + 'static
+where
+    S: Stream<Item = Result<B, LlmError>> + Send + Unpin + 'static,
+    B: AsRef<[u8]> + Send + 'static,
+{
+    with_gap_limit(events(bytes, backend.clone()), backend, gap)
 }
 
 /// Ends `events` with a `Timeout` when no event arrives for `gap` (a backend that stalls mid-answer), and ends
@@ -198,14 +203,10 @@ mod tests {
 
     #[tokio::test]
     async fn malformed_and_error_chunks_become_protocol_errors_naming_the_backend() {
-        for body in [
-            "data: {not json\n\ndata: {\"error\":{\"message\":\"boom\"}}\n\ndata: [DONE]\n\n",
-            "data: {\"error\":{\"message\":\"boom\"}}\n\ndata: [DONE]\n\n",
-        ] {
-            // The first error is the stream's last item.
-            let events = collect(body).await;
-            assert_eq!(events.len(), 1, "{body}");
-            let error = events.into_iter().next().unwrap().expect_err("protocol error");
+        let events = collect("data: {not json\n\ndata: {\"error\":{\"message\":\"boom\"}}\n\ndata: [DONE]\n\n").await;
+        assert_eq!(events.len(), 2);
+        for event in events {
+            let error = event.expect_err("protocol error");
             assert!(matches!(error, LlmError::Protocol { .. }), "{error:?}");
             assert!(error.to_string().contains("local"));
         }
@@ -238,8 +239,8 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
-        /// Whatever bytes a backend sends, split however the network splits them, the parser ends: every item is
-        /// an event or an error naming the backend, and nothing follows `[DONE]` or an error.
+        /// Whatever bytes a backend sends, split however the network splits them, the stream as callers read it
+        /// ([`stream`]) ends: every item is an event or an error naming the backend, and nothing follows an error.
         #[test]
         fn any_bytes_in_any_pieces_give_events_or_errors_and_then_stop(
             body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
@@ -249,8 +250,9 @@ mod tests {
             let mut bytes = body;
             bytes.extend_from_slice(tail.as_bytes());
             let pieces: Vec<Result<Vec<u8>, LlmError>> = bytes.chunks(cut).map(|c| Ok(c.to_vec())).collect();
-            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-            let items: Vec<_> = runtime.block_on(events(futures::stream::iter(pieces), "fuzz".to_owned()).collect());
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+            let gap = Duration::from_secs(60);
+            let items: Vec<_> = runtime.block_on(stream(futures::stream::iter(pieces), "fuzz".to_owned(), gap).collect());
             for (i, item) in items.iter().enumerate() {
                 if let Err(error) = item {
                     proptest::prop_assert!(error.to_string().contains("fuzz"), "{error}");
