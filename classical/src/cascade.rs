@@ -42,7 +42,7 @@ impl Tier {
 }
 
 /// When a request escalates and how the escalated answer is formed.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct CascadeBars {
     /// The linear model's top probability must reach this for its answer to stand.
     pub min_confidence: f32,

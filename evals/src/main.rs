@@ -220,7 +220,7 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
         let bars = search.chosen;
         let config = classical::CascadeConfig {
             encoder: encoder_path.clone(),
-            bars: bars.into(),
+            bars,
         };
         let mut served = classical::CascadeClassifier::load(&runtime, &files.classifier, Some(&config))?;
         let report = cascade::report(&prepared, bars, &mut served, Some(search))?;
@@ -241,7 +241,7 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
     if let Some(cascade) = &config.models.pool.cascade {
         let prepared = prepare_cascade(&runtime, &files, &datasets, &cascade.encoder)?;
         let mut served = classical::CascadeClassifier::load(&runtime, &files.classifier, Some(cascade))?;
-        evaluated.cascade = Some(cascade::report(&prepared, cascade.bars.into(), &mut served, None)?);
+        evaluated.cascade = Some(cascade::report(&prepared, cascade.bars, &mut served, None)?);
     }
     match cli.command {
         Command::Whatif { .. } | Command::E2e { .. } | Command::Cascade { .. } => Ok(ExitCode::SUCCESS),

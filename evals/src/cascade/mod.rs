@@ -73,44 +73,9 @@ pub struct Outcome {
 #[derive(Debug, Serialize)]
 pub struct Fold {
     /// The chosen setting.
-    pub bars: Bars,
+    pub bars: CascadeBars,
     /// Measured on this fold.
     pub outcome: Outcome,
-}
-
-/// A setting of the bars (serialisable mirror of [`CascadeBars`]).
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
-pub struct Bars {
-    /// `min_confidence`.
-    pub min_confidence: f32,
-    /// `min_margin`.
-    pub min_margin: f32,
-    /// `linear_weight`.
-    pub linear_weight: f32,
-    /// `out_of_scope_threshold`.
-    pub out_of_scope_threshold: f32,
-}
-
-impl From<CascadeBars> for Bars {
-    fn from(b: CascadeBars) -> Self {
-        Self {
-            min_confidence: b.min_confidence,
-            min_margin: b.min_margin,
-            linear_weight: b.linear_weight,
-            out_of_scope_threshold: b.out_of_scope_threshold,
-        }
-    }
-}
-
-impl From<Bars> for CascadeBars {
-    fn from(b: Bars) -> Self {
-        Self {
-            min_confidence: b.min_confidence,
-            min_margin: b.min_margin,
-            linear_weight: b.linear_weight,
-            out_of_scope_threshold: b.out_of_scope_threshold,
-        }
-    }
 }
 
 /// A row of the tiers table.
@@ -151,7 +116,7 @@ pub struct Search {
     /// See `fold_mean`.
     pub fold_sd: Outcome,
     /// The setting chosen on all requests: what to ship.
-    pub chosen: Bars,
+    pub chosen: CascadeBars,
 }
 
 /// Each tier and a cascade setting on every labelled request, and the served path checked against the replay.
@@ -160,7 +125,7 @@ pub struct CascadeReport {
     /// Labelled requests.
     pub requests: usize,
     /// The cascade's setting measured.
-    pub bars: Bars,
+    pub bars: CascadeBars,
     /// Each tier and the cascade.
     pub tiers: Vec<TierRow>,
     /// Requests on which the served path (`CascadeClassifier`) and the replay disagreed: must be 0.
@@ -229,7 +194,7 @@ pub fn choose_bars(prepared: &Prepared, target_escalation: f64) -> Search {
 /// request against the replay.
 pub fn report(
     prepared: &Prepared,
-    bars: Bars,
+    bars: CascadeBars,
     served: &mut CascadeClassifier,
     search: Option<Search>,
 ) -> Result<CascadeReport, EvalError> {
@@ -343,7 +308,7 @@ fn tier_outputs(
 enum Setting {
     Linear,
     Encoder(f32),
-    Cascade(Bars),
+    Cascade(CascadeBars),
 }
 
 /// The decided label and tier of `row` under `setting`: the gateway's rules (`Classification::decided` with the
@@ -357,7 +322,7 @@ fn decide(row: &Row, context: &Context, setting: Setting) -> (usize, Tier) {
         ),
         Setting::Encoder(t) => (threshold(row.encoder, t), Tier::Encoder),
         Setting::Cascade(bars) => {
-            if CascadeBars::from(bars).clears(row.linear.1, row.linear.2) {
+            if bars.clears(row.linear.1, row.linear.2) {
                 (
                     threshold((row.linear.0, row.linear.1), context.linear_threshold),
                     Tier::Linear,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use classical::CascadeBars;
 
-use super::{Bars, Context, Fold, Kind, Outcome, Row, Setting, WEIGHT_GRID, outcome};
+use super::{Context, Fold, Kind, Outcome, Row, Setting, WEIGHT_GRID, outcome};
 
 /// Folds for choosing the bars.
 const FOLDS: usize = 5;
@@ -21,8 +21,8 @@ const THRESHOLD_STEPS: usize = 91;
 /// weight), the out-of-scope threshold by the training pipeline's rule (the highest on the 0.01 grid that keeps
 /// in-scope accuracy within 0.25 points of no threshold); then the setting with the most in-scope and record
 /// requests right, the lower escalation share on a tie.
-fn choose(rows: &[&Row], context: &Context, target: f64) -> Bars {
-    let mut best: Option<(usize, usize, Bars)> = None;
+fn choose(rows: &[&Row], context: &Context, target: f64) -> CascadeBars {
+    let mut best: Option<(usize, usize, CascadeBars)> = None;
     for &min_confidence in &CONFIDENCE_GRID {
         for &min_margin in &MARGIN_GRID {
             let bars = CascadeBars {
@@ -38,7 +38,7 @@ fn choose(rows: &[&Row], context: &Context, target: f64) -> Bars {
             }
             for (w, &linear_weight) in WEIGHT_GRID.iter().enumerate() {
                 let (threshold, right) = best_threshold(rows, &escalates, w, context);
-                let candidate = Bars {
+                let candidate = CascadeBars {
                     min_confidence,
                     min_margin,
                     linear_weight,
@@ -55,7 +55,7 @@ fn choose(rows: &[&Row], context: &Context, target: f64) -> Bars {
         }
     }
     best.map_or(
-        Bars {
+        CascadeBars {
             min_confidence: 0.0,
             min_margin: 0.0,
             linear_weight: 0.0,
@@ -155,7 +155,7 @@ pub(super) fn spread(folds: &[Fold]) -> (Outcome, Outcome) {
 }
 
 /// Bars chosen on four folds and measured on the fifth, for each fold; then the bars chosen on every row.
-pub(super) fn cross_validate(rows: &[Row], context: &Context, target: f64) -> (Vec<Fold>, Bars) {
+pub(super) fn cross_validate(rows: &[Row], context: &Context, target: f64) -> (Vec<Fold>, CascadeBars) {
     let fold_of = stratified_folds(rows);
     let folds = (0..FOLDS)
         .map(|fold| {
