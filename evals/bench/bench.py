@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,91 +19,20 @@ import time
 import urllib.request
 from pathlib import Path
 
+from harness import LOG_DIRS, machine, gateway_log, percentile, rss_mb, start, stop, tree_cpu_seconds, wait_http
+
 ROOT = Path(__file__).resolve().parents[2]
 RELEASE = ROOT / "target" / "release"
 HERE = Path(__file__).resolve().parent
 PORTS = {"grpc": 50151, "admin": 9564, "fake": 18081, "peer": 18101, "litellm": 18201}
 PATHS = ("structured", "nl", "hybrid")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-# === processes ===
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU time of a process and its live children (uvicorn workers)."""
-    total = cpu_seconds(pid)
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        try:
-            total += tree_cpu_seconds(int(child))
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return total
-
-
-def rss_mb(pid: int, key: str = "VmRSS") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def wait_http(url: str, timeout: float = 60.0, interval: float = 0.002) -> float:
-    """Seconds until `url` answers 200."""
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return time.perf_counter() - start
-        except OSError:
-            pass
-        time.sleep(interval)
-    raise RuntimeError(f"{url} did not answer within {timeout}s")
-
-
-def start(args: list[str], env: dict | None = None, log_file: Path | None = None) -> subprocess.Popen:
-    out = open(log_file, "wb") if log_file else subprocess.DEVNULL
-    return subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT)
-
-
-# Gateway logs: an access line per request is ~600 MB a run, so they are removed once a run has succeeded.
-LOG_DIRS: list[Path] = []
-
-
-def gateway_log() -> Path:
-    """A fresh log file for a gateway, outside its config directory (the policy watcher would see every write)."""
-    directory = Path(tempfile.mkdtemp(prefix="switchyard-bench-log-"))
-    LOG_DIRS.append(directory)
-    return directory / "gateway.log"
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
 # === load ===
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    return sorted_values[min(len(sorted_values) - 1, round((len(sorted_values) - 1) * q))]
 
 
 def h2load(url: str, body: Path | None, *, clients: int, streams: int, duration: int, rps: float = 0.0, http1: bool = False, grpc: bool = True, warmup: int = 0,
@@ -396,16 +323,6 @@ def criterion() -> dict:
         name = "/".join(estimates.relative_to(base).parts[:-2])
         out[name] = json.loads(estimates.read_text())["mean"]["point_estimate"]
     return out
-
-
-def machine() -> dict:
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                if l.startswith("model name")), "unknown")
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True).stdout.strip())
-    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(), "commit": commit + ("+dirty" if dirty else ""),
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
 def main() -> None:

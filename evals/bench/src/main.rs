@@ -6,10 +6,12 @@
 //! - `streams`: N concurrent callers streaming through the gateway (or straight to the fake), reporting the time
 //!   to first token; the difference between the two is what the gateway adds.
 //! - `explain`: one caller classifying a set of texts through the gateway (`Explain`), latency per cascade tier.
+//! - `soak` / `capacity`: the chaos soak's open-loop mixed traffic, and the closed-loop capacity it is set from.
 
 mod body;
 mod explain;
 mod fake_llm;
+mod soak;
 mod streams;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +33,10 @@ enum Command {
     Streams(streams::StreamArgs),
     /// Measures classification latency through the gateway (`Explain`), per cascade tier.
     Explain(explain::ExplainArgs),
+    /// Sends open-loop mixed traffic for the chaos soak; writes per-second outcomes as JSON lines.
+    Soak(soak::SoakArgs),
+    /// Measures one request class's closed-loop capacity through the gateway.
+    Capacity(soak::CapacityArgs),
 }
 
 #[tokio::main]
@@ -40,5 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Command::FakeLlm(args) => fake_llm::serve(args).await,
         Command::Streams(args) => streams::run(args).await,
         Command::Explain(args) => explain::run(args).await,
+        Command::Soak(args) => soak::soak(args).await,
+        Command::Capacity(args) => soak::capacity(args).await,
     }
 }

@@ -1,0 +1,272 @@
+"""The chaos soak: mixed traffic at ~70 % of measured capacity while the LLM backend is killed and restarted, the
+policy is rewritten (once invalidly) and malformed, oversized and unauthenticated requests are mixed in. Writes
+evals/soak/results.json; report.py turns it into REPORT.md with plots.
+
+Called by evals/soak/run.sh, which builds the release binaries and sets up ONNX Runtime and llama-server (their
+paths come in SWITCHYARD_LLAMA_SERVER and SWITCHYARD_LLAMA_MODEL). Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "evals" / "bench"))
+from harness import LOG_DIRS, gateway_log, machine, rss_mb, start, stop, wait_http  # noqa: E402
+
+RELEASE = ROOT / "target" / "release"
+HERE = Path(__file__).resolve().parent
+PORTS = {"grpc": 50251, "admin": 9664, "llm": 18281}
+GRPC = f"http://127.0.0.1:{PORTS['grpc']}"
+ADMIN = f"http://127.0.0.1:{PORTS['admin']}"
+# Each class runs at this share of its capacity in the mix, measured closed loop in two steps: the structured
+# path's while every class is saturated beside it (64 structured callers; 5 NL and 3 hybrid callers for
+# llama-server's 4 slots), then the LLM classes' while the structured path carries its share, open loop.
+LOAD_SHARE = 0.70
+CAPACITY_CALLERS = {"structured": 64, "nl": 5, "hybrid": 3}
+# llama-server runs on one core and niced there: it decodes on every core it can get, and the gateway (what is
+# under test) and its callers (whose own delays would read as the gateway's latency) must not wait for it. In
+# production the LLM has machines of its own.
+BACKEND_CPU, BACKEND_NICE = "1", "10"
+BAD_RATES = {"malformed": 10.0, "oversized": 2.0, "unauthenticated": 10.0}
+LLM_DEADLINE_MS, DEADLINE_MS = 20_000, 1_000
+# When each chaos event happens, as a share of the soak's duration.
+SCHEDULE = [
+    (0.15, "policy_rewrite"),
+    (0.25, "backend_kill"),
+    (0.35, "backend_restart"),
+    (0.40, "policy_invalid"),
+    (0.42, "policy_restore"),
+    (0.50, "policy_rewrite"),
+    (0.70, "backend_kill"),
+    (0.75, "backend_restart"),
+    (0.85, "policy_rewrite"),
+]
+
+
+def log(message: str) -> None:
+    print(f"soak: {message}", file=sys.stderr, flush=True)
+
+
+def gateway_config(work: Path, keys: Path) -> Path:
+    text = (ROOT / "deploy/config/switchyard.toml").read_text()
+    text = text.replace('listen = "127.0.0.1:50051"', f'listen = "127.0.0.1:{PORTS["grpc"]}"')
+    text = text.replace('admin_listen = "127.0.0.1:9464"', f'admin_listen = "127.0.0.1:{PORTS["admin"]}"')
+    text = text.replace('base_url = "http://127.0.0.1:8081/v1"', f'base_url = "http://127.0.0.1:{PORTS["llm"]}/v1"')
+    text = text.replace('"../../classical/', f'"{ROOT}/classical/')
+    text += f'\n[auth]\nmode = "required"\nkeys_file = "{keys}"\n'
+    (work / "switchyard.toml").write_text(text)
+    shutil.copy(ROOT / "deploy/config/policy.toml", work / "policy.toml")
+    return work / "switchyard.toml"
+
+
+def api_key(work: Path) -> str:
+    """A fresh random key for tenant `soak`; the keys file holds its digest (as `switchyard hash-key` prints it)."""
+    key = secrets.token_urlsafe(32)
+    digest = subprocess.run([str(RELEASE / "switchyard"), "hash-key"], input=key, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    if digest != hashlib.sha256(key.encode()).hexdigest():
+        raise RuntimeError("switchyard hash-key disagrees with SHA-256")
+    (work / "keys.toml").write_text(f'[[keys]]\ntenant = "soak"\nsha256 = "{digest}"\n')
+    return key
+
+
+class Backend:
+    """The local llama-server, started, killed (SIGKILL) and restarted on the soak's schedule."""
+
+    def __init__(self) -> None:
+        self.args = ["nice", "-n", BACKEND_NICE, "taskset", "-c", BACKEND_CPU, os.environ["SWITCHYARD_LLAMA_SERVER"],
+                     "-m", os.environ["SWITCHYARD_LLAMA_MODEL"],
+                     "--host", "127.0.0.1", "--port", str(PORTS["llm"]), "-c", "2048", "-t", "1",
+                     "--alias", "smollm2", "--log-disable"]
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> float:
+        """Starts the server; seconds until it answers /health."""
+        self.process = start(self.args)
+        return wait_http(f"http://127.0.0.1:{PORTS['llm']}/health", timeout=120, interval=0.05)
+
+    def kill(self) -> None:
+        if self.process:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process:
+            stop(self.process)
+
+
+def metric(name: str, labels: str = "") -> float:
+    """A counter's value from the gateway's /metrics (0 when absent)."""
+    with urllib.request.urlopen(f"{ADMIN}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and labels in line and not line.startswith("#"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def reloads() -> dict[str, float]:
+    return {result: metric("switchyard_policy_reloads_total", f'result="{result}"')
+            for result in ("applied", "rejected")}
+
+
+def write_policy(path: Path, text: str) -> None:
+    """Replaces the policy file atomically, as a Kubernetes ConfigMap update does."""
+    temporary = path.with_suffix(".next")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def capacity(key: str, seconds: int, classes: list[str]) -> dict:
+    """The classes at once, closed loop: what each carries beside the others (and beside any open-loop load)."""
+    runs = {cls: subprocess.Popen([str(RELEASE / "switchyard-bench"), "capacity", "--grpc", GRPC, "--class", cls,
+                                   "--concurrency", str(CAPACITY_CALLERS[cls]), "--duration-s", str(seconds),
+                                   "--deadline-ms", str(DEADLINE_MS), "--llm-deadline-ms", str(LLM_DEADLINE_MS)],
+                                  env={**os.environ, "SWITCHYARD_API_KEY": key}, stdout=subprocess.PIPE, text=True)
+            for cls in classes}
+    results = {}
+    for cls, run in runs.items():
+        out, _ = run.communicate()
+        if run.returncode != 0:
+            raise RuntimeError(f"capacity {cls} exited with {run.returncode}")
+        results[cls] = json.loads(out)
+        log(f"capacity {cls}: {results[cls]['ok_per_s']:.2f} ok/s, codes {results[cls]['codes']}")
+    return results
+
+
+def mix_rates(key: str, seconds: int, work: Path) -> tuple[dict, dict]:
+    """The soak's rates (LOAD_SHARE of each class's capacity) and the capacity measurements they come from."""
+    saturated = capacity(key, seconds, list(CAPACITY_CALLERS))
+    structured = {"structured": LOAD_SHARE * saturated["structured"]["ok_per_s"]}
+    background = soak(key, structured, seconds + 2, work / "background.jsonl")
+    beside = capacity(key, seconds, ["nl", "hybrid"])
+    background.wait()
+    rates = structured | {cls: LOAD_SHARE * beside[cls]["ok_per_s"] for cls in ("nl", "hybrid")} | BAD_RATES
+    return rates, {"all_saturated": saturated, "llm_beside_structured_share": beside}
+
+
+def soak(key: str, rates: dict, seconds: int, out: Path) -> subprocess.Popen:
+    """Starts the open-loop load generator."""
+    command = [str(RELEASE / "switchyard-bench"), "soak", "--grpc", GRPC, "--duration-s", str(seconds),
+               "--out", str(out), "--deadline-ms", str(DEADLINE_MS), "--llm-deadline-ms", str(LLM_DEADLINE_MS)]
+    command += [f"--rate={name}={rate:.3f}" for name, rate in rates.items()]
+    return subprocess.Popen(command, env={**os.environ, "SWITCHYARD_API_KEY": key})
+
+
+def read_soak(path: Path) -> tuple[float, list, list]:
+    """The generator's start (unix seconds), its per-second lines and its LLM calls."""
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    started = lines[0]["started_unix_ms"] / 1000
+    return started, [line for line in lines[1:] if "t" in line], [line["call"] for line in lines[1:] if "call" in line]
+
+
+def chaos(duration: float, began: float, policy: Path, backend: Backend, events: list, done: threading.Event) -> None:
+    """Runs the schedule; records each event's wall-clock time and what it observed."""
+    original = policy.read_text()
+    rewrites = 0
+    for share, name in SCHEDULE:
+        if done.wait(max(0.0, began + share * duration - time.monotonic())):
+            return
+        t = time.monotonic() - began
+        event: dict = {"unix": time.time(), "event": name}
+        if name == "policy_rewrite":
+            rewrites += 1
+            # A real change an operator might make: the abstain bar moves a little each time.
+            below = 0.2 - 0.01 * rewrites
+            write_policy(policy, re.sub(r"(?m)^below = 0\.2\b", f"below = {below:.2f}", original))
+            event["detail"] = f"abstain below {below:.2f}"
+        elif name == "policy_invalid":
+            write_policy(policy, original.replace('target = "churn"\n', 'target = "nowhere"\n', 1))
+            event["detail"] = "a rule names a target that does not exist"
+        elif name == "policy_restore":
+            write_policy(policy, original)
+            event["detail"] = "the shipped policy"
+        elif name == "backend_kill":
+            backend.kill()
+        elif name == "backend_restart":
+            event["ready_after_s"] = round(backend.start(), 2)
+        if name.startswith("policy"):
+            time.sleep(2.0)
+            event["reloads_after"] = reloads()
+        events.append(event)
+        log(f"t={t:.0f}s {name} {event.get('detail', '')}")
+
+
+def sample(pid: int, samples: list, done: threading.Event) -> None:
+    """The gateway's RSS once a second."""
+    while not done.wait(1.0):
+        try:
+            samples.append({"unix": time.time(), "rss_mb": round(rss_mb(pid), 2)})
+        except (FileNotFoundError, ProcessLookupError):
+            return
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=600, help="soak length in seconds")
+    parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="switchyard-soak-"))
+    key = api_key(work)
+    config = gateway_config(work, work / "keys.toml")
+    backend = Backend()
+    gateway = None
+    results: dict = {"machine": machine(), "backend": {"cpu": BACKEND_CPU, "nice": BACKEND_NICE}, "duration_s": args.duration, "schedule": SCHEDULE, "load_share": LOAD_SHARE,
+                     "deadline_ms": DEADLINE_MS, "llm_deadline_ms": LLM_DEADLINE_MS}
+    try:
+        results["backend_start_s"] = round(backend.start(), 2)
+        gateway = start([str(RELEASE / "switchyard"), "serve", "--config", str(config)], log_file=gateway_log())
+        wait_http(f"{ADMIN}/readyz", timeout=120)
+        rates, results["capacity"] = mix_rates(key, max(20, args.duration // 15), work)
+        results["rates"] = {name: round(rate, 3) for name, rate in rates.items()}
+        log(f"rates {results['rates']}, {args.duration}s")
+        events: list = []
+        samples: list = []
+        done = threading.Event()
+        began = time.monotonic()
+        load = soak(key, rates, args.duration, work / "soak.jsonl")
+        threads = [threading.Thread(target=chaos, args=(args.duration, began, work / "policy.toml", backend, events, done)),
+                   threading.Thread(target=sample, args=(gateway.pid, samples, done))]
+        for thread in threads:
+            thread.start()
+        code = load.wait()
+        done.set()
+        for thread in threads:
+            thread.join()
+        if code != 0:
+            raise RuntimeError(f"the load generator exited with {code}")
+        started, results["seconds"], results["llm_calls"] = read_soak(work / "soak.jsonl")
+        # Every time from the load generator's start, in seconds.
+        results["events"] = [{**{k: v for k, v in e.items() if k != "unix"}, "t": round(e["unix"] - started, 2)} for e in events]
+        results["rss"] = [{"t": round(x["unix"] - started, 2), "rss_mb": x["rss_mb"]} for x in samples]
+        results["reloads"] = reloads()
+        results["gateway_alive"] = gateway.poll() is None
+    finally:
+        if gateway:
+            stop(gateway)
+        backend.stop()
+    results["gateway_exit_code"] = gateway.returncode if gateway else None
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    log(f"results in {args.out}")
+    for directory in LOG_DIRS + [work]:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
