@@ -154,8 +154,10 @@ def mix_rates(key: str, seconds: int, work: Path) -> tuple[dict, dict]:
     """The soak's rates (LOAD_SHARE of each class's capacity) and the capacity measurements they come from."""
     saturated = capacity(key, seconds, list(CAPACITY_CALLERS))
     structured = {"structured": LOAD_SHARE * saturated["structured"]["ok_per_s"]}
-    background = soak(key, structured, seconds + 2, work / "background.jsonl")
-    beside = capacity(key, seconds, ["nl", "hybrid"])
+    # LLM answers take seconds each: a longer window, so the rate rests on a few dozen of them.
+    llm_seconds = 3 * seconds
+    background = soak(key, structured, llm_seconds + 2, work / "background.jsonl")
+    beside = capacity(key, llm_seconds, ["nl", "hybrid"])
     background.wait()
     rates = structured | {cls: LOAD_SHARE * beside[cls]["ok_per_s"] for cls in ("nl", "hybrid")} | BAD_RATES
     return rates, {"all_saturated": saturated, "llm_beside_structured_share": beside}

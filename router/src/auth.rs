@@ -1,4 +1,5 @@
-//! Caller authentication: API keys, stored only as SHA-256 digests, each naming the tenant it authenticates.
+//! Caller authentication: API keys, stored only as SHA-256 digests, and client-certificate identities, each
+//! naming the tenant it authenticates.
 //!
 //! The keys file (TOML, outside the main config, e.g. a mounted Kubernetes Secret) lists `[[keys]]` entries of
 //! `tenant` and `sha256` (hex of the key's digest; `switchyard hash-key` prints it). A caller sends
@@ -6,12 +7,18 @@
 //! (at least 32 bytes of entropy are expected), so an unsalted fast hash is the right tool: there is nothing to
 //! brute-force, and a lookup by digest compares no secret byte by byte. Every failure answers the same
 //! `UNAUTHENTICATED` message, so a caller learns nothing about which part was wrong.
+//!
+//! With mTLS (`server.tls.client_ca_file`), `[[certificates]]` entries of `tenant` and `name` let a caller
+//! authenticate with its client certificate alone: the certificate the TLS handshake verified names the tenant
+//! when one of its subject alternative names (DNS name or URI, e.g. a SPIFFE ID) equals `name` exactly. A caller
+//! that sends a key is judged by the key.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use x509_parser::extensions::GeneralName;
 
 /// The metadata key carrying the credential.
 pub const AUTHORIZATION: &str = "authorization";
@@ -19,10 +26,11 @@ pub const AUTHORIZATION: &str = "authorization";
 /// Longest tenant name accepted anywhere (keys file, request body).
 pub const MAX_TENANT_BYTES: usize = 64;
 
-/// The API keys, by digest.
+/// The credentials that authenticate callers: API keys by digest, client-certificate names.
 #[derive(Clone, Default)]
-pub struct ApiKeys {
+pub struct Credentials {
     by_digest: HashMap<[u8; 32], String>,
+    by_certificate_name: HashMap<String, String>,
 }
 
 /// A caller the gateway authenticated: its tenant comes from the credential, never from the request body.
@@ -49,7 +57,19 @@ pub struct KeysError {
 struct RawKeys {
     #[serde(default)]
     keys: Vec<RawKey>,
+    #[serde(default)]
+    certificates: Vec<RawCertificate>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCertificate {
+    tenant: String,
+    name: String,
+}
+
+/// Longest certificate name accepted (a DNS name's limit; URIs such as SPIFFE IDs fit).
+const MAX_CERTIFICATE_NAME_BYTES: usize = 2048;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,8 +78,9 @@ struct RawKey {
     sha256: String,
 }
 
-impl ApiKeys {
-    /// Reads and checks a keys file: every digest 64 hex digits and unique, every tenant a valid name.
+impl Credentials {
+    /// Reads and checks a keys file: every digest 64 hex digits and unique, every certificate name non-empty and
+    /// unique, every tenant a valid name.
     pub fn load(path: &Path) -> Result<Self, KeysError> {
         let fail = |key: &str, reason: String| KeysError {
             file: path.to_path_buf(),
@@ -86,37 +107,78 @@ impl ApiKeys {
                 ));
             }
         }
-        if by_digest.is_empty() {
-            return Err(fail("keys", "no keys: with auth required nobody could call".to_owned()));
+        let mut by_certificate_name = HashMap::new();
+        for (i, entry) in raw.certificates.into_iter().enumerate() {
+            if let Err(reason) = check_tenant(&entry.tenant) {
+                return Err(fail(&format!("certificates[{i}].tenant"), reason));
+            }
+            let name = entry.name.trim();
+            if name.is_empty() || name.len() > MAX_CERTIFICATE_NAME_BYTES {
+                return Err(fail(
+                    &format!("certificates[{i}].name"),
+                    format!("must be 1 to {MAX_CERTIFICATE_NAME_BYTES} bytes: a DNS name or URI of the certificate"),
+                ));
+            }
+            if by_certificate_name.insert(name.to_owned(), entry.tenant).is_some() {
+                return Err(fail(
+                    &format!("certificates[{i}].name"),
+                    "the same name is listed twice".to_owned(),
+                ));
+            }
         }
-        Ok(Self { by_digest })
+        if by_digest.is_empty() && by_certificate_name.is_empty() {
+            return Err(fail(
+                "keys",
+                "no keys and no certificates: with auth required nobody could call".to_owned(),
+            ));
+        }
+        Ok(Self {
+            by_digest,
+            by_certificate_name,
+        })
     }
 
-    /// The tenant of the `authorization` metadata value (`Bearer <key>`), or `None` for anything else.
-    pub fn authenticate(&self, authorization: Option<&str>) -> Option<Authenticated> {
-        let key = authorization?.strip_prefix("Bearer ")?.trim();
-        if key.is_empty() {
-            return None;
-        }
-        let tenant = self.by_digest.get(&digest(key))?;
+    /// The caller's tenant: by the `authorization` metadata value (`Bearer <key>`) when there is one, else by the
+    /// verified client certificate (DER, the leaf); `None` when neither authenticates.
+    pub fn authenticate(&self, authorization: Option<&str>, certificate: Option<&[u8]>) -> Option<Authenticated> {
+        let tenant = match authorization {
+            Some(value) => {
+                let key = value.strip_prefix("Bearer ")?.trim();
+                if key.is_empty() {
+                    return None;
+                }
+                self.by_digest.get(&digest(key))?
+            }
+            None => self.certificate_tenant(certificate?)?,
+        };
         Some(Authenticated { tenant: tenant.clone() })
     }
 
-    /// Keys listed.
-    pub fn len(&self) -> usize {
-        self.by_digest.len()
+    /// Whether some tenant authenticates by client certificate (which then needs a client CA to verify them).
+    pub fn names_certificates(&self) -> bool {
+        !self.by_certificate_name.is_empty()
     }
 
-    /// Whether no key is listed.
-    pub fn is_empty(&self) -> bool {
-        self.by_digest.is_empty()
+    fn certificate_tenant(&self, der: &[u8]) -> Option<&String> {
+        if self.by_certificate_name.is_empty() {
+            return None;
+        }
+        let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
+        let names = certificate.subject_alternative_name().ok()??;
+        names.value.general_names.iter().find_map(|name| match name {
+            GeneralName::DNSName(name) | GeneralName::URI(name) => self.by_certificate_name.get(*name),
+            _ => None,
+        })
     }
 }
 
-impl std::fmt::Debug for ApiKeys {
+impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Digests are not keys, but nothing about them belongs in a log either.
-        f.debug_struct("ApiKeys").field("keys", &self.by_digest.len()).finish()
+        f.debug_struct("Credentials")
+            .field("keys", &self.by_digest.len())
+            .field("certificates", &self.by_certificate_name.len())
+            .finish()
     }
 }
 
@@ -161,12 +223,12 @@ mod tests {
 
     use super::*;
 
-    fn keys(text: &str) -> Result<ApiKeys, KeysError> {
+    fn keys(text: &str) -> Result<Credentials, KeysError> {
         let dir = std::env::temp_dir().join(format!("switchyard-keys-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("keys.toml");
         std::fs::write(&path, text).unwrap();
-        ApiKeys::load(&path)
+        Credentials::load(&path)
     }
 
     #[test]
@@ -177,8 +239,7 @@ mod tests {
             hash_key("web-secret-key").to_uppercase()
         );
         let keys = keys(&file).unwrap();
-        assert_eq!(keys.len(), 2);
-        let tenant = |header: Option<&str>| keys.authenticate(header).map(|a| a.tenant);
+        let tenant = |header: Option<&str>| keys.authenticate(header, None).map(|a| a.tenant);
         assert_eq!(tenant(Some("Bearer ops-secret-key")).as_deref(), Some("ops"));
         assert_eq!(tenant(Some("Bearer web-secret-key")).as_deref(), Some("web"));
         for wrong in [
@@ -220,9 +281,66 @@ mod tests {
                 format!("[[keys]]\ntenant = \"a\"\nsha256 = \"{digest}\"\nkey = \"plain\""),
                 "-",
             ),
+            (
+                "[[certificates]]\ntenant = \"a\"\nname = \" \"".to_owned(),
+                "certificates[0].name",
+            ),
+            (
+                "[[certificates]]\ntenant = \"a\"\nname = \"x\"\n[[certificates]]\ntenant = \"b\"\nname = \"x\"".to_owned(),
+                "certificates[1].name",
+            ),
         ] {
             let error = keys(&text).err().unwrap();
             assert_eq!(error.key, key, "{text}: {error}");
         }
+    }
+
+    /// A client certificate (DER) with these subject alternative names.
+    fn certificate(names: &[rcgen::SanType]) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.subject_alt_names = names.to_vec();
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn a_certificate_authenticates_the_tenant_one_of_its_names_is_listed_for() {
+        let file = format!(
+            "[[keys]]\ntenant = \"ops\"\nsha256 = \"{}\"\n\
+             [[certificates]]\ntenant = \"billing\"\nname = \"billing.internal\"\n\
+             [[certificates]]\ntenant = \"web\"\nname = \"spiffe://cluster.local/ns/web/sa/api\"\n",
+            hash_key("ops-secret-key")
+        );
+        let credentials = keys(&file).unwrap();
+        assert!(credentials.names_certificates());
+        let dns = |name: &str| rcgen::SanType::DnsName(name.try_into().unwrap());
+        let uri = |name: &str| rcgen::SanType::URI(name.try_into().unwrap());
+        let tenant = |header: Option<&str>, names: &[rcgen::SanType]| {
+            let der = certificate(names);
+            credentials.authenticate(header, Some(&der)).map(|a| a.tenant)
+        };
+        assert_eq!(tenant(None, &[dns("billing.internal")]).as_deref(), Some("billing"));
+        assert_eq!(
+            tenant(None, &[dns("other.internal"), uri("spiffe://cluster.local/ns/web/sa/api")]).as_deref(),
+            Some("web")
+        );
+        // Exact names only: no suffix, prefix or wildcard match.
+        for names in [
+            vec![dns("api.billing.internal")],
+            vec![dns("*.internal")],
+            vec![dns("billing.internal.evil")],
+            vec![uri("spiffe://cluster.local/ns/web/sa/api/x")],
+            vec![],
+        ] {
+            assert_eq!(tenant(None, &names), None, "{names:?}");
+        }
+        // A caller sending a key is judged by the key, whatever its certificate says.
+        assert_eq!(
+            tenant(Some("Bearer ops-secret-key"), &[dns("billing.internal")]).as_deref(),
+            Some("ops")
+        );
+        assert_eq!(tenant(Some("Bearer wrong"), &[dns("billing.internal")]), None);
+        assert_eq!(credentials.authenticate(None, Some(b"not a certificate")), None);
+        assert_eq!(credentials.authenticate(None, None), None);
     }
 }

@@ -5,8 +5,13 @@
 //! option only on listeners it binds itself, and Switchyard binds its own (to report the bound address), so it is
 //! set here, for the gRPC port and the admin port alike.
 
+use std::net::SocketAddr;
+
 use axum::serve::{ListenerExt, TapIo};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::TcpIncoming;
 
 /// The gRPC port's accepted connections, each with `TCP_NODELAY` on.
@@ -26,7 +31,7 @@ const HANDSHAKES_QUEUED: usize = 64;
 pub fn tls_incoming(
     listener: TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
-) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<tokio_rustls::server::TlsStream<TcpStream>>> {
+) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
     let (sender, receiver) = tokio::sync::mpsc::channel(HANDSHAKES_QUEUED);
     tokio::spawn(async move {
         loop {
@@ -54,12 +59,52 @@ pub fn tls_incoming(
             });
         }
     });
-    tokio_stream::wrappers::ReceiverStream::new(receiver)
+    ReceiverStream::new(receiver)
 }
 
 /// The admin port's accepted connections, each with `TCP_NODELAY` on.
 pub fn admin_listener(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStream)> {
     listener.tap_io(set_nodelay as fn(&mut TcpStream))
+}
+
+/// The admin port's connections over TLS (handshakes as on the gRPC port: in their own tasks, bounded in time).
+pub struct AdminTlsListener {
+    handshakes: ReceiverStream<std::io::Result<TlsStream<TcpStream>>>,
+    local: SocketAddr,
+}
+
+impl AdminTlsListener {
+    /// Serves TLS with `acceptor` on `listener`.
+    pub fn new(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor) -> std::io::Result<Self> {
+        let local = listener.local_addr()?;
+        Ok(Self {
+            handshakes: tls_incoming(listener, acceptor),
+            local,
+        })
+    }
+}
+
+impl axum::serve::Listener for AdminTlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.handshakes.next().await {
+                Some(Ok(stream)) => {
+                    let peer = stream.get_ref().0.peer_addr().unwrap_or(self.local);
+                    return (stream, peer);
+                }
+                Some(Err(error)) => tracing::debug!(%error, "admin connection failed"),
+                // The accept loop only ends with the process.
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
 }
 
 fn set_nodelay(stream: &mut TcpStream) {
@@ -72,7 +117,6 @@ fn set_nodelay(stream: &mut TcpStream) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use axum::serve::Listener;
-    use tokio_stream::StreamExt;
 
     use super::*;
 

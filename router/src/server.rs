@@ -106,20 +106,41 @@ pub async fn serve_with(
         addr: admin_addr,
         source,
     })?;
+    // One certificate for both ports, reloaded by one watcher.
+    let tls = match &config.server.tls {
+        Some(files) => {
+            let (acceptor, cert) = crate::tls::acceptor(files).map_err(ServeError::Tls)?;
+            tokio::spawn(cert.clone().watch());
+            Some((acceptor, cert, files.admin))
+        }
+        None => None,
+    };
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin = axum::serve(
-        listen::admin_listener(admin_listener),
-        admin::router(metrics.clone(), ready.clone()),
-    )
-    .with_graceful_shutdown(async {
+    let admin_routes = admin::router(metrics.clone(), ready.clone());
+    let admin_stopped = async {
         let _ = admin_stopped.await;
-    });
+    };
+    let admin = match &tls {
+        Some((_, cert, true)) => {
+            let acceptor = crate::tls::admin_acceptor(cert).map_err(ServeError::Tls)?;
+            let listener = listen::AdminTlsListener::new(admin_listener, acceptor).map_err(|source| ServeError::Bind {
+                addr: admin_addr,
+                source,
+            })?;
+            tokio::spawn(axum::serve(listener, admin_routes).with_graceful_shutdown(admin_stopped).into_future())
+        }
+        _ => tokio::spawn(
+            axum::serve(listen::admin_listener(admin_listener), admin_routes)
+                .with_graceful_shutdown(admin_stopped)
+                .into_future(),
+        ),
+    };
     tokio::spawn(async move {
-        if let Err(error) = admin.await {
+        if let Ok(Err(error)) = admin.await {
             tracing::error!(%error, "admin server failed");
         }
     });
-    tracing::info!(addr = %admin_local, "admin listening");
+    tracing::info!(addr = %admin_local, tls = matches!(tls, Some((_, _, true))), "admin listening");
 
     let engine: SharedEngine = Arc::new(tokio::sync::OnceCell::new());
     // A request is its text plus a small record and a few ids: anything much larger is refused while decoding,
@@ -155,10 +176,8 @@ pub async fn serve_with(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(router);
-    let mut server = match &config.server.tls {
-        Some(files) => {
-            let (acceptor, cert) = crate::tls::acceptor(files).map_err(ServeError::Tls)?;
-            tokio::spawn(cert.watch());
+    let mut server = match tls {
+        Some((acceptor, _, _)) => {
             tokio::spawn(routes.serve_with_incoming_shutdown(listen::tls_incoming(listener, acceptor), stopped))
         }
         None => tokio::spawn(routes.serve_with_incoming_shutdown(listen::grpc_incoming(listener), stopped)),

@@ -1,5 +1,6 @@
-//! TLS for the gRPC port (rustls): the certificate and key from files, reloaded when they change (so a
-//! cert-manager rotation needs no restart), and optional client certificates checked against a CA (mTLS).
+//! TLS for the gRPC port and the admin port (rustls): the certificate and key from files, reloaded when they
+//! change (so a cert-manager rotation needs no restart), and, on the gRPC port, optional client certificates
+//! checked against a CA (mTLS).
 //!
 //! The served certificate sits behind an `ArcSwap`; each handshake takes the current one. A watcher compares the
 //! files' modification times every second and swaps in a new pair only when it parses and the key matches the
@@ -27,8 +28,11 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
-    /// PEM CA certificates; when set, every client must present a certificate they signed (mTLS).
+    /// PEM CA certificates; when set, every gRPC client must present a certificate they signed (mTLS).
     pub client_ca: Option<PathBuf>,
+    /// Whether the admin port serves HTTPS with the same certificate (no client certificate asked: Prometheus
+    /// and the kubelet's probes present none).
+    pub admin: bool,
 }
 
 /// Why TLS could not be set up (or a rotation was refused).
@@ -115,6 +119,17 @@ pub fn acceptor(files: &TlsFiles) -> Result<(TlsAcceptor, Arc<ReloadingCert>), T
     let mut config = builder.with_cert_resolver(cert.clone());
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok((TlsAcceptor::from(Arc::new(config)), cert))
+}
+
+/// The acceptor for the admin port: the gRPC port's certificate, HTTP/2 or HTTP/1.1, no client certificate.
+pub fn admin_acceptor(cert: &Arc<ReloadingCert>) -> Result<TlsAcceptor, TlsError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(cert.provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| fail(&cert.files.cert, e))?
+        .with_no_client_auth()
+        .with_cert_resolver(cert.clone());
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Checks that `files` load, without serving them (config validation).

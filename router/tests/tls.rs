@@ -1,5 +1,7 @@
 //! TLS on the gRPC port: a client trusting the served CA gets answers and a plaintext client does not; a rotated
-//! certificate is served without a restart; with a client CA, only clients with a certificate it signed get in.
+//! certificate is served without a restart; with a client CA, only clients with a certificate it signed get in,
+//! and a listed certificate name authenticates its tenant. The admin port serves HTTPS with the same certificate.
+//! Traces reach an `https://` collector (OTLP/gRPC and OTLP/HTTP) that chains to the configured CA.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -9,7 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use support::{Gateway, TempDir, config, free_port, request, telco_record};
+use support::{Gateway, OtlpReceiver, TempDir, config, free_port, request, telco_record};
+use switchyard::auth::hash_key;
 use switchyard_proto::v1::router_client::RouterClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
@@ -194,4 +197,124 @@ fn unusable_tls_files_are_refused_at_start_naming_the_key() {
         let error = switchyard::config::Config::load(&path).unwrap_err();
         assert_eq!(error.key, expected, "{error}");
     }
+}
+
+/// GET `path` on the admin port over HTTPS, trusting `ca`: the status, or the error.
+async fn admin_https(gateway: &Gateway, ca: &Ca, path: &str) -> Result<u16, String> {
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap()])
+        .resolve("localhost", gateway.admin)
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}{path}", gateway.admin.port());
+    let response = client.get(url).send().await.map_err(|e| format!("{e:?}"))?;
+    Ok(response.status().as_u16())
+}
+
+#[tokio::test]
+async fn the_admin_port_serves_https_with_the_grpc_ports_certificate_unless_turned_off() {
+    let dir = TempDir::new();
+    let (ca, stranger) = (Ca::new("ca"), Ca::new("stranger"));
+    let (cert, key) = ca.leaf("localhost");
+    let (cert_path, key_path) = (write(&dir.0, "tls.crt", &cert), write(&dir.0, "tls.key", &key));
+    let gateway = Gateway::start(&tls_config(&cert_path, &key_path, None)).await;
+    assert_eq!(admin_https(&gateway, &ca, "/readyz").await, Ok(200));
+    assert_eq!(admin_https(&gateway, &ca, "/metrics").await, Ok(200));
+    assert!(
+        admin_https(&gateway, &stranger, "/readyz").await.is_err(),
+        "a client trusting another CA does not get in"
+    );
+    assert!(
+        reqwest::get(format!("http://{}/readyz", gateway.admin)).await.is_err(),
+        "plain HTTP gets nothing from a TLS admin port"
+    );
+
+    let plain_admin = tls_config(&cert_path, &key_path, None).replace("[server.tls]\n", "[server.tls]\nadmin = false\n");
+    let gateway = Gateway::start(&plain_admin).await;
+    assert_eq!(gateway.admin_get("/readyz").await.0, 200, "admin = false keeps it plain");
+}
+
+#[tokio::test]
+async fn a_listed_client_certificate_name_authenticates_its_tenant() {
+    let dir = TempDir::new();
+    let (server_ca, client_ca) = (Ca::new("server ca"), Ca::new("client ca"));
+    let (cert, key) = server_ca.leaf("localhost");
+    let keys = format!(
+        "[[keys]]\ntenant = \"ops\"\nsha256 = \"{}\"\n[[certificates]]\ntenant = \"billing\"\nname = \"billing.internal\"\n",
+        hash_key("ops-key")
+    );
+    let keys_path = write(&dir.0, "keys.toml", &keys);
+    let config = tls_config(
+        &write(&dir.0, "tls.crt", &cert),
+        &write(&dir.0, "tls.key", &key),
+        Some(&write(&dir.0, "clients.crt", &client_ca.pem())),
+    ) + &format!("\n[auth]\nmode = \"required\"\nkeys_file = \"{keys_path}\"\n");
+    let gateway = Gateway::start(&config).await;
+
+    let mut billing = tls_client(&gateway, &server_ca, Some(client_ca.leaf("billing.internal")))
+        .await
+        .unwrap();
+    assert!(scores(&mut billing).await, "the certificate alone authenticates");
+    let mut as_ops = request("", Some(telco_record()));
+    as_ops.tenant = "ops".to_owned();
+    let refused = billing.route(as_ops).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::PermissionDenied,
+        "the certificate's tenant is billing, so a body naming ops is refused: {refused:?}"
+    );
+
+    let mut unlisted = tls_client(&gateway, &server_ca, Some(client_ca.leaf("stranger.internal")))
+        .await
+        .unwrap();
+    let status = unlisted.route(request("", Some(telco_record()))).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+}
+
+#[test]
+fn certificate_names_without_a_client_ca_are_refused_at_start() {
+    let dir = TempDir::new();
+    let ca = Ca::new("ca");
+    let (cert, key) = ca.leaf("localhost");
+    let keys = write(&dir.0, "keys.toml", "[[certificates]]\ntenant = \"billing\"\nname = \"billing.internal\"\n");
+    let text = tls_config(&write(&dir.0, "tls.crt", &cert), &write(&dir.0, "tls.key", &key), None)
+        + &format!("\n[auth]\nmode = \"required\"\nkeys_file = \"{keys}\"\n");
+    let error = switchyard::config::Config::load(&support::write_config(&dir.0, &text)).unwrap_err();
+    assert_eq!(error.key, "auth.keys_file", "{error}");
+    assert!(error.to_string().contains("client_ca_file"), "{error}");
+}
+
+#[tokio::test]
+async fn traces_reach_an_https_collector_trusting_the_configured_ca_over_grpc_and_http() {
+    let dir = TempDir::new();
+    let (ca, stranger) = (Ca::new("collector ca"), Ca::new("stranger"));
+    let (cert, key) = ca.leaf("localhost");
+    let (cert_file, key_file) = (write(&dir.0, "collector.crt", &cert), write(&dir.0, "collector.key", &key));
+    let ca_file = write(&dir.0, "collector-ca.crt", &ca.pem());
+    let stranger_file = write(&dir.0, "stranger-ca.crt", &stranger.pem());
+    let grpc = OtlpReceiver::grpc_tls(&cert, &key).await;
+    let http = OtlpReceiver::http_tls(Path::new(&cert_file), Path::new(&key_file)).await;
+    let base = config(&format!("http://127.0.0.1:{}/v1", free_port()), "2s");
+    for (receiver, protocol) in [(&grpc, "grpc"), (&http, "http/protobuf")] {
+        let telemetry = format!("otlp_protocol = \"{protocol}\"\notlp_ca_file = \"{ca_file}\"");
+        let gateway = Gateway::start_traced(&base, &receiver.endpoint(), &telemetry).await;
+        assert!(scores(&mut gateway.client().await).await);
+        let mut received = false;
+        for _ in 0..100 {
+            if !receiver.all_spans().is_empty() {
+                received = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(received, "{protocol}: spans reach the https collector");
+    }
+
+    // A collector whose certificate does not chain to the configured CA gets nothing.
+    let before = grpc.all_spans().len();
+    let telemetry = format!("otlp_ca_file = \"{stranger_file}\"");
+    let gateway = Gateway::start_traced(&base, &grpc.endpoint(), &telemetry).await;
+    assert!(scores(&mut gateway.client().await).await);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(grpc.all_spans().len(), before, "an untrusted collector must get no spans");
 }

@@ -41,8 +41,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// Traces, metrics export, content capture.
     pub telemetry: TelemetryConfig,
-    /// The API keys when authentication is required; `None`: off.
-    pub auth: Option<std::sync::Arc<crate::auth::ApiKeys>>,
+    /// The credentials (API keys, client-certificate names) when authentication is required; `None`: off.
+    pub auth: Option<std::sync::Arc<crate::auth::Credentials>>,
     /// The server's in-flight bound and per-tenant quotas.
     pub limits: crate::quota::Limits,
 }
@@ -131,8 +131,8 @@ impl Config {
     }
 }
 
-/// `[telemetry]`: URLs, protocol, ratio and sizes checked.
-fn telemetry(path: &Path, raw: raw::RawTelemetry) -> Result<TelemetryConfig, ConfigError> {
+/// `[telemetry]`: URLs, protocol, CA file, ratio and sizes checked.
+fn telemetry(path: &Path, base: &Path, raw: raw::RawTelemetry) -> Result<TelemetryConfig, ConfigError> {
     let err = |key: &str, reason: String| error(path, key, reason);
     let otlp_endpoint = match raw.otlp_endpoint {
         Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
@@ -155,6 +155,14 @@ fn telemetry(path: &Path, raw: raw::RawTelemetry) -> Result<TelemetryConfig, Con
     {
         return Err(err("telemetry.sample_ratio", format!("{ratio} is outside [0, 1]")));
     }
+    let otlp_ca = match &raw.otlp_ca_file {
+        Some(file) => {
+            let file = if file.is_absolute() { file.clone() } else { base.join(file) };
+            let pem = crate::telemetry::read_ca(&file).map_err(|reason| err("telemetry.otlp_ca_file", reason))?;
+            Some(pem)
+        }
+        None => None,
+    };
     let metrics_interval = humantime::parse_duration(&raw.metrics_interval).map_err(|e| {
         err(
             "telemetry.metrics_interval",
@@ -164,6 +172,7 @@ fn telemetry(path: &Path, raw: raw::RawTelemetry) -> Result<TelemetryConfig, Con
     Ok(TelemetryConfig {
         otlp_endpoint,
         otlp_protocol,
+        otlp_ca,
         traces: raw.traces,
         metrics: raw.metrics,
         metrics_interval,
@@ -225,6 +234,7 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
             cert: resolve(&tls.cert_file),
             key: resolve(&tls.key_file),
             client_ca: tls.client_ca_file.as_deref().map(resolve),
+            admin: tls.admin,
         };
         crate::tls::check(&files).map_err(|e| {
             let key = if e.file == files.key {
@@ -271,7 +281,7 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
         },
     };
 
-    let telemetry = telemetry(path, raw.telemetry)?;
+    let telemetry = telemetry(path, base, raw.telemetry)?;
     let mut backends = BTreeMap::new();
     let mut prices = BTreeMap::new();
     for (name, b) in raw.backends {
@@ -378,7 +388,17 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
                         format!("required with mode = \"required\" (or set {API_KEYS_FILE_ENV})"),
                     )
                 })?;
-            let keys = crate::auth::ApiKeys::load(&file).map_err(|e| err("auth.keys_file", e.to_string()))?;
+            let keys = crate::auth::Credentials::load(&file).map_err(|e| err("auth.keys_file", e.to_string()))?;
+            let verified = server.tls.as_ref().is_some_and(|tls| tls.client_ca.is_some());
+            if keys.names_certificates() && !verified {
+                return Err(err(
+                    "auth.keys_file",
+                    format!(
+                        "{}: [[certificates]] need server.tls.client_ca_file (only certificates it verified name tenants)",
+                        file.display()
+                    ),
+                ));
+            }
             Some(std::sync::Arc::new(keys))
         }
     };

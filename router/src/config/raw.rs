@@ -72,6 +72,7 @@ pub(super) enum RawAuthMode {
 pub(super) struct RawTelemetry {
     pub(super) otlp_endpoint: Option<String>,
     pub(super) otlp_protocol: Option<String>,
+    pub(super) otlp_ca_file: Option<PathBuf>,
     pub(super) traces: bool,
     pub(super) metrics: bool,
     pub(super) metrics_interval: String,
@@ -86,6 +87,7 @@ impl Default for RawTelemetry {
         Self {
             otlp_endpoint: None,
             otlp_protocol: None,
+            otlp_ca_file: None,
             traces: true,
             metrics: false,
             metrics_interval: "60s".to_owned(),
@@ -112,7 +114,7 @@ pub(super) struct RawServer {
     pub(super) tls: Option<RawTls>,
 }
 
-/// TLS on the gRPC port.
+/// TLS on the gRPC port (and, unless `admin = false`, on the admin port).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTls {
@@ -120,6 +122,12 @@ pub(super) struct RawTls {
     pub(super) key_file: PathBuf,
     #[serde(default)]
     pub(super) client_ca_file: Option<PathBuf>,
+    #[serde(default = "yes")]
+    pub(super) admin: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for RawServer {

@@ -1,4 +1,5 @@
-//! Authentication, before any handler: with `[auth]` required, every call but health needs a known API key.
+//! Authentication, before any handler: with `[auth]` required, every call but health needs a known API key or a
+//! verified client certificate with a listed name.
 //! The caller's tenant goes into the request's extensions ([`Authenticated`]), where the service takes it (and
 //! refuses a body that names another); the credential itself is removed from the request. Reflection needs the
 //! tenant's `allow_reflection`. Failures say nothing an attacker could use: one message for a missing, malformed
@@ -9,9 +10,10 @@ use std::task::{Context, Poll};
 
 use futures::future::{Either, Ready, ready};
 use tonic::Status;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 
-use crate::auth::{AUTHORIZATION, ApiKeys, Authenticated};
+use crate::auth::{AUTHORIZATION, Authenticated, Credentials};
 use crate::engine::SharedEngine;
 
 /// Paths every caller may use, authenticated or not: load balancers and orchestrators probe health.
@@ -22,16 +24,16 @@ const REFLECTION_PREFIX: &str = "/grpc.reflection.";
 /// The message of every authentication failure.
 pub const UNAUTHENTICATED: &str = "missing or invalid credentials";
 
-/// Authenticates calls with the gateway's API keys (`None`: authentication off, every call passes).
+/// Authenticates calls with the gateway's credentials (`None`: authentication off, every call passes).
 #[derive(Clone)]
 pub struct Authenticate {
-    keys: Option<Arc<ApiKeys>>,
+    keys: Option<Arc<Credentials>>,
     engine: SharedEngine,
 }
 
 impl Authenticate {
     /// The layer over `keys`; the engine's policy says which tenants may use reflection.
-    pub fn new(keys: Option<Arc<ApiKeys>>, engine: SharedEngine) -> Self {
+    pub fn new(keys: Option<Arc<Credentials>>, engine: SharedEngine) -> Self {
         Self { keys, engine }
     }
 }
@@ -75,8 +77,14 @@ where
         if path.starts_with(OPEN_PREFIX) {
             return Either::Right(self.inner.call(request));
         }
-        let header = request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let Some(caller) = keys.authenticate(header) else {
+        // A header that is not text is a credential that does not authenticate, not an absent one.
+        let header = request.headers().get(AUTHORIZATION).map(|v| v.to_str().unwrap_or_default());
+        let certificates = request
+            .extensions()
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(TlsConnectInfo::peer_certs);
+        let leaf = certificates.as_deref().and_then(|chain| chain.first()).map(|der| der.as_ref());
+        let Some(caller) = keys.authenticate(header, leaf) else {
             return Either::Left(ready(Ok(Status::unauthenticated(UNAUTHENTICATED).into_http())));
         };
         if path.starts_with(REFLECTION_PREFIX) {

@@ -19,7 +19,7 @@ use std::time::Duration;
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::PeriodicReader;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
@@ -45,6 +45,9 @@ macro_rules! otlp_exporter {
                 if let Some(endpoint) = &destination.endpoint {
                     builder = builder.with_endpoint(endpoint.clone());
                 }
+                if let Some(tls) = destination.grpc_tls() {
+                    builder = builder.with_tls_config(tls);
+                }
                 builder.build()
             }
             OtlpProtocol::HttpProtobuf => {
@@ -53,6 +56,9 @@ macro_rules! otlp_exporter {
                     .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
                 if let Some(endpoint) = &destination.endpoint {
                     builder = builder.with_endpoint(format!("{endpoint}{}", $path));
+                }
+                if let Some(client) = destination.http_client()? {
+                    builder = builder.with_http_client(client);
                 }
                 builder.build()
             }
@@ -87,6 +93,9 @@ pub struct TelemetryConfig {
     pub otlp_endpoint: Option<String>,
     /// `None`: from `OTEL_EXPORTER_OTLP_*PROTOCOL`, else gRPC.
     pub otlp_protocol: Option<OtlpProtocol>,
+    /// PEM CA certificates an `https://` collector's certificate must chain to; `None`: the file named by
+    /// `OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]CERTIFICATE`, else the system's roots.
+    pub otlp_ca: Option<Vec<u8>>,
     /// Export traces (when an endpoint is known).
     pub traces: bool,
     /// Also push metrics over OTLP (the Prometheus endpoint is always there).
@@ -118,6 +127,9 @@ pub enum TelemetryError {
     /// A global subscriber was already installed.
     #[error("log subscriber: {0}")]
     Subscriber(String),
+    /// TLS to the collector could not be set up.
+    #[error("otlp tls: {0}")]
+    Tls(String),
 }
 
 /// Where one signal goes.
@@ -126,6 +138,54 @@ struct Destination {
     /// Base URL from config (`None`: the exporter reads the `OTEL_*` variables).
     endpoint: Option<String>,
     protocol: OtlpProtocol,
+    /// Whether the endpoint, wherever it was given, is `https://`.
+    https: bool,
+    /// PEM CA certificates to trust instead of the system's roots.
+    ca: Option<Vec<u8>>,
+}
+
+/// How long an OTLP/HTTP export may take (the exporter's own default).
+const HTTP_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Destination {
+    /// TLS for an `https://` collector over gRPC: the configured CA, else the system's roots.
+    fn grpc_tls(&self) -> Option<tonic::transport::ClientTlsConfig> {
+        if !self.https {
+            return None;
+        }
+        let tls = tonic::transport::ClientTlsConfig::new();
+        Some(match &self.ca {
+            Some(pem) => tls.ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+            None => tls.with_native_roots(),
+        })
+    }
+
+    /// An HTTP client trusting only the configured CA (`None`: the exporter's own, with the system's roots).
+    fn http_client(&self) -> Result<Option<reqwest::blocking::Client>, TelemetryError> {
+        let Some(pem) = self.ca.clone() else {
+            return Ok(None);
+        };
+        // A blocking client owns a runtime, which may not be built or dropped on an async thread.
+        let built = std::thread::spawn(move || {
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)?;
+            reqwest::blocking::Client::builder()
+                .timeout(HTTP_EXPORT_TIMEOUT)
+                .tls_certs_only(certificates)
+                .build()
+        })
+        .join()
+        .map_err(|_| TelemetryError::Tls("building the OTLP/HTTP client panicked".to_owned()))?;
+        built.map(Some).map_err(|e| TelemetryError::Tls(e.to_string()))
+    }
+}
+
+/// Reads a PEM CA bundle for an `https://` collector; the reason when it holds no certificate.
+pub fn read_ca(file: &std::path::Path) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    if reqwest::Certificate::from_pem_bundle(&pem).map_or(true, |certs| certs.is_empty()) {
+        return Err(format!("{}: no PEM certificate in the file", file.display()));
+    }
+    Ok(pem)
 }
 
 /// The installed telemetry. Call [`Telemetry::shutdown`] before exit to flush what is buffered.
@@ -184,6 +244,7 @@ pub fn init(config: &TelemetryConfig, format: LogFormat, level: &str) -> Result<
             config,
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
             "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
         )?,
         false => None,
     };
@@ -240,6 +301,7 @@ pub fn init(config: &TelemetryConfig, format: LogFormat, level: &str) -> Result<
             config,
             "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
             "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
         )?
         .map(|d| (d, config.metrics_interval)),
         false => None,
@@ -296,6 +358,7 @@ fn destination(
     config: &TelemetryConfig,
     endpoint_var: &'static str,
     protocol_var: &'static str,
+    certificate_var: &'static str,
 ) -> Result<Option<Destination>, TelemetryError> {
     let set = |var: &str| std::env::var(var).is_ok_and(|v| !v.trim().is_empty());
     if std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.trim().eq_ignore_ascii_case("true")) {
@@ -320,9 +383,32 @@ fn destination(
             found
         }
     };
+    let endpoint = config
+        .otlp_endpoint
+        .clone()
+        .or_else(|| std::env::var(endpoint_var).ok())
+        .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+        .unwrap_or_default();
+    let ca = match &config.otlp_ca {
+        Some(pem) => Some(pem.clone()),
+        None => {
+            let mut found = None;
+            for var in [certificate_var, "OTEL_EXPORTER_OTLP_CERTIFICATE"] {
+                if let Some(file) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+                    let pem = read_ca(std::path::Path::new(&file))
+                        .map_err(|reason| TelemetryError::Env { variable: var, reason })?;
+                    found = Some(pem);
+                    break;
+                }
+            }
+            found
+        }
+    };
     Ok(Some(Destination {
         endpoint: config.otlp_endpoint.clone(),
         protocol,
+        https: endpoint.trim().starts_with("https://"),
+        ca,
     }))
 }
 

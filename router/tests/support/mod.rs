@@ -137,6 +137,8 @@ pub struct Gateway {
     pub addr: SocketAddr,
     /// The admin HTTP address (`/metrics`, `/healthz`, `/readyz`).
     pub admin: SocketAddr,
+    /// Whether the admin port speaks TLS (`[server.tls]` without `admin = false`).
+    admin_tls: bool,
     _dir: TempDir,
 }
 
@@ -197,10 +199,12 @@ impl Gateway {
             })
             .spawn()
             .expect("spawn switchyard");
+        let admin_tls = config_text.contains("[server.tls]") && !config_text.contains("admin = false");
         let mut gateway = Self {
             child,
             addr,
             admin,
+            admin_tls,
             _dir: dir,
         };
         gateway.wait_serving().await;
@@ -251,9 +255,19 @@ impl Gateway {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("switchyard exited before serving: {status}");
             }
-            // The admin port's readiness (plain HTTP whatever the gRPC port speaks): 200 once the models are
-            // loaded, the moment health turns SERVING.
-            if let Ok(response) = reqwest::get(format!("http://{}/readyz", self.admin)).await
+            // The admin port's readiness: 200 once the models are loaded, the moment health turns SERVING. Over
+            // TLS, the certificate is the TLS tests' to check; here only readiness is.
+            let (scheme, client) = match self.admin_tls {
+                true => (
+                    "https",
+                    reqwest::Client::builder()
+                        .tls_danger_accept_invalid_certs(true)
+                        .build()
+                        .unwrap(),
+                ),
+                false => ("http", reqwest::Client::new()),
+            };
+            if let Ok(response) = client.get(format!("{scheme}://{}/readyz", self.admin)).send().await
                 && response.status() == 200
             {
                 return;

@@ -161,6 +161,8 @@ impl MetricsService for MetricsCollector {
 /// A running receiver; stops on drop.
 pub struct OtlpReceiver {
     pub addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
     store: Store,
     metrics: MetricStore,
     task: tokio::task::JoinHandle<()>,
@@ -169,14 +171,29 @@ pub struct OtlpReceiver {
 impl OtlpReceiver {
     /// OTLP/gRPC (traces and metrics) on an ephemeral loopback port.
     pub async fn grpc() -> Self {
+        Self::grpc_with(None).await
+    }
+
+    /// OTLP/gRPC over TLS with this certificate and key (PEM).
+    pub async fn grpc_tls(cert: &str, key: &str) -> Self {
+        let identity = tonic::transport::Identity::from_pem(cert, key);
+        Self::grpc_with(Some(tonic::transport::ServerTlsConfig::new().identity(identity))).await
+    }
+
+    async fn grpc_with(tls: Option<tonic::transport::ServerTlsConfig>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let store = Store::default();
         let metrics = MetricStore::default();
         let service = TraceServiceServer::new(Collector(store.clone()));
         let metrics_service = MetricsServiceServer::new(MetricsCollector(metrics.clone()));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).unwrap();
+        }
         let task = tokio::spawn(async move {
-            tonic::transport::Server::builder()
+            builder
                 .add_service(service)
                 .add_service(metrics_service)
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
@@ -185,6 +202,7 @@ impl OtlpReceiver {
         });
         Self {
             addr,
+            scheme,
             store,
             metrics,
             task,
@@ -193,6 +211,22 @@ impl OtlpReceiver {
 
     /// OTLP/HTTP (protobuf bodies) on an ephemeral loopback port.
     pub async fn http() -> Self {
+        Self::http_with(None).await
+    }
+
+    /// OTLP/HTTP over TLS with the certificate and key in these files.
+    pub async fn http_tls(cert_file: &std::path::Path, key_file: &std::path::Path) -> Self {
+        let files = switchyard::tls::TlsFiles {
+            cert: cert_file.to_path_buf(),
+            key: key_file.to_path_buf(),
+            client_ca: None,
+            admin: true,
+        };
+        let (_, cert) = switchyard::tls::acceptor(&files).unwrap();
+        Self::http_with(Some(switchyard::tls::admin_acceptor(&cert).unwrap())).await
+    }
+
+    async fn http_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let store = Store::default();
@@ -207,19 +241,29 @@ impl OtlpReceiver {
                 }
             }),
         );
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let task = match tls {
+            Some(acceptor) => {
+                let listener = switchyard::listen::AdminTlsListener::new(listener, acceptor).unwrap();
+                tokio::spawn(async move { axum::serve(listener, app).await.unwrap() })
+            }
+            None => tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }),
+        };
         Self {
             addr,
+            scheme,
             store,
             metrics: MetricStore::default(),
             task,
         }
     }
 
+    /// The base URL (`http://127.0.0.1:port`; with TLS `https://localhost:port`, the name its certificate holds).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.scheme {
+            "https" => format!("https://localhost:{}", self.addr.port()),
+            _ => format!("http://{}", self.addr),
+        }
     }
 
     /// Every span received so far.

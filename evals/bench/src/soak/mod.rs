@@ -108,7 +108,14 @@ struct Bucket {
     latencies_ms: Vec<f64>,
     past_deadline: u64,
     degraded: u64,
+    /// Calls the schedule held but the generator did not send (it fell behind: see `MAX_LAG`).
+    not_sent: u64,
 }
+
+/// How far behind its schedule the generator may fall before it drops calls rather than send them in a burst:
+/// a stall of the generator itself must not reach the gateway as a wall of simultaneous calls no population of
+/// independent callers would make.
+const MAX_LAG: Duration = Duration::from_millis(20);
 
 /// One call of an LLM class.
 struct Call {
@@ -148,7 +155,15 @@ pub(crate) async fn soak(args: SoakArgs) -> Result<(), Box<dyn std::error::Error
             let mut calls = Vec::new();
             while Instant::now() < end {
                 tick.tick().await;
-                let due = (started.elapsed().as_secs_f64() * rate) as u64;
+                let elapsed = started.elapsed();
+                let due = (elapsed.as_secs_f64() * rate) as u64;
+                let lag_allowed = (MAX_LAG.as_secs_f64() * rate) as u64 + 1;
+                if due > sent + lag_allowed {
+                    let dropped = due - lag_allowed - sent;
+                    let mut tallies = tallies.lock().unwrap_or_else(PoisonError::into_inner);
+                    tallies.buckets.entry((elapsed.as_secs(), class)).or_default().not_sent += dropped;
+                    sent += dropped;
+                }
                 while sent < due {
                     let channel = channels[(sent as usize) % channels.len()].clone();
                     let (target, tallies) = (target.clone(), tallies.clone());
@@ -215,6 +230,7 @@ fn write_lines(
             "p99_ms": percentile(&bucket.latencies_ms, 0.99),
             "max_ms": bucket.latencies_ms.last().copied().unwrap_or(f64::NAN),
             "past_deadline": bucket.past_deadline,
+            "not_sent": bucket.not_sent,
             "degraded": bucket.degraded,
         });
         writeln!(file, "{line}")?;
