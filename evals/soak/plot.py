@@ -7,8 +7,8 @@ import math
 from dataclasses import dataclass, field
 from html import escape
 
-WIDTH, HEIGHT = 920, 280
-LEFT, RIGHT, TOP, BOTTOM = 70, 170, 34, 40
+WIDTH, HEIGHT = 980, 280
+LEFT, RIGHT, TOP, BOTTOM = 70, 230, 34, 40
 
 
 @dataclass

@@ -33,15 +33,19 @@ HERE = Path(__file__).resolve().parent
 PORTS = {"grpc": 50251, "admin": 9664, "llm": 18281}
 GRPC = f"http://127.0.0.1:{PORTS['grpc']}"
 ADMIN = f"http://127.0.0.1:{PORTS['admin']}"
-# Each class runs at this share of its capacity in the mix, measured closed loop in two steps: the structured
-# path's while every class is saturated beside it (64 structured callers; 5 NL and 3 hybrid callers for
-# llama-server's 4 slots), then the LLM classes' while the structured path carries its share, open loop.
+# Each class runs at this share of its capacity. The LLM classes' capacity is what they carry closed loop (5 NL and
+# 3 hybrid callers for llama-server's 4 slots). The structured path's is the highest open-loop rate it sustains
+# beside them with no error, no call dropped by the generator and p99 under SUSTAINED_P99_MS, found by stepping
+# up to its closed-loop maximum: a closed loop never queues past its callers, so its maximum overstates what an
+# open stream of callers can be given.
 LOAD_SHARE = 0.70
-CAPACITY_CALLERS = {"structured": 64, "nl": 5, "hybrid": 3}
-# llama-server runs on one core and niced there: it decodes on every core it can get, and the gateway (what is
-# under test) and its callers (whose own delays would read as the gateway's latency) must not wait for it. In
-# production the LLM has machines of its own.
-BACKEND_CPU, BACKEND_NICE = "1", "10"
+LLM_CALLERS = {"nl": 5, "hybrid": 3}
+STEPS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+SUSTAINED_P99_MS = 50.0
+# The LLM backend has a core of its own (as in production it has machines of its own) and the gateway with its
+# callers the other: sharing cores, llama-server's decoding and the gateway would take CPU from each other, and
+# neither side's capacity would be its own.
+GATEWAY_CPU, BACKEND_CPU = "0", "1"
 BAD_RATES = {"malformed": 10.0, "oversized": 2.0, "unauthenticated": 10.0}
 LLM_DEADLINE_MS, DEADLINE_MS = 20_000, 1_000
 # When each chaos event happens, as a share of the soak's duration.
@@ -89,7 +93,7 @@ class Backend:
     """The local llama-server, started, killed (SIGKILL) and restarted on the soak's schedule."""
 
     def __init__(self) -> None:
-        self.args = ["nice", "-n", BACKEND_NICE, "taskset", "-c", BACKEND_CPU, os.environ["SWITCHYARD_LLAMA_SERVER"],
+        self.args = ["taskset", "-c", BACKEND_CPU, os.environ["SWITCHYARD_LLAMA_SERVER"],
                      "-m", os.environ["SWITCHYARD_LLAMA_MODEL"],
                      "--host", "127.0.0.1", "--port", str(PORTS["llm"]), "-c", "2048", "-t", "1",
                      "--alias", "smollm2", "--log-disable"]
@@ -133,13 +137,14 @@ def write_policy(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-def capacity(key: str, seconds: int, classes: list[str]) -> dict:
-    """The classes at once, closed loop: what each carries beside the others (and beside any open-loop load)."""
-    runs = {cls: subprocess.Popen([str(RELEASE / "switchyard-bench"), "capacity", "--grpc", GRPC, "--class", cls,
-                                   "--concurrency", str(CAPACITY_CALLERS[cls]), "--duration-s", str(seconds),
+def capacity(key: str, seconds: int, callers: dict[str, int]) -> dict:
+    """The classes at once, closed loop: what each carries beside the others."""
+    runs = {cls: subprocess.Popen(["taskset", "-c", GATEWAY_CPU, str(RELEASE / "switchyard-bench"), "capacity",
+                                   "--grpc", GRPC, "--class", cls,
+                                   "--concurrency", str(n), "--duration-s", str(seconds),
                                    "--deadline-ms", str(DEADLINE_MS), "--llm-deadline-ms", str(LLM_DEADLINE_MS)],
                                   env={**os.environ, "SWITCHYARD_API_KEY": key}, stdout=subprocess.PIPE, text=True)
-            for cls in classes}
+            for cls, n in callers.items()}
     results = {}
     for cls, run in runs.items():
         out, _ = run.communicate()
@@ -151,21 +156,38 @@ def capacity(key: str, seconds: int, classes: list[str]) -> dict:
 
 
 def mix_rates(key: str, seconds: int, work: Path) -> tuple[dict, dict]:
-    """The soak's rates (LOAD_SHARE of each class's capacity) and the capacity measurements they come from."""
-    saturated = capacity(key, seconds, list(CAPACITY_CALLERS))
-    structured = {"structured": LOAD_SHARE * saturated["structured"]["ok_per_s"]}
-    # LLM answers take seconds each: a longer window, so the rate rests on a few dozen of them.
-    llm_seconds = 3 * seconds
-    background = soak(key, structured, llm_seconds + 2, work / "background.jsonl")
-    beside = capacity(key, llm_seconds, ["nl", "hybrid"])
-    background.wait()
-    rates = structured | {cls: LOAD_SHARE * beside[cls]["ok_per_s"] for cls in ("nl", "hybrid")} | BAD_RATES
-    return rates, {"all_saturated": saturated, "llm_beside_structured_share": beside}
+    """The soak's rates (LOAD_SHARE of each class's capacity) and the measurements they come from."""
+    llm = capacity(key, 3 * seconds, LLM_CALLERS)
+    llm_rates = {cls: LOAD_SHARE * llm[cls]["ok_per_s"] for cls in LLM_CALLERS}
+    closed = capacity(key, seconds, {"structured": 64})["structured"]
+    steps = []
+    for share in STEPS:
+        rate = share * closed["ok_per_s"]
+        out = work / f"step-{share}.jsonl"
+        code = soak(key, {"structured": rate} | llm_rates, seconds, out).wait()
+        if code != 0:
+            raise RuntimeError(f"the load generator exited with {code}")
+        _, seconds_out, _ = read_soak(out)
+        structured = [s for s in seconds_out if s["class"] == "structured"]
+        errors = sum(n for s in structured for code, n in s["codes"].items() if code != "Ok")
+        dropped = sum(s.get("not_sent", 0) for s in structured)
+        p99 = max((s["p99_ms"] for s in structured), default=float("inf"))
+        steps.append({"rate": round(rate, 1), "errors": errors, "dropped": dropped, "worst_second_p99_ms": round(p99, 2)})
+        log(f"step {rate:.0f}/s: {errors} errors, {dropped} dropped, worst second's p99 {p99:.1f} ms")
+        if errors or dropped or p99 > SUSTAINED_P99_MS:
+            break
+    sustained = [step["rate"] for step in steps if not step["errors"] and not step["dropped"]
+                 and step["worst_second_p99_ms"] <= SUSTAINED_P99_MS]
+    if not sustained:
+        raise RuntimeError(f"the structured path sustained none of the steps: {steps}")
+    rates = {"structured": LOAD_SHARE * max(sustained)} | llm_rates | BAD_RATES
+    return rates, {"llm_closed_loop": llm, "structured_closed_loop": closed, "structured_steps": steps,
+                   "structured_sustained": max(sustained)}
 
 
 def soak(key: str, rates: dict, seconds: int, out: Path) -> subprocess.Popen:
     """Starts the open-loop load generator."""
-    command = [str(RELEASE / "switchyard-bench"), "soak", "--grpc", GRPC, "--duration-s", str(seconds),
+    command = ["taskset", "-c", GATEWAY_CPU, str(RELEASE / "switchyard-bench"), "soak", "--grpc", GRPC, "--duration-s", str(seconds),
                "--out", str(out), "--deadline-ms", str(DEADLINE_MS), "--llm-deadline-ms", str(LLM_DEADLINE_MS)]
     command += [f"--rate={name}={rate:.3f}" for name, rate in rates.items()]
     return subprocess.Popen(command, env={**os.environ, "SWITCHYARD_API_KEY": key})
@@ -219,6 +241,21 @@ def sample(pid: int, samples: list, done: threading.Event) -> None:
             return
 
 
+def write_results(results: dict, out: Path) -> None:
+    """The results as JSON, one line per second and class and per LLM call, times to 0.01 ms: small enough to
+    commit, and a rerun's diff stays readable."""
+    series = {"seconds": results.get("seconds", []), "llm_calls": results.get("llm_calls", [])}
+    for second in series["seconds"]:
+        for key in ("p50_ms", "p99_ms", "max_ms"):
+            second[key] = round(second[key], 2)
+    for call in series["llm_calls"]:
+        call["latency_ms"] = round(call["latency_ms"], 2)
+    head = json.dumps({k: v for k, v in results.items() if k not in series}, indent=1)
+    body = ",\n".join(f' "{name}": [\n' + ",\n".join(json.dumps(row) for row in rows) + "\n ]"
+                       for name, rows in series.items())
+    out.write_text(head[:-2] + ",\n" + body + "\n}\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=600, help="soak length in seconds")
@@ -229,13 +266,13 @@ def main() -> None:
     config = gateway_config(work, work / "keys.toml")
     backend = Backend()
     gateway = None
-    results: dict = {"machine": machine(), "backend": {"cpu": BACKEND_CPU, "nice": BACKEND_NICE}, "duration_s": args.duration, "schedule": SCHEDULE, "load_share": LOAD_SHARE,
+    results: dict = {"machine": machine(), "cpus": {"gateway_and_callers": GATEWAY_CPU, "backend": BACKEND_CPU}, "duration_s": args.duration, "schedule": SCHEDULE, "load_share": LOAD_SHARE,
                      "deadline_ms": DEADLINE_MS, "llm_deadline_ms": LLM_DEADLINE_MS}
     try:
         results["backend_start_s"] = round(backend.start(), 2)
-        gateway = start([str(RELEASE / "switchyard"), "serve", "--config", str(config)], log_file=gateway_log())
+        gateway = start(["taskset", "-c", GATEWAY_CPU, str(RELEASE / "switchyard"), "serve", "--config", str(config)], log_file=gateway_log())
         wait_http(f"{ADMIN}/readyz", timeout=120)
-        rates, results["capacity"] = mix_rates(key, max(20, args.duration // 15), work)
+        rates, results["capacity"] = mix_rates(key, max(10, args.duration // 40), work)
         results["rates"] = {name: round(rate, 3) for name, rate in rates.items()}
         log(f"rates {results['rates']}, {args.duration}s")
         events: list = []
@@ -264,7 +301,7 @@ def main() -> None:
             stop(gateway)
         backend.stop()
     results["gateway_exit_code"] = gateway.returncode if gateway else None
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    write_results(results, args.out)
     log(f"results in {args.out}")
     for directory in LOG_DIRS + [work]:
         shutil.rmtree(directory, ignore_errors=True)

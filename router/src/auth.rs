@@ -286,7 +286,8 @@ mod tests {
                 "certificates[0].name",
             ),
             (
-                "[[certificates]]\ntenant = \"a\"\nname = \"x\"\n[[certificates]]\ntenant = \"b\"\nname = \"x\"".to_owned(),
+                "[[certificates]]\ntenant = \"a\"\nname = \"x\"\n[[certificates]]\ntenant = \"b\"\nname = \"x\""
+                    .to_owned(),
                 "certificates[1].name",
             ),
         ] {
@@ -321,7 +322,11 @@ mod tests {
         };
         assert_eq!(tenant(None, &[dns("billing.internal")]).as_deref(), Some("billing"));
         assert_eq!(
-            tenant(None, &[dns("other.internal"), uri("spiffe://cluster.local/ns/web/sa/api")]).as_deref(),
+            tenant(
+                None,
+                &[dns("other.internal"), uri("spiffe://cluster.local/ns/web/sa/api")]
+            )
+            .as_deref(),
             Some("web")
         );
         // Exact names only: no suffix, prefix or wildcard match.

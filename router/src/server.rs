@@ -123,11 +123,16 @@ pub async fn serve_with(
     let admin = match &tls {
         Some((_, cert, true)) => {
             let acceptor = crate::tls::admin_acceptor(cert).map_err(ServeError::Tls)?;
-            let listener = listen::AdminTlsListener::new(admin_listener, acceptor).map_err(|source| ServeError::Bind {
-                addr: admin_addr,
-                source,
-            })?;
-            tokio::spawn(axum::serve(listener, admin_routes).with_graceful_shutdown(admin_stopped).into_future())
+            let listener =
+                listen::AdminTlsListener::new(admin_listener, acceptor).map_err(|source| ServeError::Bind {
+                    addr: admin_addr,
+                    source,
+                })?;
+            tokio::spawn(
+                axum::serve(listener, admin_routes)
+                    .with_graceful_shutdown(admin_stopped)
+                    .into_future(),
+            )
         }
         _ => tokio::spawn(
             axum::serve(listen::admin_listener(admin_listener), admin_routes)

@@ -229,9 +229,14 @@ async fn the_admin_port_serves_https_with_the_grpc_ports_certificate_unless_turn
         "plain HTTP gets nothing from a TLS admin port"
     );
 
-    let plain_admin = tls_config(&cert_path, &key_path, None).replace("[server.tls]\n", "[server.tls]\nadmin = false\n");
+    let plain_admin =
+        tls_config(&cert_path, &key_path, None).replace("[server.tls]\n", "[server.tls]\nadmin = false\n");
     let gateway = Gateway::start(&plain_admin).await;
-    assert_eq!(gateway.admin_get("/readyz").await.0, 200, "admin = false keeps it plain");
+    assert_eq!(
+        gateway.admin_get("/readyz").await.0,
+        200,
+        "admin = false keeps it plain"
+    );
 }
 
 #[tokio::test]
@@ -276,7 +281,11 @@ fn certificate_names_without_a_client_ca_are_refused_at_start() {
     let dir = TempDir::new();
     let ca = Ca::new("ca");
     let (cert, key) = ca.leaf("localhost");
-    let keys = write(&dir.0, "keys.toml", "[[certificates]]\ntenant = \"billing\"\nname = \"billing.internal\"\n");
+    let keys = write(
+        &dir.0,
+        "keys.toml",
+        "[[certificates]]\ntenant = \"billing\"\nname = \"billing.internal\"\n",
+    );
     let text = tls_config(&write(&dir.0, "tls.crt", &cert), &write(&dir.0, "tls.key", &key), None)
         + &format!("\n[auth]\nmode = \"required\"\nkeys_file = \"{keys}\"\n");
     let error = switchyard::config::Config::load(&support::write_config(&dir.0, &text)).unwrap_err();
@@ -289,7 +298,10 @@ async fn traces_reach_an_https_collector_trusting_the_configured_ca_over_grpc_an
     let dir = TempDir::new();
     let (ca, stranger) = (Ca::new("collector ca"), Ca::new("stranger"));
     let (cert, key) = ca.leaf("localhost");
-    let (cert_file, key_file) = (write(&dir.0, "collector.crt", &cert), write(&dir.0, "collector.key", &key));
+    let (cert_file, key_file) = (
+        write(&dir.0, "collector.crt", &cert),
+        write(&dir.0, "collector.key", &key),
+    );
     let ca_file = write(&dir.0, "collector-ca.crt", &ca.pem());
     let stranger_file = write(&dir.0, "stranger-ca.crt", &stranger.pem());
     let grpc = OtlpReceiver::grpc_tls(&cert, &key).await;
@@ -316,5 +328,9 @@ async fn traces_reach_an_https_collector_trusting_the_configured_ca_over_grpc_an
     let gateway = Gateway::start_traced(&base, &grpc.endpoint(), &telemetry).await;
     assert!(scores(&mut gateway.client().await).await);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(grpc.all_spans().len(), before, "an untrusted collector must get no spans");
+    assert_eq!(
+        grpc.all_spans().len(),
+        before,
+        "an untrusted collector must get no spans"
+    );
 }

@@ -157,7 +157,11 @@ fn telemetry(path: &Path, base: &Path, raw: raw::RawTelemetry) -> Result<Telemet
     }
     let otlp_ca = match &raw.otlp_ca_file {
         Some(file) => {
-            let file = if file.is_absolute() { file.clone() } else { base.join(file) };
+            let file = if file.is_absolute() {
+                file.clone()
+            } else {
+                base.join(file)
+            };
             let pem = crate::telemetry::read_ca(&file).map_err(|reason| err("telemetry.otlp_ca_file", reason))?;
             Some(pem)
         }

@@ -78,12 +78,18 @@ where
             return Either::Right(self.inner.call(request));
         }
         // A header that is not text is a credential that does not authenticate, not an absent one.
-        let header = request.headers().get(AUTHORIZATION).map(|v| v.to_str().unwrap_or_default());
+        let header = request
+            .headers()
+            .get(AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or_default());
         let certificates = request
             .extensions()
             .get::<TlsConnectInfo<TcpConnectInfo>>()
             .and_then(TlsConnectInfo::peer_certs);
-        let leaf = certificates.as_deref().and_then(|chain| chain.first()).map(|der| der.as_ref());
+        let leaf = certificates
+            .as_deref()
+            .and_then(|chain| chain.first())
+            .map(|der| der.as_ref());
         let Some(caller) = keys.authenticate(header, leaf) else {
             return Either::Left(ready(Ok(Status::unauthenticated(UNAUTHENTICATED).into_http())));
         };
