@@ -12,9 +12,17 @@
 //! authenticate with its client certificate alone: the certificate the TLS handshake verified names the tenant
 //! when one of its subject alternative names (DNS name or URI, e.g. a SPIFFE ID) equals `name` exactly. A caller
 //! that sends a key is judged by the key.
+//!
+//! The file is checked every second and a changed one that loads replaces the credentials in force ([`KeysFile`]):
+//! keys rotate by adding the new one, moving callers over, then removing the old, with no restart. A file that
+//! does not load is logged and the running credentials stay.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -155,7 +163,7 @@ impl Credentials {
     }
 
     /// Whether some tenant authenticates by client certificate (which then needs a client CA to verify them).
-    pub fn names_certificates(&self) -> bool {
+    fn names_certificates(&self) -> bool {
         !self.by_certificate_name.is_empty()
     }
 
@@ -178,6 +186,82 @@ impl std::fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("keys", &self.by_digest.len())
             .field("certificates", &self.by_certificate_name.len())
+            .finish()
+    }
+}
+
+/// How often the keys file is checked for a change.
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The credentials in force, from a keys file that is reloaded when it changes.
+pub struct KeysFile {
+    file: PathBuf,
+    /// Whether client certificates are verified (a client CA is configured), so `[[certificates]]` may be used.
+    certificates_verified: bool,
+    current: ArcSwap<Credentials>,
+}
+
+impl KeysFile {
+    /// Loads `file`; `[[certificates]]` are refused unless client certificates are verified.
+    pub fn load(file: &Path, certificates_verified: bool) -> Result<Self, KeysError> {
+        let credentials = Self::read(file, certificates_verified)?;
+        Ok(Self {
+            file: file.to_path_buf(),
+            certificates_verified,
+            current: ArcSwap::from_pointee(credentials),
+        })
+    }
+
+    /// The credentials in force.
+    pub fn current(&self) -> arc_swap::Guard<Arc<Credentials>> {
+        self.current.load()
+    }
+
+    /// Checks the file every [`RELOAD_INTERVAL`] and swaps in a changed one that loads; runs until dropped.
+    pub async fn watch(self: Arc<Self>) {
+        let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let mut seen: Option<SystemTime> = modified(&self.file);
+        let mut ticker = tokio::time::interval(RELOAD_INTERVAL);
+        loop {
+            ticker.tick().await;
+            let now = modified(&self.file);
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            match Self::read(&self.file, self.certificates_verified) {
+                Ok(credentials) => {
+                    self.current.store(Arc::new(credentials));
+                    tracing::info!(file = %self.file.display(), "api keys reloaded");
+                }
+                Err(error) => tracing::error!(
+                    file = %error.file.display(),
+                    key = %error.key,
+                    reason = %error.reason,
+                    "api keys reload refused; the running keys stay"
+                ),
+            }
+        }
+    }
+
+    fn read(file: &Path, certificates_verified: bool) -> Result<Credentials, KeysError> {
+        let credentials = Credentials::load(file)?;
+        if credentials.names_certificates() && !certificates_verified {
+            return Err(KeysError {
+                file: file.to_path_buf(),
+                key: "certificates".to_owned(),
+                reason: "need server.tls.client_ca_file (only certificates it verified name tenants)".to_owned(),
+            });
+        }
+        Ok(credentials)
+    }
+}
+
+impl std::fmt::Debug for KeysFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeysFile")
+            .field("file", &self.file)
+            .field("credentials", &*self.current.load())
             .finish()
     }
 }
@@ -313,7 +397,6 @@ mod tests {
             hash_key("ops-secret-key")
         );
         let credentials = keys(&file).unwrap();
-        assert!(credentials.names_certificates());
         let dns = |name: &str| rcgen::SanType::DnsName(name.try_into().unwrap());
         let uri = |name: &str| rcgen::SanType::URI(name.try_into().unwrap());
         let tenant = |header: Option<&str>, names: &[rcgen::SanType]| {

@@ -164,6 +164,9 @@ pub async fn serve_with(
         // Innermost, so a refused call is still spanned, timed and logged: with auth required, the caller's
         // API key decides its tenant (health stays open; reflection needs the tenant's permission).
         .layer(Authenticate::new(config.auth.clone(), engine.clone()));
+    if let Some(keys) = &config.auth {
+        tokio::spawn(keys.clone().watch());
+    }
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let stopped = async {

@@ -179,3 +179,48 @@ fn auth_required_without_keys_is_refused_at_start() {
     let error = switchyard::config::Config::load(&path).unwrap_err();
     assert!(error.reason.contains("no keys"), "{error}");
 }
+
+#[tokio::test]
+async fn a_rotated_keys_file_is_picked_up_without_a_restart_and_a_broken_one_is_refused() {
+    const NEW_OPS_KEY: &str = "sk-ops-N3wK3y8qW2eR5tY9uI4oP7aS1dF6g";
+    let dir = TempDir::new();
+    let gateway = gateway(&dir).await;
+    let mut client = gateway.client().await;
+    assert!(client.route(with_key(scored(), OPS_KEY)).await.is_ok());
+
+    // Rotation, as a Secret volume does it: the whole file replaced at once (ops's old key removed).
+    let keys = dir.0.join("api-keys.toml");
+    let replace = |text: String| {
+        let partial = dir.0.join(".api-keys.toml.partial");
+        std::fs::write(&partial, text).unwrap();
+        std::fs::rename(&partial, &keys).unwrap();
+    };
+    replace(format!(
+        "[[keys]]\ntenant = \"ops\"\nsha256 = \"{}\"\n[[keys]]\ntenant = \"web\"\nsha256 = \"{}\"\n",
+        switchyard::auth::hash_key(NEW_OPS_KEY),
+        switchyard::auth::hash_key(WEB_KEY)
+    ));
+    let mut rotated = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if client.route(with_key(scored(), NEW_OPS_KEY)).await.is_ok() {
+            rotated = true;
+            break;
+        }
+    }
+    assert!(rotated, "the new key works without a restart");
+    let old = client.route(with_key(scored(), OPS_KEY)).await.unwrap_err();
+    assert_eq!(old.code(), Code::Unauthenticated, "the removed key no longer works");
+    assert!(
+        client.route(with_key(scored(), WEB_KEY)).await.is_ok(),
+        "untouched keys keep working"
+    );
+
+    // A broken file is refused: the keys in force stay.
+    replace("[[keys]]\ntenant = \"ops\"\n".to_owned());
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        client.route(with_key(scored(), NEW_OPS_KEY)).await.is_ok(),
+        "the running keys stay after a bad edit"
+    );
+}

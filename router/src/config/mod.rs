@@ -41,8 +41,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// Traces, metrics export, content capture.
     pub telemetry: TelemetryConfig,
-    /// The credentials (API keys, client-certificate names) when authentication is required; `None`: off.
-    pub auth: Option<std::sync::Arc<crate::auth::Credentials>>,
+    /// The keys file (API keys, client-certificate names) when authentication is required; `None`: off.
+    pub auth: Option<std::sync::Arc<crate::auth::KeysFile>>,
     /// The server's in-flight bound and per-tenant quotas.
     pub limits: crate::quota::Limits,
 }
@@ -392,17 +392,9 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
                         format!("required with mode = \"required\" (or set {API_KEYS_FILE_ENV})"),
                     )
                 })?;
-            let keys = crate::auth::Credentials::load(&file).map_err(|e| err("auth.keys_file", e.to_string()))?;
             let verified = server.tls.as_ref().is_some_and(|tls| tls.client_ca.is_some());
-            if keys.names_certificates() && !verified {
-                return Err(err(
-                    "auth.keys_file",
-                    format!(
-                        "{}: [[certificates]] need server.tls.client_ca_file (only certificates it verified name tenants)",
-                        file.display()
-                    ),
-                ));
-            }
+            let keys =
+                crate::auth::KeysFile::load(&file, verified).map_err(|e| err("auth.keys_file", e.to_string()))?;
             Some(std::sync::Arc::new(keys))
         }
     };

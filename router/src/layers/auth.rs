@@ -13,7 +13,7 @@ use tonic::Status;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 
-use crate::auth::{AUTHORIZATION, Authenticated, Credentials};
+use crate::auth::{AUTHORIZATION, Authenticated, KeysFile};
 use crate::engine::SharedEngine;
 
 /// Paths every caller may use, authenticated or not: load balancers and orchestrators probe health.
@@ -27,13 +27,13 @@ pub const UNAUTHENTICATED: &str = "missing or invalid credentials";
 /// Authenticates calls with the gateway's credentials (`None`: authentication off, every call passes).
 #[derive(Clone)]
 pub struct Authenticate {
-    keys: Option<Arc<Credentials>>,
+    keys: Option<Arc<KeysFile>>,
     engine: SharedEngine,
 }
 
 impl Authenticate {
     /// The layer over `keys`; the engine's policy says which tenants may use reflection.
-    pub fn new(keys: Option<Arc<Credentials>>, engine: SharedEngine) -> Self {
+    pub fn new(keys: Option<Arc<KeysFile>>, engine: SharedEngine) -> Self {
         Self { keys, engine }
     }
 }
@@ -90,7 +90,7 @@ where
             .as_deref()
             .and_then(|chain| chain.first())
             .map(|der| der.as_ref());
-        let Some(caller) = keys.authenticate(header, leaf) else {
+        let Some(caller) = keys.current().authenticate(header, leaf) else {
             return Either::Left(ready(Ok(Status::unauthenticated(UNAUTHENTICATED).into_http())));
         };
         if path.starts_with(REFLECTION_PREFIX) {
