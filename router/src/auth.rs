@@ -20,7 +20,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 
@@ -190,9 +189,6 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// How often the keys file is checked for a change.
-pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
-
 /// The credentials in force, from a keys file that is reloaded when it changes.
 pub struct KeysFile {
     file: PathBuf,
@@ -217,18 +213,10 @@ impl KeysFile {
         self.current.load()
     }
 
-    /// Checks the file every [`RELOAD_INTERVAL`] and swaps in a changed one that loads; runs until dropped.
+    /// Swaps in a changed file that loads, checking it every [`crate::reload::RELOAD_INTERVAL`]; runs until
+    /// dropped.
     pub async fn watch(self: Arc<Self>) {
-        let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        let mut seen: Option<SystemTime> = modified(&self.file);
-        let mut ticker = tokio::time::interval(RELOAD_INTERVAL);
-        loop {
-            ticker.tick().await;
-            let now = modified(&self.file);
-            if now == seen {
-                continue;
-            }
-            seen = now;
+        crate::reload::on_change(vec![self.file.clone()], || {
             match Self::read(&self.file, self.certificates_verified) {
                 Ok(credentials) => {
                     self.current.store(Arc::new(credentials));
@@ -241,7 +229,8 @@ impl KeysFile {
                     "api keys reload refused; the running keys stay"
                 ),
             }
-        }
+        })
+        .await;
     }
 
     fn read(file: &Path, certificates_verified: bool) -> Result<Credentials, KeysError> {

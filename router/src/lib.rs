@@ -18,6 +18,7 @@ pub mod listen;
 pub mod metrics;
 pub mod policy;
 pub mod quota;
+pub mod reload;
 pub mod request;
 pub mod server;
 pub mod service;

@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
@@ -17,9 +16,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use tokio_rustls::TlsAcceptor;
-
-/// How often the certificate files are checked for a change.
-pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The files TLS is set up from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,29 +67,22 @@ impl ReloadingCert {
         })
     }
 
-    /// Checks the files every [`RELOAD_INTERVAL`] and swaps in a changed pair that loads; runs until dropped.
+    /// Swaps in a changed pair that loads, checking the files every [`crate::reload::RELOAD_INTERVAL`]; runs
+    /// until dropped.
     pub async fn watch(self: Arc<Self>) {
-        let mut seen = stamps(&self.files);
-        let mut ticker = tokio::time::interval(RELOAD_INTERVAL);
-        loop {
-            ticker.tick().await;
-            let now = stamps(&self.files);
-            if now == seen {
-                continue;
+        let files = vec![self.files.cert.clone(), self.files.key.clone()];
+        crate::reload::on_change(files, || match certified_key(&self.files, &self.provider) {
+            Ok(key) => {
+                self.current.store(Arc::new(key));
+                tracing::info!(cert = %self.files.cert.display(), "tls certificate reloaded");
             }
-            seen = now;
-            match certified_key(&self.files, &self.provider) {
-                Ok(key) => {
-                    self.current.store(Arc::new(key));
-                    tracing::info!(cert = %self.files.cert.display(), "tls certificate reloaded");
-                }
-                Err(error) => tracing::error!(
-                    file = %error.file.display(),
-                    reason = %error.reason,
-                    "tls certificate reload refused; the running certificate stays"
-                ),
-            }
-        }
+            Err(error) => tracing::error!(
+                file = %error.file.display(),
+                reason = %error.reason,
+                "tls certificate reload refused; the running certificate stays"
+            ),
+        })
+        .await;
     }
 }
 
@@ -160,11 +149,6 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         return Err(fail(path, "no certificate in the file"));
     }
     Ok(certs)
-}
-
-fn stamps(files: &TlsFiles) -> (Option<SystemTime>, Option<SystemTime>) {
-    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    (modified(&files.cert), modified(&files.key))
 }
 
 fn fail(file: &Path, reason: impl std::fmt::Display) -> TlsError {
