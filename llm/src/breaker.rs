@@ -140,7 +140,9 @@ impl CircuitBreaker {
         }
     }
 
-    /// Admits a call, or says how long until the circuit lets a probe through.
+    /// Admits a call, or says how long a caller should wait before trying again: until the open period ends, or,
+    /// while a probe is out, the sooner of its timeout and one open period (a probe usually answers well before
+    /// its timeout, and a caller told to wait the whole timeout would stay away long after the circuit closed).
     pub fn admit(&self) -> Result<Permit<'_>, Duration> {
         let mut inner = self.lock();
         let now = Instant::now();
@@ -156,7 +158,8 @@ impl CircuitBreaker {
             State::HalfOpen {
                 probe: Some((_, started)),
             } if now.saturating_duration_since(started) < self.config.probe_timeout => {
-                return Err(self.config.probe_timeout - now.saturating_duration_since(started));
+                let probe_left = self.config.probe_timeout - now.saturating_duration_since(started);
+                return Err(probe_left.min(self.config.open_for));
             }
             // The open period is over, no probe is out, or the one out has been silent too long: probe.
             State::Open { .. } | State::HalfOpen { .. } => {}
@@ -293,8 +296,7 @@ mod tests {
         });
         fail(&b);
         let hung = b.admit().unwrap();
-        let wait = b.admit().unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(50), "{wait:?}");
+        assert!(b.admit().is_err(), "one probe at a time");
         std::thread::sleep(Duration::from_millis(60));
         let fresh = b.admit().expect("a probe out longer than probe_timeout is replaced");
         assert!(fresh.is_probe());
@@ -302,6 +304,28 @@ mod tests {
         drop(hung);
         assert!(b.admit().is_err());
         fresh.record(Verdict::Healthy);
+        assert_eq!(b.state(), CircuitState::Closed);
+    }
+
+    #[test]
+    fn while_a_probe_is_out_callers_are_told_to_retry_within_one_open_period() {
+        let b = CircuitBreaker::new(BreakerConfig {
+            failure_threshold: 1,
+            open_for: Duration::from_millis(20),
+            probe_timeout: Duration::from_secs(60),
+        });
+        fail(&b);
+        let open = b.admit().unwrap_err();
+        assert!(open > Duration::ZERO && open <= Duration::from_millis(20), "{open:?}");
+        std::thread::sleep(Duration::from_millis(25));
+        let probe = b.admit().unwrap();
+        assert!(probe.is_probe());
+        let wait = b.admit().unwrap_err();
+        assert!(
+            wait <= Duration::from_millis(20),
+            "told to wait {wait:?}: the probe's 60 s timeout, not one open period"
+        );
+        probe.record(Verdict::Healthy);
         assert_eq!(b.state(), CircuitState::Closed);
     }
 }
