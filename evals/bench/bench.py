@@ -16,10 +16,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from harness import LOG_DIRS, machine, gateway_log, percentile, rss_mb, start, stop, tree_cpu_seconds, wait_http
+from harness import LOG_DIRS, deploy_config, machine, metrics_text, gateway_log, percentile, rss_mb, start, stop, tree_cpu_seconds, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 RELEASE = ROOT / "target" / "release"
@@ -77,11 +76,6 @@ def h2load(url: str, body: Path | None, *, clients: int, streams: int, duration:
         "p99_ms": percentile(latencies, 0.99),
         "p999_ms": percentile(latencies, 0.999),
     }
-
-
-def metrics_text(admin: str) -> str:
-    with urllib.request.urlopen(f"{admin}/metrics", timeout=5) as response:
-        return response.read().decode()
 
 
 def grpc_statuses(admin: str) -> dict[str, int]:
@@ -156,11 +150,7 @@ def bodies(work: Path) -> dict[str, Path]:
 
 
 def gateway_config(work: Path) -> Path:
-    text = (ROOT / "deploy/config/switchyard.toml").read_text()
-    text = text.replace('listen = "127.0.0.1:50051"', f'listen = "127.0.0.1:{PORTS["grpc"]}"')
-    text = text.replace('admin_listen = "127.0.0.1:9464"', f'admin_listen = "127.0.0.1:{PORTS["admin"]}"')
-    text = text.replace('base_url = "http://127.0.0.1:8081/v1"', f'base_url = "http://127.0.0.1:{PORTS["fake"]}/v1"')
-    text = text.replace('"../../classical/', f'"{ROOT}/classical/')
+    text = deploy_config(PORTS["grpc"], PORTS["admin"], f"http://127.0.0.1:{PORTS['fake']}/v1")
     # The fake backend answers at once; the local llama-server's 4 slots would be the limit, not the gateway.
     text = text.replace("max_concurrent = 4 ", "max_concurrent = 1024 ").replace("max_queued = 32 ", "max_queued = 4096 ")
     text = text.replace("concurrency_per_connection = 64", "concurrency_per_connection = 256")

@@ -96,3 +96,19 @@ def machine() -> dict:
                                 capture_output=True, text=True).stdout.strip())
     return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(), "commit": commit + ("+dirty" if dirty else ""),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def deploy_config(grpc: int, admin: int, llm_base_url: str) -> str:
+    """The shipped config (deploy/config/switchyard.toml) on these ports and backend, with absolute model paths, for
+    a gateway whose config lives in a scratch directory."""
+    text = (ROOT / "deploy/config/switchyard.toml").read_text()
+    text = text.replace('listen = "127.0.0.1:50051"', f'listen = "127.0.0.1:{grpc}"')
+    text = text.replace('admin_listen = "127.0.0.1:9464"', f'admin_listen = "127.0.0.1:{admin}"')
+    text = text.replace('base_url = "http://127.0.0.1:8081/v1"', f'base_url = "{llm_base_url}"')
+    return text.replace('"../../classical/', f'"{ROOT}/classical/')
+
+
+def metrics_text(admin: str) -> str:
+    """The gateway's Prometheus exposition (`admin` is the admin port's base URL)."""
+    with urllib.request.urlopen(f"{admin}/metrics", timeout=5) as response:
+        return response.read().decode()

@@ -158,17 +158,21 @@ def charts(results: dict, windows: list[dict]) -> dict[str, str]:
         for (cls, code), color in zip(
             [(cls, code) for cls, codes in REFUSALS.items() for code in sorted(codes)],
             ["#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"])
-    ] + [Series("any other answer", "#d62728", [
-        (t, sum(not_allowed(s) for s in seconds if s["t"] == t)) for t in sorted({s["t"] for s in seconds})])])
+    ] + [Series("any other answer", "#d62728", sorted(wrong_answers(seconds).items()))])
     rss = Chart("Gateway resident memory", "MB", duration, bands=bands, marks=marks, series=[
         Series("RSS", "#2f7ed8", [(s["t"], s["rss_mb"]) for s in results["rss"]])])
     return {"soak-structured.svg": structured.svg(), "soak-latency.svg": latency.svg(), "soak-llm.svg": llm.svg(),
             "soak-refusals.svg": refused.svg(), "soak-rss.svg": rss.svg()}
 
 
-def not_allowed(second: dict) -> int:
-    expected = REFUSALS.get(second["class"])
-    return 0 if expected is None else sum(n for code, n in second["codes"].items() if code not in expected)
+def wrong_answers(seconds: list[dict]) -> dict[float, int]:
+    """Per second, bad requests answered with anything but their expected statuses."""
+    wrong: dict[float, int] = {}
+    for second in seconds:
+        expected = REFUSALS.get(second["class"])
+        n = 0 if expected is None else sum(n for code, n in second["codes"].items() if code not in expected)
+        wrong[second["t"]] = wrong.get(second["t"], 0) + n
+    return wrong
 
 
 def markdown(results: dict, rows: list, summary: dict) -> str:

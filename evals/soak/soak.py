@@ -21,12 +21,11 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "evals" / "bench"))
-from harness import LOG_DIRS, gateway_log, machine, rss_mb, start, stop, wait_http  # noqa: E402
+from harness import LOG_DIRS, deploy_config, gateway_log, machine, metrics_text, rss_mb, start, stop, wait_http  # noqa: E402
 
 RELEASE = ROOT / "target" / "release"
 HERE = Path(__file__).resolve().parent
@@ -67,11 +66,7 @@ def log(message: str) -> None:
 
 
 def gateway_config(work: Path, keys: Path) -> Path:
-    text = (ROOT / "deploy/config/switchyard.toml").read_text()
-    text = text.replace('listen = "127.0.0.1:50051"', f'listen = "127.0.0.1:{PORTS["grpc"]}"')
-    text = text.replace('admin_listen = "127.0.0.1:9464"', f'admin_listen = "127.0.0.1:{PORTS["admin"]}"')
-    text = text.replace('base_url = "http://127.0.0.1:8081/v1"', f'base_url = "http://127.0.0.1:{PORTS["llm"]}/v1"')
-    text = text.replace('"../../classical/', f'"{ROOT}/classical/')
+    text = deploy_config(PORTS["grpc"], PORTS["admin"], f"http://127.0.0.1:{PORTS['llm']}/v1")
     text += f'\n[auth]\nmode = "required"\nkeys_file = "{keys}"\n'
     (work / "switchyard.toml").write_text(text)
     shutil.copy(ROOT / "deploy/config/policy.toml", work / "policy.toml")
@@ -116,10 +111,8 @@ class Backend:
 
 def metric(name: str, labels: str = "") -> float:
     """A counter's value from the gateway's /metrics (0 when absent)."""
-    with urllib.request.urlopen(f"{ADMIN}/metrics", timeout=5) as response:
-        text = response.read().decode()
     total = 0.0
-    for line in text.splitlines():
+    for line in metrics_text(ADMIN).splitlines():
         if line.startswith(name) and labels in line and not line.startswith("#"):
             total += float(line.rsplit(" ", 1)[1])
     return total
