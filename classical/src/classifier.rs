@@ -70,6 +70,8 @@ pub struct Classification {
     pub tier: Tier,
     /// Below this top probability, [`Classification::decided`] answers out of scope.
     threshold: f32,
+    /// The linear model's own decision (label index, top probability), kept when the encoder tier answers.
+    linear: (usize, f32),
     info: Arc<ClassifierInfo>,
 }
 
@@ -145,11 +147,15 @@ impl RequestClassifier {
         )?;
         Ok(rows
             .into_iter()
-            .map(|probabilities| Classification {
-                probabilities,
-                tier: Tier::Linear,
-                threshold: self.info.out_of_scope_threshold,
-                info: self.info.clone(),
+            .map(|probabilities| {
+                let linear = decide(&self.info, &probabilities, self.info.out_of_scope_threshold);
+                Classification {
+                    probabilities,
+                    tier: Tier::Linear,
+                    threshold: self.info.out_of_scope_threshold,
+                    linear,
+                    info: self.info.clone(),
+                }
             })
             .collect())
     }
@@ -190,6 +196,7 @@ impl Classification {
             probabilities,
             tier: Tier::Encoder,
             threshold,
+            linear: self.linear,
             info: self.info.clone(),
         }
     }
@@ -203,18 +210,32 @@ impl Classification {
     /// The decided label: the most probable one, or the out-of-scope label when its probability is below the
     /// threshold of the tier that answered. Returns the label and the top probability.
     pub fn decided(&self) -> (&LabelInfo, f32) {
-        let (best, p) = self.top(1).into_iter().next().unwrap_or((&self.info.labels[0], 0.0));
-        if p < self.threshold {
-            let oos = self
-                .info
-                .labels
-                .iter()
-                .find(|l| l.label == self.info.out_of_scope_label)
-                .unwrap_or(best);
-            (oos, p)
-        } else {
-            (best, p)
-        }
+        let (index, p) = decide(&self.info, &self.probabilities, self.threshold);
+        (&self.info.labels[index], p)
+    }
+
+    /// The linear model's own decision (its label and top probability, against its own threshold), whichever
+    /// tier answered: what drift monitoring compares with the linear model's reference profile.
+    pub fn linear_decided(&self) -> (&LabelInfo, f32) {
+        let (index, p) = self.linear;
+        (&self.info.labels[index], p)
+    }
+}
+
+/// The index of the decided label in `probabilities` (see [`Classification::decided`]) and the top probability;
+/// label 0 with probability 0 for an empty row.
+fn decide(info: &ClassifierInfo, probabilities: &[f32], threshold: f32) -> (usize, f32) {
+    let (best, p) =
+        probabilities.iter().enumerate().fold(
+            (0, f32::NEG_INFINITY),
+            |(bi, bp), (i, &p)| if p > bp { (i, p) } else { (bi, bp) },
+        );
+    let p = if p.is_finite() { p } else { 0.0 };
+    if p < threshold {
+        let oos = info.labels.iter().position(|l| l.label == info.out_of_scope_label);
+        (oos.unwrap_or(best), p)
+    } else {
+        (best, p)
     }
 }
 
@@ -248,6 +269,7 @@ mod tests {
             probabilities,
             tier: crate::cascade::Tier::Linear,
             threshold: 0.0,
+            linear: (0, 0.0),
             info: Arc::new(info),
         }
     }

@@ -33,6 +33,14 @@ pub enum ClassicalError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A model's reference profile (for drift monitoring) cannot be read or is inconsistent.
+    #[error("reference profile {path}: {reason}")]
+    Profile {
+        /// The profile file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A customer record does not match the scorer's feature schema; every bad field is listed.
     #[error("invalid features: {}", FieldError::join(.0))]
     InvalidFeatures(Vec<FieldError>),

@@ -7,6 +7,9 @@
 //! - [`RequestEncoder`]: the classifier's transformer tier (same labels), run only for requests the linear model
 //!   is unsure of ([`cascade`]).
 //!
+//! Beside each model, `reference_profile.json` describes its training-time inputs and outputs for drift
+//! monitoring ([`profile`]).
+//!
 //! Everything a caller needs (labels, groups, feature schema, thresholds, provenance) comes from the file's
 //! `metadata_props`, read by [`metadata`]. A [`Session`](ort::session::Session) run needs exclusive access, so
 //! each model value owns one session; run several values for parallelism.
@@ -18,6 +21,7 @@ mod encoder;
 mod error;
 pub mod metadata;
 mod pool;
+pub mod profile;
 mod runtime;
 pub mod schema;
 mod scorer;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Train both classical models from classical/data into classical/models, in a pinned virtual environment.
-# Usage: classical/training/train.sh [--only churn|classifier]
+# Usage: classical/training/train.sh [--only churn|classifier|profiles]  (profiles: the drift reference profiles only)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="${SWITCHYARD_TRAINING_VENV:-$here/.venv}"

@@ -148,7 +148,7 @@ fn field_aliases(field: &str) -> Vec<String> {
 }
 
 /// The record as the `features` Struct.
-fn features(record: &BTreeMap<String, FeatureValue>) -> prost_types::Struct {
+pub fn features(record: &BTreeMap<String, FeatureValue>) -> prost_types::Struct {
     use prost_types::value::Kind;
     let fields = record
         .iter()

@@ -1,29 +1,46 @@
 //! The admin HTTP port: `/metrics` (Prometheus text), `/healthz` (the process answers), `/readyz` (models
-//! loaded and not draining).
+//! loaded and not draining), `/drift` (the drift table: every watched model's signals compared now, as JSON).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::routing::get;
 
+use crate::engine::SharedEngine;
 use crate::metrics::SharedMetrics;
 
 #[derive(Clone)]
 struct AdminState {
     metrics: SharedMetrics,
     ready: Arc<AtomicBool>,
+    engine: SharedEngine,
 }
 
-/// The admin router; `ready` flips to true once the models are loaded and back to false while draining.
-pub fn router(metrics: SharedMetrics, ready: Arc<AtomicBool>) -> Router {
+/// The admin router; `ready` flips to true once the models are loaded and back to false while draining;
+/// `engine` is read once loaded.
+pub fn router(metrics: SharedMetrics, ready: Arc<AtomicBool>, engine: SharedEngine) -> Router {
     Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readiness))
-        .with_state(AdminState { metrics, ready })
+        .route("/drift", get(drift))
+        .with_state(AdminState { metrics, ready, engine })
+}
+
+/// Compares the drift window with the references now (the gauges show the last timed evaluation).
+async fn drift(
+    State(state): State<AdminState>,
+) -> Result<([(header::HeaderName, &'static str); 1], String), (StatusCode, String)> {
+    let engine = state
+        .engine
+        .get()
+        .ok_or((StatusCode::SERVICE_UNAVAILABLE, "models not loaded\n".to_owned()))?;
+    let json = serde_json::to_string_pretty(&engine.drift().report())
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json))
 }
 
 async fn metrics_text(State(state): State<AdminState>) -> Result<String, (StatusCode, String)> {

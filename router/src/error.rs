@@ -116,6 +116,7 @@ impl RouterError {
                 ClassicalError::Runtime { .. }
                 | ClassicalError::ModelLoad { .. }
                 | ClassicalError::Metadata { .. }
+                | ClassicalError::Profile { .. }
                 | ClassicalError::Inference { .. },
             ) => (Code::Internal, "inference"),
             Self::ShadowTimedOut { .. } => (Code::DeadlineExceeded, "timeout"),

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod convert;
+pub mod drift;
 pub mod engine;
 pub mod error;
 pub mod layers;

@@ -222,6 +222,7 @@ impl Metrics {
                 }
             })
             .build();
+        self.observe_drift(&meter, source.clone());
         meter
             .i64_observable_gauge("switchyard.backend.circuit_state")
             .with_description("Circuit breaker per LLM backend: 0 closed, 1 half-open, 2 open")
@@ -236,6 +237,58 @@ impl Metrics {
                 }
             })
             .build();
+    }
+
+    /// The drift gauges: `switchyard.drift.samples` by model; `switchyard.drift.js_distance`,
+    /// `switchyard.drift.psi` and `switchyard.drift.drifted` (0 or 1) by model and signal, for judged models only
+    /// (enough requests in the window), from the last evaluation.
+    fn observe_drift(&self, meter: &opentelemetry::metrics::Meter, source: Arc<dyn GaugeSource>) {
+        let samples = source.clone();
+        meter
+            .u64_observable_gauge("switchyard.drift.samples")
+            .with_description("Requests in the drift window, by model")
+            .with_callback(move |observer| {
+                for (model, count) in samples.drift().0 {
+                    observer.observe(count, &[KeyValue::new("switchyard.model", model)]);
+                }
+            })
+            .build();
+        type Reading = fn(&DriftGauge) -> f64;
+        let gauges: [(&'static str, &'static str, Reading); 3] = [
+            (
+                "switchyard.drift.js_distance",
+                "Jensen-Shannon distance (natural log) of a signal's window to its reference",
+                |g| g.js_distance,
+            ),
+            (
+                "switchyard.drift.psi",
+                "Population stability index of a signal's window against its reference",
+                |g| g.psi,
+            ),
+            (
+                "switchyard.drift.drifted",
+                "1 when a signal's JS distance or PSI is at or above its threshold",
+                |g| f64::from(u8::from(g.drifted)),
+            ),
+        ];
+        for (name, description, reading) in gauges {
+            let source = source.clone();
+            meter
+                .f64_observable_gauge(name)
+                .with_description(description)
+                .with_callback(move |observer| {
+                    for gauge in source.drift().1 {
+                        observer.observe(
+                            reading(&gauge),
+                            &[
+                                KeyValue::new("switchyard.model", gauge.model.clone()),
+                                KeyValue::new("switchyard.signal", gauge.signal.clone()),
+                            ],
+                        );
+                    }
+                })
+                .build();
+        }
     }
 
     /// One finished RPC: `rpc.server.duration`.
@@ -378,6 +431,23 @@ pub trait GaugeSource: Send + Sync + 'static {
     fn queue_depth(&self) -> Option<usize>;
     /// Every LLM backend's circuit.
     fn circuits(&self) -> Vec<(String, llm::CircuitState)>;
+    /// The last drift evaluation: requests in the window per model, and each judged signal.
+    fn drift(&self) -> (Vec<(String, u64)>, Vec<DriftGauge>);
+}
+
+/// One judged drift signal, as the gauges report it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftGauge {
+    /// The model.
+    pub model: String,
+    /// The signal (a field, `prediction`, `label_group`, `confidence`).
+    pub signal: String,
+    /// Jensen-Shannon distance to the reference.
+    pub js_distance: f64,
+    /// Population stability index against the reference.
+    pub psi: f64,
+    /// At or above a threshold.
+    pub drifted: bool,
 }
 
 /// How a shadow run ended.

@@ -115,8 +115,9 @@ pub async fn serve_with(
         }
         None => None,
     };
+    let engine: SharedEngine = Arc::new(tokio::sync::OnceCell::new());
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let admin_routes = admin::router(metrics.clone(), ready.clone());
+    let admin_routes = admin::router(metrics.clone(), ready.clone(), engine.clone());
     let admin_stopped = async {
         let _ = admin_stopped.await;
     };
@@ -147,7 +148,6 @@ pub async fn serve_with(
     });
     tracing::info!(addr = %admin_local, tls = matches!(tls, Some((_, _, true))), "admin listening");
 
-    let engine: SharedEngine = Arc::new(tokio::sync::OnceCell::new());
     // A request is its text plus a small record and a few ids: anything much larger is refused while decoding,
     // before it is buffered whole (tonic's default would take 4 MiB).
     let router = RouterServer::new(RouterService::new(engine.clone()))
@@ -204,6 +204,7 @@ pub async fn serve_with(
                     let store = loaded.policy().clone();
                     let version = store.current().version.clone();
                     tokio::spawn(policy::watch(store, config.policy.watch, log_reload(metrics.clone())));
+                    tokio::spawn(loaded.drift().clone().run());
                     let _ = engine.set(loaded);
                     reporter.set_service_status("", ServingStatus::Serving).await;
                     reporter.set_service_status(ROUTER_SERVICE, ServingStatus::Serving).await;

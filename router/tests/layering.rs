@@ -19,6 +19,7 @@ const LEVELS: &[(&str, u32)] = &[
     ("config", 2),
     ("metrics", 2),
     ("policy", 2),
+    ("drift", 3),
     ("error", 3),
     ("request", 4),
     ("engine", 5),

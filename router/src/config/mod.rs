@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use crate::telemetry::{OtlpProtocol, TelemetryConfig};
 
+mod drift;
 mod raw;
 
+pub use drift::DriftConfig;
 use raw::{RawConfig, RawLogFormat};
 
 /// Why a config file was refused.
@@ -45,6 +47,8 @@ pub struct Config {
     pub auth: Option<std::sync::Arc<crate::auth::KeysFile>>,
     /// The server's in-flight bound and per-tenant quotas.
     pub limits: crate::quota::Limits,
+    /// Input drift monitoring.
+    pub drift: DriftConfig,
 }
 
 /// Environment variable naming the API keys file (overrides `auth.keys_file`).
@@ -421,6 +425,7 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
         telemetry,
         auth,
         limits,
+        drift: drift::drift(path, &raw.drift)?,
     })
 }
 

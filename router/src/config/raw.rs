@@ -21,6 +21,40 @@ pub(super) struct RawConfig {
     pub(super) auth: RawAuth,
     #[serde(default)]
     pub(super) limits: RawLimits,
+    #[serde(default)]
+    pub(super) drift: RawDrift,
+}
+
+/// Input drift monitoring against the models' reference profiles.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawDrift {
+    pub(super) enabled: bool,
+    /// The sliding window live counts cover.
+    pub(super) window: String,
+    /// The window is kept as this many slices; the oldest is dropped each `window / slices`.
+    pub(super) slices: usize,
+    /// How often the window is compared with the reference (gauges, log lines).
+    pub(super) evaluate_every: String,
+    /// Below this many requests in the window, nothing is judged.
+    pub(super) min_samples: u64,
+    pub(super) js_threshold: f64,
+    pub(super) psi_threshold: f64,
+}
+
+impl Default for RawDrift {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window: "1h".to_owned(),
+            slices: 12,
+            evaluate_every: "30s".to_owned(),
+            min_samples: 500,
+            // Evidently's and NannyML's defaults.
+            js_threshold: 0.1,
+            psi_threshold: 0.2,
+        }
+    }
 }
 
 /// Global and per-tenant limits.

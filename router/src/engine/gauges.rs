@@ -1,7 +1,7 @@
 //! The engine as the metrics' gauges see it (the metrics module knows nothing of the engine).
 
 use super::Engine;
-use crate::metrics::GaugeSource;
+use crate::metrics::{DriftGauge, GaugeSource};
 
 /// The engine once loaded: before that, the gauges have nothing to report.
 impl GaugeSource for tokio::sync::OnceCell<Engine> {
@@ -23,5 +23,30 @@ impl GaugeSource for tokio::sync::OnceCell<Engine> {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    fn drift(&self) -> (Vec<(String, u64)>, Vec<DriftGauge>) {
+        let Some(engine) = self.get() else {
+            return (Vec::new(), Vec::new());
+        };
+        let report = engine.drift().latest();
+        let samples = report.models.iter().map(|m| (m.model.clone(), m.samples)).collect();
+        let signals = report
+            .models
+            .iter()
+            .filter(|m| m.judged)
+            .flat_map(|m| {
+                m.signals.iter().filter_map(|s| {
+                    Some(DriftGauge {
+                        model: m.model.clone(),
+                        signal: s.name.clone(),
+                        js_distance: s.js_distance?,
+                        psi: s.psi?,
+                        drifted: s.drifted,
+                    })
+                })
+            })
+            .collect();
+        (samples, signals)
     }
 }

@@ -24,6 +24,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::{Config, Prices};
+use crate::drift::DriftMonitor;
 use crate::error::{LoadError, RouterError};
 use crate::metrics::SharedMetrics;
 use crate::policy::{
@@ -54,6 +55,8 @@ pub struct Engine {
     shadows: Arc<tokio::sync::Semaphore>,
     /// Per-tenant quotas (rate and in-flight at admission, LLM tokens here).
     quotas: Arc<Quotas>,
+    /// Input drift against the models' reference profiles.
+    drift: Arc<DriftMonitor>,
 }
 
 impl Engine {
@@ -63,6 +66,11 @@ impl Engine {
         let pool = InferencePool::start(&runtime(config)?, &config.models.pool, Some(metrics.batch_observer()))?;
         let context = policy_context(config, &pool.classifier().labels);
         let policy = Arc::new(PolicyStore::load(&config.policy.file, context)?);
+        let drift = DriftMonitor::load(
+            &config.drift,
+            (&config.models.pool.scorer, &pool.scorer().schema),
+            &config.models.pool.classifier,
+        )?;
         let backends = config
             .backends
             .iter()
@@ -83,7 +91,13 @@ impl Engine {
             capture_content: config.telemetry.capture_content,
             shadows: Arc::new(tokio::sync::Semaphore::new(MAX_SHADOWS)),
             quotas: Arc::new(Quotas::new(config.limits.clone())),
+            drift: Arc::new(drift),
         })
+    }
+
+    /// Drift monitoring (its timer is started by the server).
+    pub fn drift(&self) -> &Arc<DriftMonitor> {
+        &self.drift
     }
 
     /// Per-tenant quotas.
@@ -233,10 +247,15 @@ impl Engine {
                     format!("target {:?} ({:?}) needs a customer record", target.name, target.kind),
                 )
             })?;
-            Some(
-                self.score(record, input.record.as_ref(), target.kind == TargetKind::Hybrid)
-                    .await?,
-            )
+            // Counted here, not in `score`, so a mirrored request's shadow does not count its record twice.
+            let bins = self.drift.record_bins(&record);
+            let prediction = self
+                .score(record, input.record.as_ref(), target.kind == TargetKind::Hybrid)
+                .await?;
+            if let Some(bins) = bins {
+                self.drift.observe_scored(bins, prediction.score);
+            }
+            Some(prediction)
         } else {
             None
         };
@@ -290,6 +309,8 @@ impl Engine {
                 return Err(error);
             }
         };
+        let (linear, linear_confidence) = classification.linear_decided();
+        self.drift.observe_classification(&linear.group, linear_confidence);
         let (decided, confidence) = classification.decided();
         let mut classified = Classified {
             label: decided.label.clone(),
