@@ -66,6 +66,27 @@ fn invalid_main_configs_name_file_key_and_reason() {
             "server.listen",
         ),
         (
+            format!("{good}\n[drift]\nwindow = \"soon\"\n"),
+            "drift.window: \"soon\" is not a duration",
+        ),
+        (
+            format!("{good}\n[drift]\nslices = 0\n"),
+            "drift.slices: 0 is outside [1, 1000]",
+        ),
+        (
+            format!("{good}\n[drift]\njs_threshold = 1.5\n"),
+            "drift.js_threshold: 1.5 is above 1",
+        ),
+        (
+            format!("{good}\n[drift]\npsi_threshold = -0.2\n"),
+            "drift.psi_threshold: -0.2 is not a positive number",
+        ),
+        (
+            format!("{good}\n[drift]\nmin_samples = 0\n"),
+            "drift.min_samples: must be at least 1",
+        ),
+        (format!("{good}\n[drift]\nevery = \"1s\"\n"), "unknown field `every`"),
+        (
             good.replace(r#"base_url = "http"#, r#"base_url = "ftp"#),
             "backends.local.base_url",
         ),
