@@ -13,6 +13,9 @@ export ORT_DYLIB_PATH
 llama_paths="$(deploy/setup/llama-server.sh)"  # a failure here stops the script (set -e)
 mapfile -t llama <<<"$llama_paths"
 export SWITCHYARD_LLAMA_SERVER="${llama[0]}" SWITCHYARD_LLAMA_MODEL="${llama[1]}"
+# The Open Inference Protocol's standard client (pinned environment, cached) for router/tests/inference.rs.
+SWITCHYARD_TRITONCLIENT_PYTHON="$(deploy/setup/python-env.sh deploy/setup/requirements-tritonclient.txt)"
+export SWITCHYARD_TRITONCLIENT_PYTHON
 
 # Supply chain: licences, banned crates, sources (deny.toml). Pinned, installed once into ~/.cargo/bin.
 deny_version=0.20.2

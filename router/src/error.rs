@@ -40,6 +40,16 @@ pub enum RouterError {
     /// The models are still loading.
     #[error("not ready: the models are still loading")]
     NotReady,
+    /// An Open Inference Protocol call names a model (or version) this gateway does not serve.
+    #[error("unknown model {name:?} version {version:?}: served are {served}")]
+    UnknownModel {
+        /// The name asked for.
+        name: String,
+        /// The version asked for (empty: any).
+        version: String,
+        /// What is served, as `name (version)` pairs.
+        served: String,
+    },
     /// The tenant is over one of its quotas.
     #[error(transparent)]
     Quota(#[from] crate::quota::QuotaError),
@@ -105,6 +115,7 @@ impl RouterError {
             Self::Prompt(PromptError::TooLong { .. }) => (Code::InvalidArgument, "prompt_too_long"),
             Self::Prompt(PromptError::Render { .. }) => (Code::Internal, "prompt"),
             Self::NotReady => (Code::Unavailable, "not_ready"),
+            Self::UnknownModel { .. } => (Code::NotFound, "unknown_model"),
             Self::NotPermitted(_) => (Code::PermissionDenied, "not_permitted"),
             Self::Quota(e) => (Code::ResourceExhausted, e.kind()),
             Self::Policy(PolicyError::ForceNotAllowed { .. }) => (Code::PermissionDenied, "force_not_allowed"),

@@ -14,6 +14,7 @@ pub mod convert;
 pub mod drift;
 pub mod engine;
 pub mod error;
+pub mod inference;
 pub mod layers;
 pub mod listen;
 pub mod metrics;

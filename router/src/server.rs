@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use switchyard_proto::inference::grpc_inference_service_server::GrpcInferenceServiceServer;
 use switchyard_proto::v1::router_server::RouterServer;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
@@ -13,6 +14,7 @@ use crate::admin;
 use crate::config::Config;
 use crate::engine::{Engine, SharedEngine};
 use crate::error::LoadError;
+use crate::inference::InferenceService;
 use crate::layers::{AccessLog, Authenticate, ObserveLayer, RpcDuration, ServerSpan};
 use crate::listen;
 use crate::metrics::{Metrics, MetricsError, SharedMetrics};
@@ -25,6 +27,9 @@ const MESSAGE_OVERHEAD_BYTES: usize = 64 * 1024;
 
 /// The health service name of the router (besides "", the server as a whole).
 const ROUTER_SERVICE: &str = "switchyard.v1.Router";
+
+/// The largest Open Inference Protocol request accepted (tonic's default, made explicit).
+const INFERENCE_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Why serving stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +96,7 @@ pub async fn serve_with(
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(switchyard_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(switchyard_proto::INFERENCE_FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let reflection_v1 = reflection().build_v1()?;
@@ -152,6 +158,10 @@ pub async fn serve_with(
     // before it is buffered whole (tonic's default would take 4 MiB).
     let router = RouterServer::new(RouterService::new(engine.clone()))
         .max_decoding_message_size(config.server.max_text_bytes + MESSAGE_OVERHEAD_BYTES);
+    // The Open Inference Protocol for the models themselves: a call carries up to 1024 rows, so its bound is
+    // tonic's usual 4 MiB, stated here so it cannot drift.
+    let inference = GrpcInferenceServiceServer::new(InferenceService::new(engine.clone(), ready.clone()))
+        .max_decoding_message_size(INFERENCE_MESSAGE_BYTES);
     // Router calls only; health and reflection pass through each layer untouched.
     let observed = tower::ServiceBuilder::new()
         // The SERVER span: continues the caller's trace, holds the handler (and a stream) until the call ends,
@@ -183,7 +193,8 @@ pub async fn serve_with(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(router);
+        .add_service(router)
+        .add_service(inference);
     let mut server = match tls {
         Some((acceptor, _, _)) => {
             tokio::spawn(routes.serve_with_incoming_shutdown(listen::tls_incoming(listener, acceptor), stopped))

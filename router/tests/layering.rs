@@ -26,6 +26,7 @@ const LEVELS: &[(&str, u32)] = &[
     ("convert", 6),
     ("layers", 6),
     ("admin", 7),
+    ("inference", 7),
     ("service", 7),
     ("server", 8),
 ];

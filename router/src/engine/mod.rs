@@ -95,6 +95,16 @@ impl Engine {
         })
     }
 
+    /// The inference pool (the Open Inference Protocol runs the models directly).
+    pub fn pool(&self) -> &InferencePool {
+        &self.pool
+    }
+
+    /// The longest request text accepted, in bytes.
+    pub fn max_text_bytes(&self) -> usize {
+        self.max_text_bytes
+    }
+
     /// Drift monitoring (its timer is started by the server).
     pub fn drift(&self) -> &Arc<DriftMonitor> {
         &self.drift

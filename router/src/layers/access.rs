@@ -1,4 +1,4 @@
-//! One `switchyard::access` log line per Router call, written inside its SERVER span when the call ends: ids,
+//! One `switchyard::access` log line per Router or Open Inference Protocol call, written inside its SERVER span when the call ends: ids,
 //! decision, status and duration; never content.
 
 use std::sync::Arc;
@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tonic::Code;
 
-use super::{CallNotes, CallObserver, router_method};
+use super::{CallNotes, CallObserver, observed_rpc};
 
 /// Writes the access line.
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,7 +24,7 @@ impl CallObserver for AccessLog {
     type Call = Logged;
 
     fn begin(&self, request: &mut http::Request<tonic::body::Body>) -> Option<Logged> {
-        let method = router_method(request.uri().path())?;
+        let method = observed_rpc(request.uri().path())?.method;
         Some(Logged {
             method,
             started: Instant::now(),

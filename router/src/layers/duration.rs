@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tonic::Code;
 
-use super::{CallNotes, CallObserver, router_method};
+use super::{CallNotes, CallObserver, observed_rpc};
 use crate::metrics::SharedMetrics;
 
 /// Records each call's duration.
@@ -25,7 +25,7 @@ impl CallObserver for RpcDuration {
     type Call = Timed;
 
     fn begin(&self, request: &mut http::Request<tonic::body::Body>) -> Option<Timed> {
-        let method = router_method(request.uri().path())?;
+        let method = observed_rpc(request.uri().path())?.method;
         Some(Timed {
             metrics: self.0.clone(),
             method,

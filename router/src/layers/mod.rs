@@ -21,28 +21,64 @@ pub use notes::{CallNotes, Notes};
 pub use observe::{CallObserver, ObserveFuture, ObserveLayer, ObserveService, ObservedBody};
 pub use server_span::ServerSpan;
 
-/// The path prefix of the calls these layers observe (health and reflection pass through untouched).
+/// The path prefix of Router calls.
 pub const ROUTER_PATH: &str = "/switchyard.v1.Router/";
 
-/// The method of a Router call (`Route`, `RouteStream`, `Explain`, or `unknown` for a name the service does not
-/// have: a bounded set, fit for a metric label), from its path; `None` for other services.
-pub fn router_method(path: &str) -> Option<&'static str> {
-    Some(match path.strip_prefix(ROUTER_PATH)? {
-        "Route" => "Route",
-        "RouteStream" => "RouteStream",
-        "Explain" => "Explain",
-        _ => "unknown",
+/// The path prefix of Open Inference Protocol calls.
+pub const INFERENCE_PATH: &str = "/inference.GRPCInferenceService/";
+
+/// An observed call's service and method: bounded sets, fit for metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rpc {
+    /// `switchyard.v1.Router` or `inference.GRPCInferenceService`.
+    pub service: &'static str,
+    /// The method, or `unknown` for a name the service does not have.
+    pub method: &'static str,
+}
+
+/// The Router or Open Inference Protocol call at `path`; `None` for other services (health and reflection pass
+/// through the layers untouched).
+pub fn observed_rpc(path: &str) -> Option<Rpc> {
+    if let Some(method) = path.strip_prefix(ROUTER_PATH) {
+        let method = ["Route", "RouteStream", "Explain"].into_iter().find(|m| *m == method);
+        return Some(Rpc {
+            service: "switchyard.v1.Router",
+            method: method.unwrap_or("unknown"),
+        });
+    }
+    let method = path.strip_prefix(INFERENCE_PATH)?;
+    let known = [
+        "ServerLive",
+        "ServerReady",
+        "ModelReady",
+        "ServerMetadata",
+        "ModelMetadata",
+        "ModelInfer",
+    ];
+    Some(Rpc {
+        service: "inference.GRPCInferenceService",
+        method: known.into_iter().find(|m| *m == method).unwrap_or("unknown"),
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::router_method;
+    use super::observed_rpc;
 
     #[test]
-    fn only_router_calls_are_observed_and_their_method_names_are_bounded() {
-        assert_eq!(router_method("/switchyard.v1.Router/RouteStream"), Some("RouteStream"));
-        assert_eq!(router_method("/switchyard.v1.Router/DropTables"), Some("unknown"));
-        assert_eq!(router_method("/grpc.health.v1.Health/Check"), None);
+    fn router_and_inference_calls_are_observed_and_their_method_names_are_bounded() {
+        let method = |path| observed_rpc(path).map(|rpc| rpc.method);
+        assert_eq!(method("/switchyard.v1.Router/RouteStream"), Some("RouteStream"));
+        assert_eq!(method("/switchyard.v1.Router/DropTables"), Some("unknown"));
+        assert_eq!(method("/inference.GRPCInferenceService/ModelInfer"), Some("ModelInfer"));
+        assert_eq!(
+            method("/inference.GRPCInferenceService/RepositoryIndex"),
+            Some("unknown")
+        );
+        assert_eq!(
+            observed_rpc("/inference.GRPCInferenceService/ServerLive").map(|rpc| rpc.service),
+            Some("inference.GRPCInferenceService")
+        );
+        assert_eq!(observed_rpc("/grpc.health.v1.Health/Check"), None);
     }
 }

@@ -3,8 +3,6 @@
 //! convention covers a classifier, a scorer or a routing decision, so those are Switchyard's own, under
 //! `switchyard.*`. `docs/telemetry.md` lists every one with its meaning.
 
-/// The SERVER span of one RPC is named `switchyard.v1.Router/{method}`.
-pub const RPC_SERVICE_NAME: &str = "switchyard.v1.Router";
 /// Child span: the request classifier ran.
 pub const SPAN_CLASSIFY: &str = "classify";
 /// Child span: the routing policy decided.

@@ -7,18 +7,17 @@ use opentelemetry::trace::Status;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::names::{
-    ERROR_TYPE, POLICY_VERSION, REQUEST_ID, RPC_GRPC_STATUS_CODE, RPC_METHOD, RPC_SERVICE, RPC_SERVICE_NAME,
-    RPC_SYSTEM, TENANT,
+    ERROR_TYPE, POLICY_VERSION, REQUEST_ID, RPC_GRPC_STATUS_CODE, RPC_METHOD, RPC_SERVICE, RPC_SYSTEM, TENANT,
 };
 
 /// Opens the SERVER span of one call to `method`, as a child of the caller's span when the metadata carries one.
 /// Its request id, tenant and policy version are `tracing` fields (recorded as they become known), so they are
 /// span attributes and also in every log line written during the request.
-pub fn server(method: &str, headers: &http::HeaderMap) -> tracing::Span {
+pub fn server(service: &str, method: &str, headers: &http::HeaderMap) -> tracing::Span {
     let span = tracing::info_span!(
         target: "switchyard::rpc",
         "rpc",
-        otel.name = %format!("{RPC_SERVICE_NAME}/{method}"),
+        otel.name = %format!("{service}/{method}"),
         otel.kind = "server",
         { REQUEST_ID } = tracing::field::Empty,
         { TENANT } = tracing::field::Empty,
@@ -29,7 +28,7 @@ pub fn server(method: &str, headers: &http::HeaderMap) -> tracing::Span {
     // Fails only when no OpenTelemetry layer is installed, and then there is no trace to continue.
     let _ = span.set_parent(parent);
     span.set_attribute(RPC_SYSTEM, "grpc");
-    span.set_attribute(RPC_SERVICE, RPC_SERVICE_NAME);
+    span.set_attribute(RPC_SERVICE, service.to_owned());
     span.set_attribute(RPC_METHOD, method.to_owned());
     span
 }
