@@ -34,4 +34,4 @@ pub use encoder::{EncoderInfo, RequestEncoder, TokenBatch};
 pub use error::ClassicalError;
 pub use pool::{InferencePool, PoolConfig};
 pub use runtime::OnnxRuntime;
-pub use scorer::{ChurnScore, ChurnScorer, Influence, ScorerInfo};
+pub use scorer::{ChurnScore, ChurnScorer, Influence, ScorerInfo, influences, occlusions};

@@ -94,34 +94,15 @@ impl ChurnScorer {
     /// turn is set to the typical customer's value and the record re-scored, all in one batched run. Fields already
     /// at the typical value, or without one in the model file, are left out.
     pub fn influences(&mut self, record: &ValidRecord, probability: f32) -> Result<Vec<Influence>, ClassicalError> {
-        let mut variants = Vec::new();
-        let mut names = Vec::new();
-        for (column, spec) in self.info.schema.features().iter().enumerate() {
-            let Some(reference) = spec.reference_input() else {
-                continue;
-            };
-            if record.0.get(column) == Some(&reference) {
-                continue;
-            }
-            let mut variant = record.clone();
-            variant.0[column] = reference;
-            variants.push(variant);
-            names.push(spec.name.clone());
-        }
+        let (names, variants): (Vec<String>, Vec<ValidRecord>) = occlusions(&self.info.schema, record).into_iter().unzip();
         if variants.is_empty() {
             return Ok(Vec::new());
         }
         let scores = self.score_batch(&variants)?;
-        let mut influences: Vec<Influence> = names
-            .into_iter()
-            .zip(scores)
-            .map(|(feature, s)| Influence {
-                feature,
-                delta: probability - s.probability,
-            })
-            .collect();
-        influences.sort_by(|a, b| b.delta.abs().total_cmp(&a.delta.abs()));
-        Ok(influences)
+        Ok(influences(
+            probability,
+            names.into_iter().zip(scores.into_iter().map(|s| s.probability)),
+        ))
     }
 
     /// Scores already validated records in one run.
@@ -162,4 +143,36 @@ impl ChurnScorer {
             })
             .collect())
     }
+}
+
+/// The occluded copies of `record` that attribution scores: for each field with a typical value (in the schema)
+/// that the record does not already hold, the record with that field set to it, named by the field.
+pub fn occlusions(schema: &FeatureSchema, record: &ValidRecord) -> Vec<(String, ValidRecord)> {
+    let mut out = Vec::new();
+    for (column, spec) in schema.features().iter().enumerate() {
+        let Some(reference) = spec.reference_input() else {
+            continue;
+        };
+        if record.0.get(column) == Some(&reference) {
+            continue;
+        }
+        let mut variant = record.clone();
+        variant.0[column] = reference;
+        out.push((spec.name.clone(), variant));
+    }
+    out
+}
+
+/// Per-field influences from a record's probability and the probabilities of its [`occlusions`], largest first:
+/// the record's probability minus its occluded copy's.
+pub fn influences(probability: f32, occluded: impl IntoIterator<Item = (String, f32)>) -> Vec<Influence> {
+    let mut influences: Vec<Influence> = occluded
+        .into_iter()
+        .map(|(feature, p)| Influence {
+            feature,
+            delta: probability - p,
+        })
+        .collect();
+    influences.sort_by(|a, b| b.delta.abs().total_cmp(&a.delta.abs()));
+    influences
 }

@@ -1,4 +1,4 @@
-//! A per-backend circuit breaker: closed → open after consecutive failures → half-open (one probe) → closed.
+//! A per-backend circuit breaker (also guarding the gateway's remote scorers): closed → open after consecutive failures → half-open (one probe) → closed.
 //!
 //! Written here rather than taken from a crate: the state must be readable for health and responses, and the
 //! probe must be tied to one request's outcome, which a small state machine does plainly.

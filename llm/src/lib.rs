@@ -14,6 +14,6 @@ mod wire;
 pub use backend::{
     BackendConfig, ChatBackend, ChatCompletion, ChatMessage, ChatRequest, StreamEvent, Usage, read_ca_bundle,
 };
-pub use breaker::{BreakerConfig, CircuitState};
+pub use breaker::{BreakerConfig, CircuitBreaker, CircuitState, Permit, Verdict};
 pub use error::LlmError;
 pub use resilient::{CallReport, GuardConfig, GuardedBackend, OpenStream};

@@ -16,6 +16,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
 use crate::policy::{PolicyError, PolicyFileError, PromptError};
+use crate::remote::RemoteScorerError;
 
 /// `ErrorInfo.domain` of every Switchyard status.
 pub const ERROR_DOMAIN: &str = "switchyard";
@@ -59,8 +60,8 @@ pub enum RouterError {
     /// The policy refused (a forced target it does not allow).
     #[error(transparent)]
     Policy(#[from] PolicyError),
-    /// A target names a backend the engine does not have (the policy is checked against the backends at load,
-    /// so this is a bug, not a request error).
+    /// A target names a backend (or remote scorer) the engine does not have (the policy is checked against
+    /// them at load, so this is a bug, not a request error).
     #[error("target {target} names backend {backend}, which is not configured")]
     MissingBackend {
         /// The target.
@@ -74,6 +75,9 @@ pub enum RouterError {
     /// An LLM backend failed.
     #[error(transparent)]
     Llm(#[from] LlmError),
+    /// A remote scorer failed.
+    #[error(transparent)]
+    Remote(#[from] RemoteScorerError),
     /// A shadow target did not answer within its time limit.
     #[error("shadow target {target} did not answer within {after:?}")]
     ShadowTimedOut {
@@ -96,6 +100,9 @@ pub enum LoadError {
     /// A backend's HTTP client could not be built.
     #[error(transparent)]
     Backend(#[from] LlmError),
+    /// A remote scorer's endpoint is unusable, or its model does not take the scorer's schema.
+    #[error(transparent)]
+    Remote(#[from] RemoteScorerError),
 }
 
 impl RouterError {
@@ -132,6 +139,12 @@ impl RouterError {
             ) => (Code::Internal, "inference"),
             Self::ShadowTimedOut { .. } => (Code::DeadlineExceeded, "timeout"),
             Self::Llm(e) => (llm_code(e), e.kind()),
+            Self::Remote(RemoteScorerError::Unavailable { .. } | RemoteScorerError::Mismatch { .. }) => {
+                (Code::Unavailable, "scorer_unavailable")
+            }
+            Self::Remote(RemoteScorerError::CircuitOpen { .. }) => (Code::Unavailable, "circuit_open"),
+            Self::Remote(RemoteScorerError::Timeout { .. }) => (Code::DeadlineExceeded, "timeout"),
+            Self::Remote(RemoteScorerError::BadAnswer { .. }) => (Code::Internal, "scorer_bad_answer"),
         }
     }
 
@@ -167,6 +180,7 @@ impl RouterError {
                 Some(OVERLOADED_RETRY)
             }
             Self::Quota(e) => Some(e.retry_after()),
+            Self::Remote(RemoteScorerError::CircuitOpen { retry_after, .. }) => Some(*retry_after),
             _ => None,
         }
     }
@@ -177,6 +191,15 @@ impl RouterError {
         match self {
             Self::Llm(e) => {
                 metadata.insert("backend".to_owned(), e.backend().to_owned());
+            }
+            Self::Remote(
+                RemoteScorerError::Unavailable { scorer, .. }
+                | RemoteScorerError::CircuitOpen { scorer, .. }
+                | RemoteScorerError::Timeout { scorer, .. }
+                | RemoteScorerError::BadAnswer { scorer, .. }
+                | RemoteScorerError::Mismatch { scorer, .. },
+            ) => {
+                metadata.insert("scorer".to_owned(), scorer.clone());
             }
             Self::MissingBackend { target, backend } => {
                 metadata.insert("target".to_owned(), target.clone());

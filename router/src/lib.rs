@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod policy;
 pub mod quota;
 pub mod reload;
+pub mod remote;
 pub mod request;
 pub mod server;
 pub mod service;

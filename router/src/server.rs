@@ -212,6 +212,10 @@ pub async fn serve_with(
         result = loaded => {
             match result {
                 Ok(Ok(loaded)) => {
+                    if let Err(error) = loaded.check_scorers().await {
+                        let _ = stop.send(());
+                        return Err(ServeError::Load(error));
+                    }
                     let store = loaded.policy().clone();
                     let version = store.current().version.clone();
                     tokio::spawn(policy::watch(store, config.policy.watch, log_reload(metrics.clone())));
@@ -302,8 +306,8 @@ async fn report_backends(engine: SharedEngine, reporter: tonic_health::server::H
     let mut ticker = tokio::time::interval(BACKEND_HEALTH_INTERVAL);
     loop {
         ticker.tick().await;
-        for (name, backend) in engine.backends() {
-            let status = match backend.circuit() {
+        for (name, circuit) in engine.circuits() {
+            let status = match circuit {
                 llm::CircuitState::Open => ServingStatus::NotServing,
                 llm::CircuitState::Closed | llm::CircuitState::HalfOpen => ServingStatus::Serving,
             };

@@ -118,7 +118,7 @@ impl pb::router_server::Router for RouterService {
 
     async fn route_stream(&self, request: Request<pb::RouteRequest>) -> Result<Response<EventStream>, Status> {
         let call = self.admit(request)?;
-        let prepared = call.engine.prepare(&call.input).await?;
+        let prepared = call.engine.prepare(&call.input, call.deadline).await?;
         note_routing(&call.notes, &prepared.routing);
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
         // In the SERVER span, which lasts until the stream ends (the span layer holds it).

@@ -36,7 +36,7 @@ async fn engine(fake: &FakeLlm) -> (Arc<Engine>, SharedMetrics, TempDir) {
 /// The LLM stream of a text-only request (routed to the `assistant` target).
 async fn open(engine: &Engine, text: &str) -> GenerationStream {
     let question = input(text, false);
-    let prepared = engine.prepare(&question).await.unwrap();
+    let prepared = engine.prepare(&question, None).await.unwrap();
     assert_eq!(prepared.routing.decision.target.name, "assistant");
     let leg = engine.open_stream(&prepared, &question, None).await.unwrap();
     leg.generation.unwrap()

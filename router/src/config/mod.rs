@@ -12,8 +12,10 @@ use crate::telemetry::{OtlpProtocol, TelemetryConfig};
 
 mod drift;
 mod raw;
+mod scorers;
 
 pub use drift::DriftConfig;
+pub use scorers::RemoteScorerConfig;
 use raw::{RawConfig, RawLogFormat};
 
 /// Why a config file was refused.
@@ -49,6 +51,8 @@ pub struct Config {
     pub limits: crate::quota::Limits,
     /// Input drift monitoring.
     pub drift: DriftConfig,
+    /// Remote churn scorers by name.
+    pub scorers: BTreeMap<String, RemoteScorerConfig>,
 }
 
 /// Environment variable naming the API keys file (overrides `auth.keys_file`).
@@ -377,6 +381,7 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
         backends.insert(name, (config, guard));
     }
 
+    let scorers = scorers::scorers(path, raw.scorers, &backends)?;
     let policy = PolicyConfig {
         file: resolve(&raw.policy.file),
         watch: raw.policy.watch,
@@ -426,6 +431,7 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
         auth,
         limits,
         drift: drift::drift(path, &raw.drift)?,
+        scorers,
     })
 }
 

@@ -23,6 +23,44 @@ pub(super) struct RawConfig {
     pub(super) limits: RawLimits,
     #[serde(default)]
     pub(super) drift: RawDrift,
+    #[serde(default)]
+    pub(super) scorers: BTreeMap<String, RawScorer>,
+}
+
+/// A remote churn scorer: a model served over the Open Inference Protocol (gRPC) by Triton, KServe, MLServer or
+/// another Switchyard.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawScorer {
+    pub(super) url: String,
+    pub(super) model: String,
+    pub(super) version: String,
+    pub(super) output: String,
+    pub(super) column: usize,
+    pub(super) parameters: BTreeMap<String, String>,
+    pub(super) connect_timeout: String,
+    pub(super) timeout: String,
+    pub(super) breaker_failures: u32,
+    pub(super) breaker_open_for: String,
+    pub(super) threshold: Option<f32>,
+}
+
+impl Default for RawScorer {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            model: String::new(),
+            version: String::new(),
+            output: "probability".to_owned(),
+            column: 0,
+            parameters: BTreeMap::new(),
+            connect_timeout: "1s".to_owned(),
+            timeout: "2s".to_owned(),
+            breaker_failures: 5,
+            breaker_open_for: "10s".to_owned(),
+            threshold: None,
+        }
+    }
 }
 
 /// Input drift monitoring against the models' reference profiles.

@@ -184,6 +184,7 @@ mod tests {
             name: "explain".into(),
             kind: TargetKind::Hybrid,
             backends: vec!["local".into()],
+            scorer: None,
             on_unavailable,
             system_prompt: String::new(),
             user_prompt: String::new(),

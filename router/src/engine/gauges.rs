@@ -14,15 +14,7 @@ impl GaugeSource for tokio::sync::OnceCell<Engine> {
     }
 
     fn circuits(&self) -> Vec<(String, llm::CircuitState)> {
-        self.get()
-            .map(|engine| {
-                engine
-                    .backends()
-                    .iter()
-                    .map(|(name, backend)| (name.clone(), backend.circuit()))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.get().map(Engine::circuits).unwrap_or_default()
     }
 
     fn drift(&self) -> (Vec<(String, u64)>, Vec<DriftGauge>) {

@@ -25,6 +25,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::{Config, Prices};
 use crate::drift::DriftMonitor;
+use crate::remote::RemoteScorer;
 use crate::error::{LoadError, RouterError};
 use crate::metrics::SharedMetrics;
 use crate::policy::{
@@ -57,6 +58,8 @@ pub struct Engine {
     quotas: Arc<Quotas>,
     /// Input drift against the models' reference profiles.
     drift: Arc<DriftMonitor>,
+    /// Remote churn scorers by name (targets with `scorer = "<name>"`).
+    scorers: BTreeMap<String, Arc<RemoteScorer>>,
 }
 
 impl Engine {
@@ -81,6 +84,15 @@ impl Engine {
                 ))
             })
             .collect::<Result<_, LlmError>>()?;
+        let scorers = config
+            .scorers
+            .iter()
+            .map(|(name, remote)| {
+                let info = pool.scorer();
+                let scorer = RemoteScorer::new(remote.clone(), info.schema.clone(), info.decision_threshold)?;
+                Ok((name.clone(), Arc::new(scorer)))
+            })
+            .collect::<Result<_, LoadError>>()?;
         Ok(Self {
             pool,
             policy,
@@ -92,7 +104,26 @@ impl Engine {
             shadows: Arc::new(tokio::sync::Semaphore::new(MAX_SHADOWS)),
             quotas: Arc::new(Quotas::new(config.limits.clone())),
             drift: Arc::new(drift),
+            scorers,
         })
+    }
+
+    /// Asks each remote scorer's server whether its model takes the scorer's schema: one that does not stops the
+    /// start; one that cannot be reached yet is logged (its breaker handles it when requests come).
+    pub async fn check_scorers(&self) -> Result<(), LoadError> {
+        for scorer in self.scorers.values() {
+            if !scorer.check().await? {
+                tracing::warn!(scorer = %scorer.name(), url = %scorer.url(), "remote scorer not reachable yet");
+            }
+        }
+        Ok(())
+    }
+
+    /// Every circuit breaker: the LLM backends' and the remote scorers'.
+    pub fn circuits(&self) -> Vec<(String, llm::CircuitState)> {
+        let backends = self.backends.iter().map(|(name, b)| (name.clone(), b.circuit()));
+        let scorers = self.scorers.iter().map(|(name, s)| (name.clone(), s.circuit()));
+        backends.chain(scorers).collect()
     }
 
     /// The inference pool (the Open Inference Protocol runs the models directly).
@@ -161,7 +192,7 @@ impl Engine {
 
     /// Classifies, decides, and dispatches, waiting for the whole answer; LLM calls end by `deadline`.
     pub async fn route(&self, input: &RouteInput, deadline: Option<Instant>) -> Result<Outcome, RouterError> {
-        let prepared = self.prepare(input).await?;
+        let prepared = self.prepare(input, deadline).await?;
         let payer = self.payer(&prepared.routing.policy, input);
         let leg = self
             .llm_leg(&prepared, input, deadline, Complete, |target, request, answer| {
@@ -243,9 +274,9 @@ impl Engine {
         Ok(leg)
     }
 
-    /// Everything up to the LLM call: validation, classification, decision, scoring. A stream sends its result
-    /// at once, before [`Engine::open_stream`].
-    pub async fn prepare(&self, input: &RouteInput) -> Result<Prepared, RouterError> {
+    /// Everything up to the LLM call: validation, classification, decision, scoring (a remote scorer's call ends
+    /// by `deadline`). A stream sends its result at once, before [`Engine::open_stream`].
+    pub async fn prepare(&self, input: &RouteInput, deadline: Option<Instant>) -> Result<Prepared, RouterError> {
         self.check_limits(input)?;
         let valid = input.record.as_ref().map(|r| self.validate_record(r)).transpose()?;
         let routing = self.classify_and_decide(input).await?;
@@ -259,9 +290,7 @@ impl Engine {
             })?;
             // Counted here, not in `score`, so a mirrored request's shadow does not count its record twice.
             let bins = self.drift.record_bins(&record);
-            let prediction = self
-                .score(record, input.record.as_ref(), target.kind == TargetKind::Hybrid)
-                .await?;
+            let prediction = self.score(record, input.record.as_ref(), target, deadline).await?;
             if let Some(bins) = bins {
                 self.drift.observe_scored(bins, prediction.score);
             }
@@ -410,14 +439,17 @@ impl Engine {
         })
     }
 
-    /// Scores a record; `explain` also attributes the score to the record's fields.
-    /// `raw` is the record as sent, recorded on the span only with content capture on.
+    /// Scores a record with `target`'s scorer (in-process, or remote by `deadline`); a hybrid target also gets
+    /// the score attributed to the record's fields. `raw` is the record as sent, recorded on the span only with
+    /// content capture on.
     async fn score(
         &self,
         record: ValidRecord,
         raw: Option<&BTreeMap<String, classical::schema::FeatureValue>>,
-        explain: bool,
+        target: &Target,
+        deadline: Option<Instant>,
     ) -> Result<Prediction, RouterError> {
+        let explain = target.kind == TargetKind::Hybrid;
         let span = spans::child(SPAN_SCORE);
         let info = self.pool.scorer();
         span.set_attribute(SCORER_MODEL, info.identity.name.clone());
@@ -426,12 +458,32 @@ impl Engine {
         if let (Some(cap), Some(raw)) = (self.capture_content, raw) {
             span.set_attribute(SCORER_FEATURES, llm::telemetry::truncate(features_json(raw), cap));
         }
+        let remote = match &target.scorer {
+            Some(name) => Some(self.scorers.get(name).ok_or_else(|| RouterError::MissingBackend {
+                target: target.name.clone(),
+                backend: name.clone(),
+            })?),
+            None => None,
+        };
+        if let Some(remote) = remote {
+            span.set_attribute(SCORER_REMOTE, remote.name().to_owned());
+            let (host, port) = remote.address();
+            span.set_attribute(SERVER_ADDRESS, host);
+            if let Some(port) = port {
+                span.set_attribute(SERVER_PORT, i64::from(port));
+            }
+        }
         let started = Instant::now();
         let scored = async {
-            if explain {
-                self.pool.score_explained(record).await
-            } else {
-                self.pool.score(record).await.map(|score| (score, Vec::new()))
+            match remote {
+                Some(remote) => self.score_remote(remote, record, explain, deadline).await,
+                None if explain => self.pool.score_explained(record).await.map_err(RouterError::from),
+                None => self
+                    .pool
+                    .score(record)
+                    .await
+                    .map(|score| (score, Vec::new()))
+                    .map_err(RouterError::from),
             }
         }
         .instrument(span.clone())
@@ -440,7 +492,6 @@ impl Engine {
         let (score, mut top_features) = match scored {
             Ok(scored) => scored,
             Err(error) => {
-                let error = RouterError::from(error);
                 spans::record_failure(&span, error.kind(), error.to_string());
                 return Err(error);
             }
@@ -456,9 +507,34 @@ impl Engine {
             version: info.identity.version.clone(),
             score: score.probability,
             churn: score.churn,
-            threshold: info.decision_threshold,
+            threshold: remote.map_or(info.decision_threshold, |r| r.threshold()),
             top_features,
         })
+    }
+
+    /// A record scored by a remote scorer, with its occluded copies in the same call when `explain`: the same
+    /// answer shape as the in-process scorer's.
+    async fn score_remote(
+        &self,
+        remote: &RemoteScorer,
+        record: ValidRecord,
+        explain: bool,
+        deadline: Option<Instant>,
+    ) -> Result<(classical::ChurnScore, Vec<classical::Influence>), RouterError> {
+        let (names, mut rows): (Vec<String>, Vec<ValidRecord>) = if explain {
+            classical::occlusions(&self.pool.scorer().schema, &record).into_iter().unzip()
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        rows.insert(0, record);
+        let probabilities = remote.probabilities(&rows, deadline).await?;
+        let probability = probabilities.first().copied().unwrap_or_default();
+        let influences = classical::influences(probability, names.into_iter().zip(probabilities.into_iter().skip(1)));
+        let score = classical::ChurnScore {
+            probability,
+            churn: probability >= remote.threshold(),
+        };
+        Ok((score, influences))
     }
 
     fn llm_request(
@@ -505,10 +581,11 @@ fn runtime(config: &Config) -> Result<OnnxRuntime, LoadError> {
     })
 }
 
-/// What a policy is checked against: the configured backends and the classifier's labels.
+/// What a policy is checked against: the configured backends and scorers, and the classifier's labels.
 pub fn policy_context(config: &Config, labels: &[classical::metadata::LabelInfo]) -> PolicyContext {
     PolicyContext {
         backends: config.backends.keys().cloned().collect(),
+        scorers: config.scorers.keys().cloned().collect(),
         labels: Some(labels.iter().map(|l| (l.label.clone(), l.group.clone())).collect()),
     }
 }

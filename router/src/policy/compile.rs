@@ -22,6 +22,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct PolicyContext {
     /// Backend names (`[backends.<name>]`).
     pub backends: BTreeSet<String>,
+    /// Remote scorer names (`[scorers.<name>]`).
+    pub scorers: BTreeSet<String>,
     /// Label → group, from the classifier's metadata (`None`: labels are not checked).
     pub labels: Option<BTreeMap<String, String>>,
 }
@@ -208,6 +210,13 @@ impl Compiler<'_> {
                 );
             }
         }
+        let scorer = match (t.scorer, kind.needs_record()) {
+            (Some(_), false) => return self.err(&key("scorer"), "only classical and hybrid targets score"),
+            (Some(s), true) if !self.context.scorers.contains(&s) => {
+                return self.err(&key("scorer"), format!("no scorer named {s:?} in the main config's [scorers]"));
+            }
+            (scorer, _) => scorer,
+        };
         let on_unavailable = match (t.on_unavailable, t.unavailable_message) {
             (_, Some(_)) if !matches!(t.on_unavailable, Some(OnUnavailableFile::Reject)) => {
                 return self.err(
@@ -251,6 +260,7 @@ impl Compiler<'_> {
             name: name.to_owned(),
             kind,
             backends,
+            scorer,
             on_unavailable,
             system_prompt: t
                 .system_prompt

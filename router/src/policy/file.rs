@@ -77,6 +77,10 @@ pub struct TargetFile {
     /// Backends tried in order when the primary fails.
     #[serde(default)]
     pub fallbacks: Vec<String>,
+    /// A remote scorer (a `[scorers.<name>]` of the main config) for classical and hybrid targets; default: the
+    /// in-process model.
+    #[serde(default)]
+    pub scorer: Option<String>,
     /// When every backend fails (default `error`).
     #[serde(default)]
     pub on_unavailable: Option<OnUnavailableFile>,

@@ -67,6 +67,8 @@ pub struct Target {
     pub kind: TargetKind,
     /// The LLM backends to try in order: the primary, then its fallbacks (llm and hybrid targets).
     pub backends: Vec<String>,
+    /// The remote scorer that scores its records (classical and hybrid targets; `None`: the in-process model).
+    pub scorer: Option<String>,
     /// What to answer when every backend fails.
     pub on_unavailable: OnUnavailable,
     /// System message template (llm and hybrid targets).

@@ -272,6 +272,7 @@ mod tests {
             name: "t".into(),
             kind,
             backends: vec!["local".into()],
+            scorer: None,
             on_unavailable: OnUnavailable::Error,
             system_prompt: default_system_prompt(hybrid).to_owned(),
             user_prompt: user_prompt.to_owned(),

@@ -206,6 +206,7 @@ mod tests {
         symlink("..data/policy.toml", dir.join("policy.toml")).unwrap();
         let context = PolicyContext {
             backends: BTreeSet::new(),
+            scorers: BTreeSet::new(),
             labels: None,
         };
         let store = Arc::new(PolicyStore::load(&dir.join("policy.toml"), context).unwrap());

@@ -116,6 +116,7 @@ fn labels() -> BTreeMap<String, String> {
 fn context() -> PolicyContext {
     PolicyContext {
         backends: ["local".to_owned()].into_iter().collect(),
+        scorers: ["remote".to_owned()].into_iter().collect(),
         labels: Some(labels()),
     }
 }

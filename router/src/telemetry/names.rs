@@ -80,6 +80,12 @@ pub const FALLBACK_TO: &str = "switchyard.route.fallback.to";
 pub const SCORER_MODEL: &str = "switchyard.scorer.model";
 /// The scorer's model version.
 pub const SCORER_VERSION: &str = "switchyard.scorer.version";
+/// `score` span: the remote scorer that scored (absent: the in-process model).
+pub const SCORER_REMOTE: &str = "switchyard.scorer.remote";
+/// `score` span: a remote scorer's host.
+pub const SERVER_ADDRESS: &str = "server.address";
+/// `score` span: a remote scorer's port.
+pub const SERVER_PORT: &str = "server.port";
 /// The calibrated churn probability.
 pub const SCORER_SCORE: &str = "switchyard.scorer.score";
 /// Whether the score reaches the model's decision threshold.
