@@ -16,6 +16,9 @@ export SWITCHYARD_LLAMA_SERVER="${llama[0]}" SWITCHYARD_LLAMA_MODEL="${llama[1]}
 # The Open Inference Protocol's standard client (pinned environment, cached) for router/tests/inference.rs.
 SWITCHYARD_TRITONCLIENT_PYTHON="$(deploy/setup/python-env.sh deploy/setup/requirements-tritonclient.txt)"
 export SWITCHYARD_TRITONCLIENT_PYTHON
+# A real Open Inference Protocol server (MLServer with the scikit-learn churn pipeline) for router/tests/remote_scorer.rs.
+SWITCHYARD_MLSERVER_PYTHON="$(deploy/setup/python-env.sh deploy/setup/requirements-mlserver.txt)"
+export SWITCHYARD_MLSERVER_PYTHON
 
 # Supply chain: licences, banned crates, sources (deny.toml). Pinned, installed once into ~/.cargo/bin.
 deny_version=0.20.2

@@ -94,7 +94,8 @@ impl ChurnScorer {
     /// turn is set to the typical customer's value and the record re-scored, all in one batched run. Fields already
     /// at the typical value, or without one in the model file, are left out.
     pub fn influences(&mut self, record: &ValidRecord, probability: f32) -> Result<Vec<Influence>, ClassicalError> {
-        let (names, variants): (Vec<String>, Vec<ValidRecord>) = occlusions(&self.info.schema, record).into_iter().unzip();
+        let (names, variants): (Vec<String>, Vec<ValidRecord>) =
+            occlusions(&self.info.schema, record).into_iter().unzip();
         if variants.is_empty() {
             return Ok(Vec::new());
         }

@@ -149,11 +149,21 @@ impl RemoteScorer {
                     FeatureKind::Number { .. } | FeatureKind::Integer { .. } => &["FP32", "FP64"],
                 };
                 match metadata.inputs.iter().find(|i| i.name == spec.name) {
-                    None => return Err(mismatch(&self.config, format!("the model has no input {:?}", spec.name))),
+                    None => {
+                        return Err(mismatch(
+                            &self.config,
+                            format!("the model has no input {:?}", spec.name),
+                        ));
+                    }
                     Some(input) if !wanted.contains(&input.datatype.as_str()) => {
                         return Err(mismatch(
                             &self.config,
-                            format!("input {:?} is {}, not {}", spec.name, input.datatype, wanted.join(" or ")),
+                            format!(
+                                "input {:?} is {}, not {}",
+                                spec.name,
+                                input.datatype,
+                                wanted.join(" or ")
+                            ),
                         ));
                     }
                     Some(_) => {}
@@ -175,10 +185,13 @@ impl RemoteScorer {
         records: &[ValidRecord],
         deadline: Option<Instant>,
     ) -> Result<Vec<f32>, RemoteScorerError> {
-        let permit = self.breaker.admit().map_err(|retry_after| RemoteScorerError::CircuitOpen {
-            scorer: self.config.name.clone(),
-            retry_after,
-        })?;
+        let permit = self
+            .breaker
+            .admit()
+            .map_err(|retry_after| RemoteScorerError::CircuitOpen {
+                scorer: self.config.name.clone(),
+                retry_after,
+            })?;
         let now = Instant::now();
         let caller_left = deadline.map(|d| d.saturating_duration_since(now));
         let budget = caller_left.map_or(self.config.timeout, |left| left.min(self.config.timeout));
@@ -189,11 +202,19 @@ impl RemoteScorer {
         let answer = tokio::time::timeout(budget, self.client.clone().model_infer(request)).await;
         let (verdict, result) = match answer {
             Err(_) => (
-                if caller_bound { Verdict::Unknown } else { Verdict::Failed },
+                if caller_bound {
+                    Verdict::Unknown
+                } else {
+                    Verdict::Failed
+                },
                 Err(self.timeout(budget)),
             ),
             Ok(Err(status)) if status.code() == tonic::Code::DeadlineExceeded => (
-                if caller_bound { Verdict::Unknown } else { Verdict::Failed },
+                if caller_bound {
+                    Verdict::Unknown
+                } else {
+                    Verdict::Failed
+                },
                 Err(self.timeout(budget)),
             ),
             Ok(Err(status)) if is_unreachable(status.code()) || is_server_failure(status.code()) => (
@@ -204,7 +225,10 @@ impl RemoteScorer {
                 }),
             ),
             // The server is up and refused what we sent: a configuration problem, not an outage.
-            Ok(Err(status)) => (Verdict::Healthy, Err(self.bad(format!("{:?}: {}", status.code(), status.message())))),
+            Ok(Err(status)) => (
+                Verdict::Healthy,
+                Err(self.bad(format!("{:?}: {}", status.code(), status.message()))),
+            ),
             Ok(Ok(response)) => match self.read(&response.into_inner(), records.len()) {
                 Ok(probabilities) => (Verdict::Healthy, Ok(probabilities)),
                 Err(error) => (Verdict::Failed, Err(error)),
@@ -296,7 +320,11 @@ impl RemoteScorer {
                 .as_ref()
                 .map(|c| c.fp32_contents.iter().map(|v| f64::from(*v)).collect())
                 .unwrap_or_default(),
-            (None, "FP64") => output.contents.as_ref().map(|c| c.fp64_contents.clone()).unwrap_or_default(),
+            (None, "FP64") => output
+                .contents
+                .as_ref()
+                .map(|c| c.fp64_contents.clone())
+                .unwrap_or_default(),
             (_, other) => return Err(self.bad(format!("output {:?} is {other}, not FP32 or FP64", output.name))),
         };
         let columns = match output.shape.as_slice() {

@@ -87,6 +87,26 @@ fn invalid_main_configs_name_file_key_and_reason() {
         ),
         (format!("{good}\n[drift]\nevery = \"1s\"\n"), "unknown field `every`"),
         (
+            format!("{good}\n[scorers.remote]\nurl = \"127.0.0.1:8001\"\nmodel = \"m\"\n"),
+            "scorers.remote.url: \"127.0.0.1:8001\" is not an http(s) URL",
+        ),
+        (
+            format!("{good}\n[scorers.remote]\nurl = \"http://127.0.0.1:8001\"\n"),
+            "scorers.remote.model: must not be empty",
+        ),
+        (
+            format!("{good}\n[scorers.remote]\nurl = \"http://h:1\"\nmodel = \"m\"\nthreshold = 1.5\n"),
+            "scorers.remote.threshold: 1.5 is outside [0, 1]",
+        ),
+        (
+            format!("{good}\n[scorers.local]\nurl = \"http://h:1\"\nmodel = \"m\"\n"),
+            "scorers.local: a backend has the same name",
+        ),
+        (
+            format!("{good}\n[scorers.remote]\nurl = \"http://h:1\"\nmodel = \"m\"\ntimeout = \"never\"\n"),
+            "scorers.remote.timeout",
+        ),
+        (
             good.replace(r#"base_url = "http"#, r#"base_url = "ftp"#),
             "backends.local.base_url",
         ),
@@ -169,6 +189,14 @@ fn invalid_policies_name_file_line_key_and_reason() {
         (
             good.replace(r#"message = "not here""#, ""),
             "targets.refuse.message: required for reject targets",
+        ),
+        (
+            good.replace("[targets.churn]\nkind = \"classical\"", "[targets.churn]\nkind = \"classical\"\nscorer = \"far\""),
+            "policy.toml:6: targets.churn.scorer: no scorer named \"far\" in the main config's [scorers]",
+        ),
+        (
+            good.replace("[targets.assistant]\n", "[targets.assistant]\nscorer = \"far\"\n"),
+            "targets.assistant.scorer: only classical and hybrid targets score",
         ),
         (
             good.replace("[targets.assistant]\n", "[targets.assistant]\nuser_prompt = \"{{ text \"\n"),

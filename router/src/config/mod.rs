@@ -15,8 +15,8 @@ mod raw;
 mod scorers;
 
 pub use drift::DriftConfig;
-pub use scorers::RemoteScorerConfig;
 use raw::{RawConfig, RawLogFormat};
+pub use scorers::RemoteScorerConfig;
 
 /// Why a config file was refused.
 #[derive(Debug, thiserror::Error)]

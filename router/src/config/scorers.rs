@@ -55,7 +55,10 @@ pub(super) fn scorers(
             ));
         }
         if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
-            return Err(err("url", format!("{:?} is not an http(s) URL of a gRPC endpoint", s.url)));
+            return Err(err(
+                "url",
+                format!("{:?} is not an http(s) URL of a gRPC endpoint", s.url),
+            ));
         }
         for (field, value) in [("model", &s.model), ("output", &s.output)] {
             if value.trim().is_empty() {

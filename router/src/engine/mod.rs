@@ -25,13 +25,13 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::{Config, Prices};
 use crate::drift::DriftMonitor;
-use crate::remote::RemoteScorer;
 use crate::error::{LoadError, RouterError};
 use crate::metrics::SharedMetrics;
 use crate::policy::{
     Classified, Facts, Policy, PolicyContext, PolicyStore, PromptInput, ScoreFacts, Target, TargetKind,
 };
 use crate::quota::Quotas;
+use crate::remote::RemoteScorer;
 use crate::request::RouteInput;
 use crate::telemetry::names::*;
 use crate::telemetry::spans;
@@ -522,7 +522,9 @@ impl Engine {
         deadline: Option<Instant>,
     ) -> Result<(classical::ChurnScore, Vec<classical::Influence>), RouterError> {
         let (names, mut rows): (Vec<String>, Vec<ValidRecord>) = if explain {
-            classical::occlusions(&self.pool.scorer().schema, &record).into_iter().unzip()
+            classical::occlusions(&self.pool.scorer().schema, &record)
+                .into_iter()
+                .unzip()
         } else {
             (Vec::new(), Vec::new())
         };

@@ -108,7 +108,10 @@ impl Engine {
                 RouterError::invalid("features", format!("shadow target {:?} needs a record", target.name))
             })?;
             let valid = self.validate_record(record)?;
-            Some(self.score(valid, None, target, Some(Instant::now() + SHADOW_TIMEOUT)).await?)
+            Some(
+                self.score(valid, None, target, Some(Instant::now() + SHADOW_TIMEOUT))
+                    .await?,
+            )
         } else {
             None
         };

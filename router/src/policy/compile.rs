@@ -213,7 +213,10 @@ impl Compiler<'_> {
         let scorer = match (t.scorer, kind.needs_record()) {
             (Some(_), false) => return self.err(&key("scorer"), "only classical and hybrid targets score"),
             (Some(s), true) if !self.context.scorers.contains(&s) => {
-                return self.err(&key("scorer"), format!("no scorer named {s:?} in the main config's [scorers]"));
+                return self.err(
+                    &key("scorer"),
+                    format!("no scorer named {s:?} in the main config's [scorers]"),
+                );
             }
             (scorer, _) => scorer,
         };
