@@ -145,6 +145,16 @@ impl FeatureSchema {
         &self.features
     }
 
+    /// The typical customer (every field at the value the model file records as typical), when the file records
+    /// one for every field: a valid record for warming a freshly loaded scorer up.
+    pub fn typical_record(&self) -> Option<ValidRecord> {
+        self.features
+            .iter()
+            .map(FeatureSpec::reference_input)
+            .collect::<Option<Vec<_>>>()
+            .map(ValidRecord)
+    }
+
     /// Checks every field of `record`; on failure lists every bad field (unknown, missing, wrong type,
     /// not finite, out of range, not an allowed category), in schema order then unknown fields.
     pub fn validate(&self, record: &BTreeMap<String, FeatureValue>) -> Result<ValidRecord, Vec<FieldError>> {

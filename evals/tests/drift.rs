@@ -53,7 +53,9 @@ impl Gateway {
             .replace("127.0.0.1:50051", &format!("127.0.0.1:{grpc}"))
             .replace("127.0.0.1:9464", &format!("127.0.0.1:{admin}"))
             .replace("\"../../classical/", &format!("\"{}/classical/", root().display()))
-            + "\n[drift]\nmin_samples = 100\nevaluate_every = \"100ms\"\n";
+            .replace("min_samples = 500", "min_samples = 100")
+            .replace("evaluate_every = \"30s\"", "evaluate_every = \"100ms\"");
+        assert!(text.contains("min_samples = 100") && text.contains("evaluate_every = \"100ms\""));
         std::fs::copy(root().join("deploy/config/policy.toml"), dir.join("policy.toml")).unwrap();
         std::fs::write(dir.join("switchyard.toml"), text).unwrap();
         let config = Config::load(&dir.join("switchyard.toml")).unwrap();

@@ -1,5 +1,6 @@
 //! The admin HTTP port: `/metrics` (Prometheus text), `/healthz` (the process answers), `/readyz` (models
-//! loaded and not draining), `/drift` (the drift table: every watched model's signals compared now, as JSON).
+//! loaded and not draining), `/drift` (the drift table: every watched model's signals compared now, as JSON),
+//! `/models` (what serves, and candidates) and `POST /models/reload` (reload the models now; the outcome as JSON).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::engine::SharedEngine;
 use crate::metrics::SharedMetrics;
@@ -27,6 +28,8 @@ pub fn router(metrics: SharedMetrics, ready: Arc<AtomicBool>, engine: SharedEngi
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readiness))
         .route("/drift", get(drift))
+        .route("/models", get(models))
+        .route("/models/reload", post(reload_models))
         .with_state(AdminState { metrics, ready, engine })
 }
 
@@ -38,7 +41,7 @@ async fn drift(
         .engine
         .get()
         .ok_or((StatusCode::SERVICE_UNAVAILABLE, "models not loaded\n".to_owned()))?;
-    let json = serde_json::to_string_pretty(&engine.drift().report())
+    let json = serde_json::to_string_pretty(&engine.models().drift.report())
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], json))
 }
@@ -56,4 +59,46 @@ async fn readiness(State(state): State<AdminState>) -> (StatusCode, &'static str
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
     }
+}
+
+/// The serving models and candidates, as JSON.
+async fn models(
+    State(state): State<AdminState>,
+) -> Result<([(header::HeaderName, &'static str); 1], String), (StatusCode, String)> {
+    let engine = state
+        .engine
+        .get()
+        .ok_or((StatusCode::SERVICE_UNAVAILABLE, "models not loaded\n".to_owned()))?;
+    let models = engine.models();
+    let candidate = models.candidate.as_ref();
+    let body = serde_json::json!({
+        "classifier": models.classifier,
+        "scorer": models.scorer,
+        "candidates": {
+            "classifier": candidate.and_then(|c| c.classifier.as_ref()),
+            "scorer": candidate.and_then(|c| c.scorer.as_ref()),
+        },
+    });
+    Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()))
+}
+
+/// Reloads the models now (as SIGHUP does) and answers with the outcome: 200 when applied or unchanged, 409
+/// when refused (the running models stay).
+async fn reload_models(
+    State(state): State<AdminState>,
+) -> (StatusCode, [(header::HeaderName, &'static str); 1], String) {
+    let json = [(header::CONTENT_TYPE, "application/json")];
+    let Some(engine) = state.engine.get() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json,
+            "{\"result\":\"not_loaded\"}".to_owned(),
+        );
+    };
+    let outcome = engine.reload_models().await;
+    let status = match outcome {
+        crate::engine::ModelReload::Rejected { .. } => StatusCode::CONFLICT,
+        _ => StatusCode::OK,
+    };
+    (status, json, serde_json::to_string(&outcome).unwrap_or_default())
 }

@@ -100,6 +100,15 @@ pub enum LoadError {
     /// A backend's HTTP client could not be built.
     #[error(transparent)]
     Backend(#[from] LlmError),
+    /// The model set a config names cannot serve: a source does not resolve, a model's metadata contradicts its
+    /// version directory, or a reload's step failed.
+    #[error("models: {file}: {reason}")]
+    ModelSet {
+        /// The file at fault (the config, or a model).
+        file: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A remote scorer's endpoint is unusable, or its model does not take the scorer's schema.
     #[error(transparent)]
     Remote(#[from] RemoteScorerError),

@@ -68,6 +68,27 @@ pub struct Metrics {
     shadow_duration: Histogram<f64>,
     /// `switchyard.policy.reloads` by `result` (`applied`, `unchanged`, `rejected`).
     policy_reloads: Counter<u64>,
+    /// `switchyard.model.reloads` by `result` (`applied`, `unchanged`, `rejected`).
+    model_reloads: Counter<u64>,
+    /// `switchyard.model.candidate.comparisons` by `switchyard.model`, `switchyard.model.version` (the
+    /// candidate's), `outcome` (`agree`, `disagree`, `failed`, `dropped`).
+    candidate_comparisons: Counter<u64>,
+    /// `switchyard.model.candidate.score_delta`: the candidate scorer's probability minus the serving one's.
+    candidate_delta: Histogram<f64>,
+}
+
+/// How one candidate comparison ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CandidateOutcome {
+    /// Both answered; whether they agree.
+    Compared {
+        /// Same decided label (classifier) or churn verdict (scorer).
+        agree: bool,
+    },
+    /// The candidate failed.
+    Failed,
+    /// Too many comparisons waiting: skipped.
+    Dropped,
 }
 
 /// Why metrics could not be set up or encoded.
@@ -193,6 +214,19 @@ impl Metrics {
                 .u64_counter("switchyard.policy.reloads")
                 .with_description("Policy file reloads by result (applied, unchanged, rejected)")
                 .build(),
+            model_reloads: meter
+                .u64_counter("switchyard.model.reloads")
+                .with_description("Model set reloads by result (applied, unchanged, rejected)")
+                .build(),
+            candidate_comparisons: meter
+                .u64_counter("switchyard.model.candidate.comparisons")
+                .with_description("Candidate model versions run in the serving ones' shadow, by outcome")
+                .build(),
+            candidate_delta: meter
+                .f64_histogram("switchyard.model.candidate.score_delta")
+                .with_description("Candidate scorer's probability minus the serving scorer's, per record")
+                .with_boundaries(vec![-0.5, -0.2, -0.1, -0.05, -0.01, 0.0, 0.01, 0.05, 0.1, 0.2, 0.5])
+                .build(),
             registry,
             provider,
         })
@@ -223,6 +257,22 @@ impl Metrics {
             })
             .build();
         self.observe_drift(&meter, source.clone());
+        let models = source.clone();
+        meter
+            .u64_observable_gauge("switchyard.model.info")
+            .with_description("1 per serving model, labelled with its name and version")
+            .with_callback(move |observer| {
+                for (name, version) in models.models() {
+                    observer.observe(
+                        1,
+                        &[
+                            KeyValue::new("switchyard.model", name),
+                            KeyValue::new("switchyard.model.version", version),
+                        ],
+                    );
+                }
+            })
+            .build();
         meter
             .i64_observable_gauge("switchyard.backend.circuit_state")
             .with_description("Circuit breaker per LLM backend: 0 closed, 1 half-open, 2 open")
@@ -289,6 +339,40 @@ impl Metrics {
                 })
                 .build();
         }
+    }
+
+    /// One model set reload and its result.
+    pub fn model_reload(&self, result: &'static str) {
+        self.model_reloads.add(1, &[KeyValue::new("result", result)]);
+    }
+
+    /// One candidate comparison of `model` at the candidate `version`.
+    pub fn candidate(&self, model: &str, version: &str, outcome: CandidateOutcome) {
+        let outcome = match outcome {
+            CandidateOutcome::Compared { agree: true } => "agree",
+            CandidateOutcome::Compared { agree: false } => "disagree",
+            CandidateOutcome::Failed => "failed",
+            CandidateOutcome::Dropped => "dropped",
+        };
+        self.candidate_comparisons.add(
+            1,
+            &[
+                KeyValue::new("switchyard.model", model.to_owned()),
+                KeyValue::new("switchyard.model.version", version.to_owned()),
+                KeyValue::new("outcome", outcome),
+            ],
+        );
+    }
+
+    /// A candidate scorer's probability minus the serving one's, for one record.
+    pub fn candidate_delta(&self, model: &str, version: &str, delta: f32) {
+        self.candidate_delta.record(
+            f64::from(delta),
+            &[
+                KeyValue::new("switchyard.model", model.to_owned()),
+                KeyValue::new("switchyard.model.version", version.to_owned()),
+            ],
+        );
     }
 
     /// One finished RPC: `rpc.server.duration`.
@@ -433,6 +517,8 @@ pub trait GaugeSource: Send + Sync + 'static {
     fn circuits(&self) -> Vec<(String, llm::CircuitState)>;
     /// The last drift evaluation: requests in the window per model, and each judged signal.
     fn drift(&self) -> (Vec<(String, u64)>, Vec<DriftGauge>);
+    /// The serving models' names and versions.
+    fn models(&self) -> Vec<(String, String)>;
 }
 
 /// One judged drift signal, as the gauges report it.

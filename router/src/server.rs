@@ -219,8 +219,9 @@ pub async fn serve_with(
                     let store = loaded.policy().clone();
                     let version = store.current().version.clone();
                     tokio::spawn(policy::watch(store, config.policy.watch, log_reload(metrics.clone())));
-                    tokio::spawn(loaded.drift().clone().run());
                     let _ = engine.set(loaded);
+                    tokio::spawn(drift_timers(engine.clone(), config.drift.clone()));
+                    tokio::spawn(model_reloads(engine.clone(), config.clone()));
                     reporter.set_service_status("", ServingStatus::Serving).await;
                     reporter.set_service_status(ROUTER_SERVICE, ServingStatus::Serving).await;
                     tokio::spawn(report_backends(engine.clone(), reporter.clone()));
@@ -316,6 +317,26 @@ async fn report_backends(engine: SharedEngine, reporter: tonic_health::server::H
                 .await;
         }
     }
+}
+
+/// Model reloads (file changes, SIGHUP) for as long as the engine serves.
+async fn model_reloads(engine: SharedEngine, config: Config) {
+    if let Some(engine) = engine.get() {
+        crate::engine::watch_models(engine, &config).await;
+    }
+}
+
+/// The drift timers, applied to the monitor of whichever model set serves.
+async fn drift_timers(engine: SharedEngine, config: crate::config::DriftConfig) {
+    let Some(engine) = engine.get() else { return };
+    crate::drift::run(config, |tick| {
+        let models = engine.models();
+        match tick {
+            crate::drift::Tick::Rotate => models.drift.rotate(),
+            crate::drift::Tick::Evaluate => models.drift.evaluate(),
+        }
+    })
+    .await;
 }
 
 fn flatten(result: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>) -> Result<(), ServeError> {

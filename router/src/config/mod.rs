@@ -13,10 +13,12 @@ use crate::telemetry::{OtlpProtocol, TelemetryConfig};
 mod drift;
 mod raw;
 mod scorers;
+mod sources;
 
 pub use drift::DriftConfig;
 use raw::{RawConfig, RawLogFormat};
 pub use scorers::RemoteScorerConfig;
+pub use sources::{ModelSource, Resolved, VersionPolicy};
 
 /// Why a config file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,8 @@ pub struct ConfigError {
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The file it was read from (re-read when the models reload).
+    pub file: PathBuf,
     /// Server settings.
     pub server: ServerConfig,
     /// Model files and the inference pool.
@@ -114,8 +118,32 @@ pub struct PolicyConfig {
 pub struct ModelsConfig {
     /// The ONNX Runtime shared library; `None` means `ORT_DYLIB_PATH`.
     pub onnx_runtime: Option<PathBuf>,
-    /// Pool: model paths, workers, queue capacity.
+    /// Where the classifier comes from.
+    pub classifier: ModelSource,
+    /// Where the scorer comes from.
+    pub scorer: ModelSource,
+    /// Pool: workers, queue capacity, batching, the cascade; its model paths are the sources' resolution when
+    /// the config was read (a reload resolves again).
     pub pool: classical::PoolConfig,
+    /// Reload the models when their sources or the config file change.
+    pub watch: bool,
+}
+
+impl ModelsConfig {
+    /// The pool for the sources as they resolve now, with each source's resolution.
+    pub fn resolve(&self) -> Result<(classical::PoolConfig, Resolved, Resolved), String> {
+        let classifier = self
+            .classifier
+            .resolve()
+            .map_err(|e| format!("models.classifier: {e}"))?;
+        let scorer = self.scorer.resolve().map_err(|e| format!("models.scorer: {e}"))?;
+        let pool = classical::PoolConfig {
+            classifier: classifier.file.clone(),
+            scorer: scorer.file.clone(),
+            ..self.pool.clone()
+        };
+        Ok((pool, classifier, scorer))
+    }
 }
 
 impl Config {
@@ -260,37 +288,69 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
         })?;
         server.tls = Some(files);
     }
-    let cascade_file = raw
-        .models
-        .cascade
-        .as_ref()
-        .map(|c| ("models.cascade.encoder", &c.encoder));
-    for (key, file) in [
-        ("models.classifier", &raw.models.classifier),
-        ("models.scorer", &raw.models.scorer),
-    ]
-    .into_iter()
-    .chain(cascade_file)
+    if let Some(c) = &raw.models.cascade
+        && !resolve(&c.encoder).is_file()
     {
-        if !resolve(file).is_file() {
-            return Err(err(key, format!("{} does not exist", resolve(file).display())));
-        }
+        return Err(err(
+            "models.cascade.encoder",
+            format!("{} does not exist", resolve(&c.encoder).display()),
+        ));
     }
     let cascade = match &raw.models.cascade {
         Some(c) => Some(cascade(path, c, resolve(&c.encoder))?),
         None => None,
     };
+    let source = |key: &str, file: &Path, version: &Option<String>, candidate: &Option<String>| {
+        let file = resolve(file);
+        let source = if file.is_dir() {
+            ModelSource::Repository {
+                entry: file,
+                version: match version.as_deref() {
+                    None | Some("latest") => VersionPolicy::Latest,
+                    Some(v) => VersionPolicy::Pinned(v.to_owned()),
+                },
+                candidate: candidate.clone(),
+            }
+        } else if version.is_some() || candidate.is_some() {
+            return Err(err(
+                &format!("{key}_version"),
+                format!(
+                    "{} is a file, not a repository entry: versions apply to directories",
+                    file.display()
+                ),
+            ));
+        } else {
+            ModelSource::File(file)
+        };
+        let resolved = source.resolve().map_err(|reason| err(key, reason))?;
+        Ok((source, resolved))
+    };
+    let (classifier, resolved_classifier) = source(
+        "models.classifier",
+        &raw.models.classifier,
+        &raw.models.classifier_version,
+        &raw.models.classifier_candidate,
+    )?;
+    let (scorer, resolved_scorer) = source(
+        "models.scorer",
+        &raw.models.scorer,
+        &raw.models.scorer_version,
+        &raw.models.scorer_candidate,
+    )?;
     let models = ModelsConfig {
         onnx_runtime: raw.models.onnx_runtime.as_deref().map(resolve),
+        classifier,
+        scorer,
         pool: classical::PoolConfig {
-            classifier: resolve(&raw.models.classifier),
-            scorer: resolve(&raw.models.scorer),
+            classifier: resolved_classifier.file,
+            scorer: resolved_scorer.file,
             workers: positive(path, "models.workers", raw.models.workers)?,
             queue_capacity: positive(path, "models.queue_capacity", raw.models.queue_capacity)?,
             classifier_batch: batch(path, "models.classifier_batch", &raw.models.classifier_batch)?,
             scorer_batch: batch(path, "models.scorer_batch", &raw.models.scorer_batch)?,
             cascade,
         },
+        watch: raw.models.watch,
     };
 
     let telemetry = telemetry(path, base, raw.telemetry)?;
@@ -422,6 +482,7 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
         limits.tenants.insert(name.clone(), tenant_limits(path, &key, tenant)?);
     }
     Ok(Config {
+        file: path.to_path_buf(),
         server,
         models,
         backends,

@@ -231,8 +231,23 @@ pub(super) enum RawLogFormat {
 pub(super) struct RawModels {
     #[serde(default)]
     pub(super) onnx_runtime: Option<PathBuf>,
+    /// A `.onnx` file, or a repository entry directory (`<entry>/<version>/model.onnx`).
     pub(super) classifier: PathBuf,
     pub(super) scorer: PathBuf,
+    /// For a repository entry: `latest` (the default) or a version.
+    #[serde(default)]
+    pub(super) classifier_version: Option<String>,
+    #[serde(default)]
+    pub(super) scorer_version: Option<String>,
+    /// For a repository entry: a version run in the serving one's shadow.
+    #[serde(default)]
+    pub(super) classifier_candidate: Option<String>,
+    #[serde(default)]
+    pub(super) scorer_candidate: Option<String>,
+    /// Reload (and swap) the models when their entries or this file change; SIGHUP and the admin port's
+    /// `POST /models/reload` always do.
+    #[serde(default = "default_true")]
+    pub(super) watch: bool,
     #[serde(default = "default_workers")]
     pub(super) workers: usize,
     #[serde(default = "default_queue")]
@@ -407,5 +422,9 @@ pub(super) struct RawPolicy {
 }
 
 pub(super) fn default_watch() -> bool {
+    true
+}
+
+fn default_true() -> bool {
     true
 }

@@ -2,8 +2,8 @@
 //! window, compared with the reference by Jensen-Shannon distance and PSI.
 //!
 //! The request path only increments counters ([`DriftMonitor::observe_classification`],
-//! [`DriftMonitor::observe_scored`]); [`DriftMonitor::run`] rotates the window, compares, keeps the latest
-//! [`DriftReport`] for the gauges, and logs each signal that crosses a threshold (and each that comes back).
+//! [`DriftMonitor::observe_scored`]); the timers of [`run`] rotate the window and compare, keeping the latest
+//! [`DriftReport`] for the gauges and logging each signal that crosses a threshold (and each that comes back).
 
 mod report;
 mod stats;
@@ -208,24 +208,8 @@ impl DriftMonitor {
         self.latest.load_full()
     }
 
-    /// Every `evaluate_every`: compares, keeps the report, logs crossings; every `window / slices`, drops the
-    /// oldest slice. Returns at once when nothing is watched.
-    pub async fn run(self: Arc<Self>) {
-        if self.scorer.is_none() && self.classifier.is_none() {
-            return;
-        }
-        let slice = self.config.slice().max(Duration::from_millis(1));
-        let mut rotate = tokio::time::interval_at(tokio::time::Instant::now() + slice, slice);
-        let mut evaluate = tokio::time::interval(self.config.evaluate_every);
-        loop {
-            tokio::select! {
-                _ = rotate.tick() => self.rotate(),
-                _ = evaluate.tick() => self.evaluate(),
-            }
-        }
-    }
-
-    fn rotate(&self) {
+    /// Drops the window's oldest slice (every `window / slices`, from [`run`]).
+    pub fn rotate(&self) {
         for watched in [
             self.scorer.as_ref().map(|w| &w.watched),
             self.classifier.as_ref().map(|w| &w.watched),
@@ -237,7 +221,9 @@ impl DriftMonitor {
         }
     }
 
-    fn evaluate(&self) {
+    /// Compares, keeps the report for the gauges, and logs each signal that crossed a threshold or came back
+    /// (every `evaluate_every`, from [`run`]).
+    pub fn evaluate(&self) {
         let report = self.report();
         let before = self.latest();
         for model in &report.models {
@@ -259,6 +245,33 @@ impl DriftMonitor {
             }
         }
         self.latest.store(Arc::new(report));
+    }
+}
+
+/// What the drift timer asks of the monitor in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    /// Drop the oldest slice.
+    Rotate,
+    /// Compare and report.
+    Evaluate,
+}
+
+/// The drift timers: `on_tick` hears [`Tick::Rotate`] every `window / slices` and [`Tick::Evaluate`] every
+/// `evaluate_every`, and applies them to the monitor in force (a model reload brings a new one). Returns at once
+/// when monitoring is off.
+pub async fn run(config: DriftConfig, mut on_tick: impl FnMut(Tick)) {
+    if !config.enabled {
+        return;
+    }
+    let slice = config.slice().max(Duration::from_millis(1));
+    let mut rotate = tokio::time::interval_at(tokio::time::Instant::now() + slice, slice);
+    let mut evaluate = tokio::time::interval(config.evaluate_every);
+    loop {
+        tokio::select! {
+            _ = rotate.tick() => on_tick(Tick::Rotate),
+            _ = evaluate.tick() => on_tick(Tick::Evaluate),
+        }
     }
 }
 

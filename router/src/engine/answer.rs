@@ -105,6 +105,8 @@ pub struct Prepared {
     pub routing: Routing,
     /// Present for classical and hybrid targets.
     pub prediction: Option<Prediction>,
+    /// The model set that answered (the LLM leg renders the record with its schema).
+    pub models: std::sync::Arc<super::ServingModels>,
 }
 
 /// The LLM leg of a streamed answer.

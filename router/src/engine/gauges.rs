@@ -21,7 +21,7 @@ impl GaugeSource for tokio::sync::OnceCell<Engine> {
         let Some(engine) = self.get() else {
             return (Vec::new(), Vec::new());
         };
-        let report = engine.drift().latest();
+        let report = engine.models().drift.latest();
         let samples = report.models.iter().map(|m| (m.model.clone(), m.samples)).collect();
         let signals = report
             .models
@@ -40,5 +40,16 @@ impl GaugeSource for tokio::sync::OnceCell<Engine> {
             })
             .collect();
         (samples, signals)
+    }
+
+    fn models(&self) -> Vec<(String, String)> {
+        let Some(engine) = self.get() else {
+            return Vec::new();
+        };
+        let models = engine.models();
+        [&models.classifier, &models.scorer]
+            .iter()
+            .map(|m| (m.name.clone(), m.version.clone()))
+            .collect()
     }
 }

@@ -3,11 +3,14 @@
 mod accounting;
 mod answer;
 mod backend_chain;
+mod candidate;
 mod gauges;
+mod models;
 mod shadow;
 
 pub use accounting::{GenerationEvent, GenerationStream, StreamSummary};
 pub use answer::{BackendState, Generation, LabelScore, Outcome, Prediction, Prepared, Routing, StreamLeg};
+pub use models::{ModelReload, ModelVersion, ServingModels, watch as watch_models};
 pub use shadow::ShadowPlan;
 
 use backend_chain::{Answer, BackendCall, Complete, Stream};
@@ -16,15 +19,15 @@ use shadow::{MAX_SHADOWS, shadow_plan};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+use classical::OnnxRuntime;
 use classical::schema::ValidRecord;
-use classical::{InferencePool, OnnxRuntime};
 use llm::{ChatBackend, ChatRequest, GuardedBackend, LlmError};
 use tokio::time::Instant;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::{Config, Prices};
-use crate::drift::DriftMonitor;
 use crate::error::{LoadError, RouterError};
 use crate::metrics::SharedMetrics;
 use crate::policy::{
@@ -44,7 +47,12 @@ const TOP_LABELS: usize = 5;
 
 /// The loaded models, the policy and the LLM backends: everything a request needs.
 pub struct Engine {
-    pool: InferencePool,
+    /// The serving models, swapped whole by a reload.
+    models: ArcSwap<ServingModels>,
+    /// The config file, re-read by a model reload.
+    config_file: std::path::PathBuf,
+    /// One model reload at a time.
+    model_reload: tokio::sync::Mutex<()>,
     policy: Arc<PolicyStore>,
     backends: BTreeMap<String, Arc<GuardedBackend>>,
     prices: BTreeMap<String, Prices>,
@@ -56,8 +64,6 @@ pub struct Engine {
     shadows: Arc<tokio::sync::Semaphore>,
     /// Per-tenant quotas (rate and in-flight at admission, LLM tokens here).
     quotas: Arc<Quotas>,
-    /// Input drift against the models' reference profiles.
-    drift: Arc<DriftMonitor>,
     /// Remote churn scorers by name (targets with `scorer = "<name>"`).
     scorers: BTreeMap<String, Arc<RemoteScorer>>,
 }
@@ -66,14 +72,9 @@ impl Engine {
     /// Loads the ONNX Runtime and the models (blocking: call from a blocking context), the policy (checked
     /// against the backends and the classifier's labels) and builds the backends.
     pub fn load(config: &Config, metrics: SharedMetrics) -> Result<Self, LoadError> {
-        let pool = InferencePool::start(&runtime(config)?, &config.models.pool, Some(metrics.batch_observer()))?;
-        let context = policy_context(config, &pool.classifier().labels);
+        let models = ServingModels::load(config, &metrics)?;
+        let context = policy_context(config, &models.pool.classifier().labels);
         let policy = Arc::new(PolicyStore::load(&config.policy.file, context)?);
-        let drift = DriftMonitor::load(
-            &config.drift,
-            (&config.models.pool.scorer, &pool.scorer().schema),
-            &config.models.pool.classifier,
-        )?;
         let backends = config
             .backends
             .iter()
@@ -88,13 +89,15 @@ impl Engine {
             .scorers
             .iter()
             .map(|(name, remote)| {
-                let info = pool.scorer();
+                let info = models.pool.scorer();
                 let scorer = RemoteScorer::new(remote.clone(), info.schema.clone(), info.decision_threshold)?;
                 Ok((name.clone(), Arc::new(scorer)))
             })
             .collect::<Result<_, LoadError>>()?;
         Ok(Self {
-            pool,
+            models: ArcSwap::from_pointee(models),
+            config_file: config.file.clone(),
+            model_reload: tokio::sync::Mutex::new(()),
             policy,
             backends,
             prices: config.prices.clone(),
@@ -103,7 +106,6 @@ impl Engine {
             capture_content: config.telemetry.capture_content,
             shadows: Arc::new(tokio::sync::Semaphore::new(MAX_SHADOWS)),
             quotas: Arc::new(Quotas::new(config.limits.clone())),
-            drift: Arc::new(drift),
             scorers,
         })
     }
@@ -126,19 +128,9 @@ impl Engine {
         backends.chain(scorers).collect()
     }
 
-    /// The inference pool (the Open Inference Protocol runs the models directly).
-    pub fn pool(&self) -> &InferencePool {
-        &self.pool
-    }
-
     /// The longest request text accepted, in bytes.
     pub fn max_text_bytes(&self) -> usize {
         self.max_text_bytes
-    }
-
-    /// Drift monitoring (its timer is started by the server).
-    pub fn drift(&self) -> &Arc<DriftMonitor> {
-        &self.drift
     }
 
     /// Per-tenant quotas.
@@ -168,7 +160,7 @@ impl Engine {
 
     /// Inferences waiting for a worker now.
     pub fn queue_depth(&self) -> usize {
-        self.pool.queue_depth()
+        self.models().pool.queue_depth()
     }
 
     /// The policy store (for reloads).
@@ -184,10 +176,11 @@ impl Engine {
     /// Classifies and decides, without dispatching.
     pub async fn explain(&self, input: &RouteInput) -> Result<Routing, RouterError> {
         self.check_limits(input)?;
+        let models = self.models();
         if let Some(record) = &input.record {
-            self.validate_record(record)?;
+            validate_record(&models, record)?;
         }
-        self.classify_and_decide(input).await
+        self.classify_and_decide(&models, input).await
     }
 
     /// Classifies, decides, and dispatches, waiting for the whole answer; LLM calls end by `deadline`.
@@ -262,7 +255,13 @@ impl Engine {
             return Ok(leg);
         }
         self.quotas.check_tokens(&input.tenant)?;
-        let request = self.llm_request(&prepared.routing.policy, target, input, prepared.prediction.as_ref())?;
+        let request = self.llm_request(
+            &prepared.models,
+            &prepared.routing.policy,
+            target,
+            input,
+            prepared.prediction.as_ref(),
+        )?;
         match self.first_answer(target, &request, deadline, call).await? {
             Ok(answer) => leg.generation = Some(finish(target, &request, answer)?),
             Err(last) => {
@@ -278,8 +277,9 @@ impl Engine {
     /// by `deadline`). A stream sends its result at once, before [`Engine::open_stream`].
     pub async fn prepare(&self, input: &RouteInput, deadline: Option<Instant>) -> Result<Prepared, RouterError> {
         self.check_limits(input)?;
-        let valid = input.record.as_ref().map(|r| self.validate_record(r)).transpose()?;
-        let routing = self.classify_and_decide(input).await?;
+        let models = self.models();
+        let valid = input.record.as_ref().map(|r| validate_record(&models, r)).transpose()?;
+        let routing = self.classify_and_decide(&models, input).await?;
         let target = &routing.decision.target;
         let prediction = if target.kind.needs_record() {
             let record = valid.ok_or_else(|| {
@@ -289,16 +289,30 @@ impl Engine {
                 )
             })?;
             // Counted here, not in `score`, so a mirrored request's shadow does not count its record twice.
-            let bins = self.drift.record_bins(&record);
-            let prediction = self.score(record, input.record.as_ref(), target, deadline).await?;
+            let bins = models.drift.record_bins(&record);
+            let candidate = models
+                .candidate
+                .as_ref()
+                .filter(|c| c.scorer.is_some())
+                .map(|c| (c, record.clone()));
+            let prediction = self
+                .score(&models, record, input.record.as_ref(), target, deadline)
+                .await?;
             if let Some(bins) = bins {
-                self.drift.observe_scored(bins, prediction.score);
+                models.drift.observe_scored(bins, prediction.score);
+            }
+            if let Some((candidate, record)) = candidate {
+                candidate.shadow_score(&self.metrics, record, prediction.score, prediction.threshold);
             }
             Some(prediction)
         } else {
             None
         };
-        Ok(Prepared { routing, prediction })
+        Ok(Prepared {
+            routing,
+            prediction,
+            models,
+        })
     }
 
     fn check_limits(&self, input: &RouteInput) -> Result<(), RouterError> {
@@ -315,27 +329,16 @@ impl Engine {
         Ok(())
     }
 
-    fn validate_record(
-        &self,
-        record: &BTreeMap<String, classical::schema::FeatureValue>,
-    ) -> Result<ValidRecord, RouterError> {
-        self.pool
-            .scorer()
-            .schema
-            .validate(record)
-            .map_err(|e| classical::ClassicalError::InvalidFeatures(e).into())
-    }
-
-    async fn classify_and_decide(&self, input: &RouteInput) -> Result<Routing, RouterError> {
+    async fn classify_and_decide(&self, models: &ServingModels, input: &RouteInput) -> Result<Routing, RouterError> {
         let span = spans::child(SPAN_CLASSIFY);
-        let identity = &self.pool.classifier().identity;
+        let identity = &models.pool.classifier().identity;
         span.set_attribute(CLASSIFIER_MODEL, identity.name.clone());
         span.set_attribute(CLASSIFIER_VERSION, identity.version.clone());
         if let Some(cap) = self.capture_content {
             span.set_attribute(TEXT, llm::telemetry::truncate(input.text.clone(), cap));
         }
         let started = Instant::now();
-        let classification = match self
+        let classification = match models
             .pool
             .classify(&input.text, input.record.is_some())
             .instrument(span.clone())
@@ -349,7 +352,10 @@ impl Engine {
             }
         };
         let (linear, linear_confidence) = classification.linear_decided();
-        self.drift.observe_classification(&linear.group, linear_confidence);
+        models.drift.observe_classification(&linear.group, linear_confidence);
+        if let Some(candidate) = &models.candidate {
+            candidate.shadow_classification(&self.metrics, &input.text, input.record.is_some(), &linear.label);
+        }
         let (decided, confidence) = classification.decided();
         let mut classified = Classified {
             label: decided.label.clone(),
@@ -374,7 +380,7 @@ impl Engine {
         span.set_attribute(CLASSIFIER_CONFIDENCE, f64::from(confidence));
         span.set_attribute(CLASSIFIER_MARGIN, f64::from(margin));
         span.set_attribute(CLASSIFIER_TIER, classification.tier.as_str());
-        let encoder = match (classification.tier, self.pool.encoder()) {
+        let encoder = match (classification.tier, models.pool.encoder()) {
             (classical::Tier::Encoder, Some((info, _))) => {
                 span.set_attribute(CLASSIFIER_ENCODER, info.identity.to_string());
                 Some((info.identity.name.clone(), info.identity.version.clone()))
@@ -444,6 +450,7 @@ impl Engine {
     /// content capture on.
     async fn score(
         &self,
+        models: &ServingModels,
         record: ValidRecord,
         raw: Option<&BTreeMap<String, classical::schema::FeatureValue>>,
         target: &Target,
@@ -451,7 +458,7 @@ impl Engine {
     ) -> Result<Prediction, RouterError> {
         let explain = target.kind == TargetKind::Hybrid;
         let span = spans::child(SPAN_SCORE);
-        let info = self.pool.scorer();
+        let info = models.pool.scorer();
         span.set_attribute(SCORER_MODEL, info.identity.name.clone());
         span.set_attribute(SCORER_VERSION, info.identity.version.clone());
         span.set_attribute(SCORER_EXPLAINED, explain);
@@ -476,9 +483,9 @@ impl Engine {
         let started = Instant::now();
         let scored = async {
             match remote {
-                Some(remote) => self.score_remote(remote, record, explain, deadline).await,
-                None if explain => self.pool.score_explained(record).await.map_err(RouterError::from),
-                None => self
+                Some(remote) => score_remote(models, remote, record, explain, deadline).await,
+                None if explain => models.pool.score_explained(record).await.map_err(RouterError::from),
+                None => models
                     .pool
                     .score(record)
                     .await
@@ -512,35 +519,9 @@ impl Engine {
         })
     }
 
-    /// A record scored by a remote scorer, with its occluded copies in the same call when `explain`: the same
-    /// answer shape as the in-process scorer's.
-    async fn score_remote(
-        &self,
-        remote: &RemoteScorer,
-        record: ValidRecord,
-        explain: bool,
-        deadline: Option<Instant>,
-    ) -> Result<(classical::ChurnScore, Vec<classical::Influence>), RouterError> {
-        let (names, mut rows): (Vec<String>, Vec<ValidRecord>) = if explain {
-            classical::occlusions(&self.pool.scorer().schema, &record)
-                .into_iter()
-                .unzip()
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        rows.insert(0, record);
-        let probabilities = remote.probabilities(&rows, deadline).await?;
-        let probability = probabilities.first().copied().unwrap_or_default();
-        let influences = classical::influences(probability, names.into_iter().zip(probabilities.into_iter().skip(1)));
-        let score = classical::ChurnScore {
-            probability,
-            churn: probability >= remote.threshold(),
-        };
-        Ok((score, influences))
-    }
-
     fn llm_request(
         &self,
+        models: &ServingModels,
         policy: &Policy,
         target: &Target,
         input: &RouteInput,
@@ -551,7 +532,7 @@ impl Engine {
             tenant: &input.tenant,
             max_tokens: input.max_tokens,
             temperature: input.temperature,
-            record: input.record.as_ref().map(|r| (&self.pool.scorer().schema, r)),
+            record: input.record.as_ref().map(|r| (&models.pool.scorer().schema, r)),
             prediction: prediction.map(|p| ScoreFacts {
                 model: &p.model,
                 version: &p.version,
@@ -575,6 +556,46 @@ impl Engine {
     }
 }
 
+/// `record` checked against the serving scorer's schema.
+fn validate_record(
+    models: &ServingModels,
+    record: &BTreeMap<String, classical::schema::FeatureValue>,
+) -> Result<ValidRecord, RouterError> {
+    models
+        .pool
+        .scorer()
+        .schema
+        .validate(record)
+        .map_err(|e| classical::ClassicalError::InvalidFeatures(e).into())
+}
+
+/// A record scored by a remote scorer, with its occluded copies in the same call when `explain`: the same
+/// answer shape as the in-process scorer's.
+async fn score_remote(
+    models: &ServingModels,
+    remote: &RemoteScorer,
+    record: ValidRecord,
+    explain: bool,
+    deadline: Option<Instant>,
+) -> Result<(classical::ChurnScore, Vec<classical::Influence>), RouterError> {
+    let (names, mut rows): (Vec<String>, Vec<ValidRecord>) = if explain {
+        classical::occlusions(&models.pool.scorer().schema, &record)
+            .into_iter()
+            .unzip()
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    rows.insert(0, record);
+    let probabilities = remote.probabilities(&rows, deadline).await?;
+    let probability = probabilities.first().copied().unwrap_or_default();
+    let influences = classical::influences(probability, names.into_iter().zip(probabilities.into_iter().skip(1)));
+    let score = classical::ChurnScore {
+        probability,
+        churn: probability >= remote.threshold(),
+    };
+    Ok((score, influences))
+}
+
 /// The ONNX Runtime the config names (else `ORT_DYLIB_PATH`).
 fn runtime(config: &Config) -> Result<OnnxRuntime, LoadError> {
     Ok(match &config.models.onnx_runtime {
@@ -588,8 +609,13 @@ pub fn policy_context(config: &Config, labels: &[classical::metadata::LabelInfo]
     PolicyContext {
         backends: config.backends.keys().cloned().collect(),
         scorers: config.scorers.keys().cloned().collect(),
-        labels: Some(labels.iter().map(|l| (l.label.clone(), l.group.clone())).collect()),
+        labels: Some(label_map(labels)),
     }
+}
+
+/// Label → group, as policies are checked against.
+fn label_map(labels: &[classical::metadata::LabelInfo]) -> BTreeMap<String, String> {
+    labels.iter().map(|l| (l.label.clone(), l.group.clone())).collect()
 }
 
 /// What a request's LLM leg came to: the answer, or how the target degraded without one.

@@ -107,9 +107,10 @@ impl Engine {
             let record = input.record.as_ref().ok_or_else(|| {
                 RouterError::invalid("features", format!("shadow target {:?} needs a record", target.name))
             })?;
-            let valid = self.validate_record(record)?;
+            let models = self.models();
+            let valid = super::validate_record(&models, record)?;
             Some(
-                self.score(valid, None, target, Some(Instant::now() + SHADOW_TIMEOUT))
+                self.score(&models, valid, None, target, Some(Instant::now() + SHADOW_TIMEOUT))
                     .await?,
             )
         } else {
@@ -117,7 +118,7 @@ impl Engine {
         };
         shape.churn = prediction.as_ref().map(|p| p.churn);
         if !target.backends.is_empty() {
-            let request = self.llm_request(&plan.policy, target, input, prediction.as_ref())?;
+            let request = self.llm_request(&self.models(), &plan.policy, target, input, prediction.as_ref())?;
             let deadline = Some(Instant::now() + SHADOW_TIMEOUT);
             match self.first_answer(target, &request, deadline, Complete).await? {
                 Ok(_) => shape.generated = true,

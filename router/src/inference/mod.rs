@@ -58,7 +58,7 @@ impl GrpcInferenceService for InferenceService {
             && self
                 .engine
                 .get()
-                .is_some_and(|engine| Served::find(engine.pool(), &request.name, &request.version).is_ok());
+                .is_some_and(|engine| Served::find(&engine.models().pool, &request.name, &request.version).is_ok());
         Ok(Response::new(pb::ModelReadyResponse { ready }))
     }
 
@@ -78,10 +78,10 @@ impl GrpcInferenceService for InferenceService {
         request: Request<pb::ModelMetadataRequest>,
     ) -> Result<Response<pb::ModelMetadataResponse>, Status> {
         let request = request.into_inner();
-        let pool = self.engine()?.pool();
-        let served = Served::find(pool, &request.name, &request.version)?;
-        let (name, version) = served.identity(pool);
-        let (inputs, outputs) = served.tensors(pool);
+        let models = self.engine()?.models();
+        let served = Served::find(&models.pool, &request.name, &request.version)?;
+        let (name, version) = served.identity(&models.pool);
+        let (inputs, outputs) = served.tensors(&models.pool);
         Ok(Response::new(pb::ModelMetadataResponse {
             name,
             versions: vec![version],
@@ -103,9 +103,10 @@ impl GrpcInferenceService for InferenceService {
         let engine = self.engine()?;
         let _admission = engine.quotas().admit(&tenant).map_err(RouterError::from)?;
         let request = request.into_inner();
-        let served = Served::find(engine.pool(), &request.model_name, &request.model_version)?;
+        let models = engine.models();
+        let served = Served::find(&models.pool, &request.model_name, &request.model_version)?;
         let inputs = tensors::inputs(&request)?;
-        let mut outputs = served.infer(engine, inputs).await?;
+        let mut outputs = served.infer(engine, &models, inputs).await?;
         if !request.outputs.is_empty() {
             for asked in &request.outputs {
                 if !outputs.iter().any(|o| o.name == asked.name) {
@@ -116,7 +117,7 @@ impl GrpcInferenceService for InferenceService {
             }
             outputs.retain(|o| request.outputs.iter().any(|asked| asked.name == o.name));
         }
-        let (model_name, model_version) = served.identity(engine.pool());
+        let (model_name, model_version) = served.identity(&models.pool);
         Ok(Response::new(pb::ModelInferResponse {
             model_name,
             model_version,

@@ -9,7 +9,7 @@ use classical::{InferencePool, schema::FeatureKind};
 use switchyard_proto::inference::model_metadata_response::TensorMetadata;
 
 use super::tensors::{Column, Input, Output, field_error};
-use crate::engine::Engine;
+use crate::engine::{Engine, ServingModels};
 use crate::error::RouterError;
 
 /// The most rows one infer call may carry: work per call stays bounded, like a Router call's.
@@ -90,9 +90,14 @@ impl Served {
         }
     }
 
-    /// Runs the model on `inputs`; every output, in the metadata's order.
-    pub async fn infer(self, engine: &Engine, inputs: Vec<Input>) -> Result<Vec<Output>, RouterError> {
-        let (expected, _) = self.tensors(engine.pool());
+    /// Runs the model of the serving set `models` on `inputs`; every output, in the metadata's order.
+    pub async fn infer(
+        self,
+        engine: &Engine,
+        models: &ServingModels,
+        inputs: Vec<Input>,
+    ) -> Result<Vec<Output>, RouterError> {
+        let (expected, _) = self.tensors(&models.pool);
         let mut by_name: BTreeMap<String, Input> = BTreeMap::new();
         for input in inputs {
             if !expected.iter().any(|t| t.name == input.name) {
@@ -105,8 +110,8 @@ impl Served {
         }
         let rows = rows(&by_name)?;
         match self {
-            Self::Scorer => score(engine, &by_name, rows).await,
-            Self::Classifier => classify(engine, &by_name, rows).await,
+            Self::Scorer => score(models, &by_name, rows).await,
+            Self::Classifier => classify(engine, models, &by_name, rows).await,
         }
     }
 }
@@ -152,8 +157,12 @@ fn rows(inputs: &BTreeMap<String, Input>) -> Result<usize, RouterError> {
     }
 }
 
-async fn score(engine: &Engine, inputs: &BTreeMap<String, Input>, rows: usize) -> Result<Vec<Output>, RouterError> {
-    let schema = &engine.pool().scorer().schema;
+async fn score(
+    models: &ServingModels,
+    inputs: &BTreeMap<String, Input>,
+    rows: usize,
+) -> Result<Vec<Output>, RouterError> {
+    let schema = &models.pool.scorer().schema;
     let mut records = vec![BTreeMap::new(); rows];
     for spec in schema.features() {
         let input = inputs
@@ -174,11 +183,11 @@ async fn score(engine: &Engine, inputs: &BTreeMap<String, Input>, rows: usize) -
         })?;
         valid.push(checked);
     }
-    let bins: Vec<_> = valid.iter().map(|r| engine.drift().record_bins(r)).collect();
-    let scores = futures::future::try_join_all(valid.into_iter().map(|r| engine.pool().score(r))).await?;
+    let bins: Vec<_> = valid.iter().map(|r| models.drift.record_bins(r)).collect();
+    let scores = futures::future::try_join_all(valid.into_iter().map(|r| models.pool.score(r))).await?;
     for (bins, score) in bins.into_iter().zip(&scores) {
         if let Some(bins) = bins {
-            engine.drift().observe_scored(bins, score.probability);
+            models.drift.observe_scored(bins, score.probability);
         }
     }
     let shape = vec![i64::try_from(rows).unwrap_or(i64::MAX), 1];
@@ -210,7 +219,12 @@ fn value(input: &Input, row: usize) -> Result<FeatureValue, RouterError> {
     })
 }
 
-async fn classify(engine: &Engine, inputs: &BTreeMap<String, Input>, rows: usize) -> Result<Vec<Output>, RouterError> {
+async fn classify(
+    engine: &Engine,
+    models: &ServingModels,
+    inputs: &BTreeMap<String, Input>,
+    rows: usize,
+) -> Result<Vec<Output>, RouterError> {
     let texts: Vec<String> = match inputs.get(TEXT).map(|i| (i, &i.column)) {
         Some((input, Column::Bytes(values))) => values
             .iter()
@@ -235,14 +249,14 @@ async fn classify(engine: &Engine, inputs: &BTreeMap<String, Input>, rows: usize
             &format!("row {row}: {} bytes exceeds the limit of {max} bytes", text.len()),
         ));
     }
-    let pool = engine.pool();
+    let pool = &models.pool;
     let answers =
         futures::future::try_join_all(texts.iter().zip(&flags).map(|(text, flag)| pool.classify(text, *flag))).await?;
     let mut probabilities = Vec::with_capacity(rows * pool.classifier().labels.len());
     let mut labels = Vec::with_capacity(rows);
     for answer in &answers {
         let (linear, confidence) = answer.linear_decided();
-        engine.drift().observe_classification(&linear.group, confidence);
+        models.drift.observe_classification(&linear.group, confidence);
         probabilities.extend(answer.probabilities.iter().map(|p| f64::from(*p)));
         labels.push(answer.decided().0.label.clone().into_bytes());
     }

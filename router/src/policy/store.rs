@@ -25,7 +25,8 @@ const SETTLE: Duration = Duration::from_millis(100);
 pub struct PolicyStore {
     current: ArcSwap<Policy>,
     path: PathBuf,
-    context: PolicyContext,
+    /// What the file is checked against; the labels change when a new classifier version serves.
+    context: std::sync::Mutex<PolicyContext>,
 }
 
 /// What a reload did.
@@ -62,8 +63,33 @@ impl PolicyStore {
         Ok(Self {
             current: ArcSwap::from_pointee(policy),
             path: path.to_path_buf(),
-            context,
+            context: std::sync::Mutex::new(context),
         })
+    }
+
+    fn context(&self) -> PolicyContext {
+        self.context
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether the file compiles against a classifier with `labels` (label → group): a new classifier version
+    /// serves only if it does.
+    pub fn check_labels(&self, labels: &std::collections::BTreeMap<String, String>) -> Result<(), PolicyFileError> {
+        let context = PolicyContext {
+            labels: Some(labels.clone()),
+            ..self.context()
+        };
+        read(&self.path, &context).map(|_| ())
+    }
+
+    /// From now on, the file is checked against `labels` (a new classifier version serves).
+    pub fn set_labels(&self, labels: std::collections::BTreeMap<String, String>) {
+        self.context
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .labels = Some(labels);
     }
 
     /// The policy in force now. Hold the `Arc` for the whole request.
@@ -78,7 +104,7 @@ impl PolicyStore {
 
     /// Re-reads the file; swaps in the new policy if it is valid and different.
     pub fn reload(&self) -> ReloadOutcome {
-        match read(&self.path, &self.context) {
+        match read(&self.path, &self.context()) {
             Err(error) => ReloadOutcome::Rejected(error),
             Ok(policy) => {
                 let from = self.current.load().version.clone();
