@@ -16,19 +16,9 @@ use switchyard_proto::inference::grpc_inference_service_client::GrpcInferenceSer
 use switchyard_proto::inference::model_infer_request::InferInputTensor;
 use switchyard_proto::inference::{InferTensorContents, ModelInferRequest};
 
-/// The pinned client environment's python: `SWITCHYARD_TRITONCLIENT_PYTHON` (set by `deploy/test.sh`), else made
-/// (or found in the cache) by the setup script.
+/// The pinned environment of the standard client.
 fn python() -> String {
-    if let Ok(python) = std::env::var("SWITCHYARD_TRITONCLIENT_PYTHON") {
-        return python;
-    }
-    let repo = support::repo();
-    let out = Command::new(repo.join("deploy/setup/python-env.sh"))
-        .arg(repo.join("deploy/setup/requirements-tritonclient.txt"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    support::python_env("SWITCHYARD_TRITONCLIENT_PYTHON", "requirements-tritonclient.txt")
 }
 
 fn records() -> Vec<prost_types::Struct> {

@@ -152,18 +152,7 @@ struct MlServer {
 
 impl MlServer {
     async fn start() -> Self {
-        let python = match std::env::var("SWITCHYARD_MLSERVER_PYTHON") {
-            Ok(python) => python,
-            Err(_) => {
-                let repo = support::repo();
-                let out = Command::new(repo.join("deploy/setup/python-env.sh"))
-                    .arg(repo.join("deploy/setup/requirements-mlserver.txt"))
-                    .output()
-                    .unwrap();
-                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-                String::from_utf8(out.stdout).unwrap().trim().to_owned()
-            }
-        };
+        let python = support::python_env("SWITCHYARD_MLSERVER_PYTHON", "requirements-mlserver.txt");
         let dir = TempDir::new();
         let models = dir.0.join("models");
         let (http, grpc, metrics) = (free_port(), free_port(), free_port());

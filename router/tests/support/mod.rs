@@ -170,6 +170,11 @@ impl Gateway {
         self._dir.0.join("policy.toml")
     }
 
+    /// The main config file the gateway reads.
+    pub fn config_path(&self) -> PathBuf {
+        self._dir.0.join("switchyard.toml")
+    }
+
     /// The log lines written so far (`start_logging` only).
     pub fn logs(&self) -> String {
         std::fs::read_to_string(self._dir.0.join("stderr.log")).unwrap_or_default()
@@ -214,6 +219,16 @@ impl Gateway {
     /// GET `path` on the admin port: (status, body).
     pub async fn admin_get(&self, path: &str) -> (u16, String) {
         let response = reqwest::get(format!("http://{}{path}", self.admin)).await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// POST `path` on the admin port (plain HTTP): (status, body).
+    pub async fn admin_post(&self, path: &str) -> (u16, String) {
+        let response = reqwest::Client::new()
+            .post(format!("http://{}{path}", self.admin))
+            .send()
+            .await
+            .unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
     }
 
@@ -530,4 +545,19 @@ pub fn assert_status(status: &tonic::Status, code: tonic::Code, needle: &str) {
         "want {needle:?} in {:?}",
         status.message()
     );
+}
+
+/// The python of a pinned test environment: `$var` when set (`deploy/test.sh` sets it), else the environment
+/// made (or found in the cache) by `deploy/setup/python-env.sh` from `requirements` (under `deploy/setup/`).
+pub fn python_env(var: &str, requirements: &str) -> String {
+    if let Ok(python) = std::env::var(var) {
+        return python;
+    }
+    let repo = repo();
+    let out = Command::new(repo.join("deploy/setup/python-env.sh"))
+        .arg(repo.join("deploy/setup").join(requirements))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
