@@ -19,6 +19,9 @@ export SWITCHYARD_TRITONCLIENT_PYTHON
 # A real Open Inference Protocol server (MLServer with the scikit-learn churn pipeline) for router/tests/remote_scorer.rs.
 SWITCHYARD_MLSERVER_PYTHON="$(deploy/setup/python-env.sh deploy/setup/requirements-mlserver.txt)"
 export SWITCHYARD_MLSERVER_PYTHON
+# The training environment (MLflow included) for the registry test (router/tests/registry.rs).
+SWITCHYARD_TRAINING_PYTHON="$(deploy/setup/python-env.sh classical/training/requirements.txt)"
+export SWITCHYARD_TRAINING_PYTHON
 
 # Supply chain: licences, banned crates, sources (deny.toml). Pinned, installed once into ~/.cargo/bin.
 deny_version=0.20.2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import warnings
 
-from switchyard_training import churn, classifier, common, reference_profile
+from switchyard_training import churn, classifier, common, reference_profile, tracking
 
 
 def main() -> None:
@@ -25,6 +25,10 @@ def main() -> None:
         print(f"request-classifier: val {metrics['clinc150_val']} records {metrics['record_requests']['routing_accuracy_pct']}")
     # The profiles describe the models as exported, so they are written after any retrain.
     print(f"reference profiles: drifted signals per fixture stream {reference_profile.write()}")
+    # Every training run is logged and registered (MLflow; tracking.py says where).
+    trained = {"churn": [churn], "classifier": [classifier], None: [churn, classifier]}.get(args.only, [])
+    for model in trained:
+        print(f"mlflow: {tracking.log_model_dir(common.MODELS_DIR / model.NAME / model.VERSION)}")
 
 
 if __name__ == "__main__":

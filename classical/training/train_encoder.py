@@ -15,9 +15,11 @@ def main() -> None:
     checkpoint = encoder_finetune.finetune()
     if args.finetune_only:
         return
-    from switchyard_training import encoder_export
+    from switchyard_training import encoder_export, tracking
 
     encoder_export.export(checkpoint)
+    # Every training run is logged and registered (MLflow; tracking.py says where).
+    print(f"mlflow: {tracking.log_model_dir(common.MODELS_DIR / encoder_export.NAME / encoder_export.VERSION)}")
 
 
 if __name__ == "__main__":

@@ -260,16 +260,17 @@ impl Metrics {
         let models = source.clone();
         meter
             .u64_observable_gauge("switchyard.model.info")
-            .with_description("1 per serving model, labelled with its name and version")
+            .with_description("1 per serving model, labelled with its name, version and MLflow run (when exported)")
             .with_callback(move |observer| {
-                for (name, version) in models.models() {
-                    observer.observe(
-                        1,
-                        &[
-                            KeyValue::new("switchyard.model", name),
-                            KeyValue::new("switchyard.model.version", version),
-                        ],
-                    );
+                for (name, version, run) in models.models() {
+                    let mut labels = vec![
+                        KeyValue::new("switchyard.model", name),
+                        KeyValue::new("switchyard.model.version", version),
+                    ];
+                    if let Some(run) = run {
+                        labels.push(KeyValue::new("switchyard.model.mlflow_run_id", run));
+                    }
+                    observer.observe(1, &labels);
                 }
             })
             .build();
@@ -517,8 +518,8 @@ pub trait GaugeSource: Send + Sync + 'static {
     fn circuits(&self) -> Vec<(String, llm::CircuitState)>;
     /// The last drift evaluation: requests in the window per model, and each judged signal.
     fn drift(&self) -> (Vec<(String, u64)>, Vec<DriftGauge>);
-    /// The serving models' names and versions.
-    fn models(&self) -> Vec<(String, String)>;
+    /// The serving models' names and versions, with the MLflow run that made each when known.
+    fn models(&self) -> Vec<(String, String, Option<String>)>;
 }
 
 /// One judged drift signal, as the gauges report it.

@@ -18,7 +18,10 @@ use switchyard_proto::inference::{InferTensorContents, ModelInferRequest};
 
 /// The pinned environment of the standard client.
 fn python() -> String {
-    support::python_env("SWITCHYARD_TRITONCLIENT_PYTHON", "requirements-tritonclient.txt")
+    support::python_env(
+        "SWITCHYARD_TRITONCLIENT_PYTHON",
+        "deploy/setup/requirements-tritonclient.txt",
+    )
 }
 
 fn records() -> Vec<prost_types::Struct> {

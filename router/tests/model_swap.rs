@@ -43,7 +43,7 @@ impl Repository {
     /// renamed into place (what a deployment that ships a directory does).
     fn publish(&self, name: &str, from: &str, version: &str) {
         let staging = self.entry(name).join(format!(".staging-{version}"));
-        let python = support::python_env("SWITCHYARD_MLSERVER_PYTHON", "requirements-mlserver.txt");
+        let python = support::python_env("SWITCHYARD_MLSERVER_PYTHON", "deploy/setup/requirements-mlserver.txt");
         let out = Command::new(python)
             .arg(support::repo().join("router/tests/clients/model_version.py"))
             .arg(self.entry(name).join(from))

@@ -152,7 +152,7 @@ struct MlServer {
 
 impl MlServer {
     async fn start() -> Self {
-        let python = support::python_env("SWITCHYARD_MLSERVER_PYTHON", "requirements-mlserver.txt");
+        let python = support::python_env("SWITCHYARD_MLSERVER_PYTHON", "deploy/setup/requirements-mlserver.txt");
         let dir = TempDir::new();
         let models = dir.0.join("models");
         let (http, grpc, metrics) = (free_port(), free_port(), free_port());

@@ -62,11 +62,7 @@ impl Candidate {
                 .as_ref()
                 .map(|(file, directory)| {
                     if *directory == identity.version {
-                        Ok(ModelVersion {
-                            name: identity.name.clone(),
-                            version: identity.version.clone(),
-                            file: file.clone(),
-                        })
+                        ModelVersion::read(identity, file)
                     } else {
                         Err(LoadError::ModelSet {
                             file: file.clone(),

@@ -42,14 +42,20 @@ impl GaugeSource for tokio::sync::OnceCell<Engine> {
         (samples, signals)
     }
 
-    fn models(&self) -> Vec<(String, String)> {
+    fn models(&self) -> Vec<(String, String, Option<String>)> {
         let Some(engine) = self.get() else {
             return Vec::new();
         };
         let models = engine.models();
         [&models.classifier, &models.scorer]
             .iter()
-            .map(|m| (m.name.clone(), m.version.clone()))
+            .map(|m| {
+                (
+                    m.name.clone(),
+                    m.version.clone(),
+                    m.mlflow.as_ref().map(|r| r.run_id.clone()),
+                )
+            })
             .collect()
     }
 }

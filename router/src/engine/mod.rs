@@ -10,7 +10,7 @@ mod shadow;
 
 pub use accounting::{GenerationEvent, GenerationStream, StreamSummary};
 pub use answer::{BackendState, Generation, LabelScore, Outcome, Prediction, Prepared, Routing, StreamLeg};
-pub use models::{ModelReload, ModelVersion, ServingModels, watch as watch_models};
+pub use models::{MlflowRun, ModelReload, ModelVersion, ServingModels, watch as watch_models};
 pub use shadow::ShadowPlan;
 
 use backend_chain::{Answer, BackendCall, Complete, Stream};

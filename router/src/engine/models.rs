@@ -17,6 +17,9 @@ use crate::drift::DriftMonitor;
 use crate::error::LoadError;
 use crate::metrics::SharedMetrics;
 
+/// The sidecar a registry export writes beside a model: the MLflow run that made it.
+pub const MLFLOW_RUN_FILE: &str = "mlflow_run.json";
+
 /// One serving model: what it is and where it was loaded from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ModelVersion {
@@ -26,6 +29,50 @@ pub struct ModelVersion {
     pub version: String,
     /// The file.
     pub file: PathBuf,
+    /// The MLflow run that made it, when it was exported from the registry.
+    pub mlflow: Option<MlflowRun>,
+}
+
+/// Where a model version came from in the MLflow registry (`classical/training/registry.py export`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlflowRun {
+    /// The training run.
+    pub run_id: String,
+    /// The registered model's name.
+    pub registered_model: String,
+    /// The registered model version (the registry's own numbering).
+    pub registered_version: String,
+    /// The alias it was exported by (`champion`, `challenger`), if any.
+    pub alias: Option<String>,
+    /// The tracking server or store it was exported from.
+    pub tracking_uri: String,
+}
+
+impl ModelVersion {
+    /// The model at `file` with `identity`, and its registry sidecar if one lies beside it.
+    pub fn read(identity: &ModelIdentity, file: &std::path::Path) -> Result<Self, LoadError> {
+        let sidecar = file.with_file_name(MLFLOW_RUN_FILE);
+        let mlflow = match std::fs::read_to_string(&sidecar) {
+            Ok(text) => Some(serde_json::from_str(&text).map_err(|e| LoadError::ModelSet {
+                file: sidecar.clone(),
+                reason: e.to_string(),
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(LoadError::ModelSet {
+                    file: sidecar,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        Ok(Self {
+            name: identity.name.clone(),
+            version: identity.version.clone(),
+            file: file.to_path_buf(),
+            mlflow,
+        })
+    }
 }
 
 /// The serving set.
@@ -144,11 +191,7 @@ fn version_of(identity: &ModelIdentity, resolved: &Resolved) -> Result<ModelVers
             ),
         });
     }
-    Ok(ModelVersion {
-        name: identity.name.clone(),
-        version: identity.version.clone(),
-        file: resolved.file.clone(),
-    })
+    ModelVersion::read(identity, &resolved.file)
 }
 
 impl Engine {

@@ -548,14 +548,14 @@ pub fn assert_status(status: &tonic::Status, code: tonic::Code, needle: &str) {
 }
 
 /// The python of a pinned test environment: `$var` when set (`deploy/test.sh` sets it), else the environment
-/// made (or found in the cache) by `deploy/setup/python-env.sh` from `requirements` (under `deploy/setup/`).
+/// made (or found in the cache) by `deploy/setup/python-env.sh` from `requirements` (a path in the repository).
 pub fn python_env(var: &str, requirements: &str) -> String {
     if let Ok(python) = std::env::var(var) {
         return python;
     }
     let repo = repo();
     let out = Command::new(repo.join("deploy/setup/python-env.sh"))
-        .arg(repo.join("deploy/setup").join(requirements))
+        .arg(repo.join(requirements))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
