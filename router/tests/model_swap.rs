@@ -1,5 +1,5 @@
 //! The model repository: a new version is loaded, checked, warmed and swapped in while requests flow, and none
-//! is lost; a bad version is refused and the running one stays; pinning rolls back; a candidate version runs in
+//! is lost; a bad version is refused and the running one stays; pinning rolls back (SIGHUP); a candidate version runs in
 //! the serving one's shadow with its agreement counted. New versions are made as a retrain would publish them
 //! (`tests/clients/model_version.py`: a copy with the version set in its metadata).
 
@@ -205,16 +205,15 @@ async fn a_bad_version_is_refused_the_running_one_stays_and_pinning_rolls_back()
         .into_inner();
     assert_eq!(answer.prediction.unwrap().version, "1.0.1");
 
-    // Rolling back: pin the old version in the config and reload.
+    // Rolling back: pin the old version in the config and send SIGHUP.
     let config = std::fs::read_to_string(gateway.config_path()).unwrap();
     std::fs::write(
         gateway.config_path(),
         config.replace("watch = false", "watch = false\nscorer_version = \"1.0.0\""),
     )
     .unwrap();
-    let (status, body) = gateway.admin_post("/models/reload").await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains("churn-scorer 1.0.0"), "{body}");
+    gateway.hangup();
+    wait_for_scorer(&gateway, "1.0.0").await;
     let answer = client
         .route(request("", Some(telco_record())))
         .await
