@@ -65,23 +65,17 @@ pub enum RemoteScorerError {
     },
 }
 
-/// One remote scorer: its endpoint (connected lazily, reconnected by the channel), breaker and schema.
+/// One remote scorer: its endpoint (connected lazily, reconnected by the channel) and breaker. The schema records
+/// follow is the serving in-process scorer's, passed with each call (a model reload may change it).
 pub struct RemoteScorer {
     config: RemoteScorerConfig,
     client: GrpcInferenceServiceClient<Channel>,
     breaker: CircuitBreaker,
-    schema: FeatureSchema,
-    threshold: f32,
 }
 
 impl RemoteScorer {
-    /// A scorer for `config`; records follow `schema`; the churn verdict is at `config.threshold`, else
-    /// `default_threshold` (the in-process model's).
-    pub fn new(
-        config: RemoteScorerConfig,
-        schema: FeatureSchema,
-        default_threshold: f32,
-    ) -> Result<Self, RemoteScorerError> {
+    /// A scorer for `config`.
+    pub fn new(config: RemoteScorerConfig) -> Result<Self, RemoteScorerError> {
         let endpoint = Endpoint::from_shared(config.url.clone())
             .map_err(|e| mismatch(&config, format!("not an endpoint: {e}")))?
             .connect_timeout(config.connect_timeout)
@@ -89,8 +83,6 @@ impl RemoteScorer {
         Ok(Self {
             client: GrpcInferenceServiceClient::new(endpoint.connect_lazy()),
             breaker: CircuitBreaker::new(config.breaker),
-            threshold: config.threshold.unwrap_or(default_threshold),
-            schema,
             config,
         })
     }
@@ -113,9 +105,10 @@ impl RemoteScorer {
         }
     }
 
-    /// At or above this probability the verdict is churn.
-    pub fn threshold(&self) -> f32 {
-        self.threshold
+    /// At or above this probability the verdict is churn: the configured threshold, else `serving` (the
+    /// in-process model's).
+    pub fn threshold(&self, serving: f32) -> f32 {
+        self.config.threshold.unwrap_or(serving)
     }
 
     /// The breaker's state.
@@ -124,9 +117,9 @@ impl RemoteScorer {
     }
 
     /// Asks the server for the model's metadata: `Ok(false)` when it cannot be reached (it may come up later),
-    /// `Ok(true)` when the model takes every schema field with a fitting datatype and has the configured output
-    /// (a server that lists no inputs or outputs is taken at its word), an error when it does not fit.
-    pub async fn check(&self) -> Result<bool, RemoteScorerError> {
+    /// `Ok(true)` when the model takes every field of `schema` with a fitting datatype and has the configured
+    /// output (a server that lists no inputs or outputs is taken at its word), an error when it does not fit.
+    pub async fn check(&self, schema: &FeatureSchema) -> Result<bool, RemoteScorerError> {
         let request = pb::ModelMetadataRequest {
             name: self.config.model.clone(),
             version: self.config.version.clone(),
@@ -143,7 +136,7 @@ impl RemoteScorer {
             Ok(Ok(metadata)) => metadata.into_inner(),
         };
         if !metadata.inputs.is_empty() {
-            for spec in self.schema.features() {
+            for spec in schema.features() {
                 let wanted: &[&str] = match spec.kind {
                     FeatureKind::String { .. } => &["BYTES"],
                     FeatureKind::Number { .. } | FeatureKind::Integer { .. } => &["FP32", "FP64"],
@@ -179,9 +172,11 @@ impl RemoteScorer {
         Ok(true)
     }
 
-    /// The churn probability of each record, in order, in one call, by `deadline` at the latest.
+    /// The churn probability of each record (valid against `schema`), in order, in one call, by `deadline` at the
+    /// latest.
     pub async fn probabilities(
         &self,
+        schema: &FeatureSchema,
         records: &[ValidRecord],
         deadline: Option<Instant>,
     ) -> Result<Vec<f32>, RemoteScorerError> {
@@ -196,7 +191,7 @@ impl RemoteScorer {
         let caller_left = deadline.map(|d| d.saturating_duration_since(now));
         let budget = caller_left.map_or(self.config.timeout, |left| left.min(self.config.timeout));
         let caller_bound = caller_left.is_some_and(|left| left < self.config.timeout);
-        let mut request = tonic::Request::new(self.request(records));
+        let mut request = tonic::Request::new(self.request(schema, records));
         request.set_timeout(budget);
         inject_context(request.metadata_mut());
         let answer = tokio::time::timeout(budget, self.client.clone().model_infer(request)).await;
@@ -241,10 +236,10 @@ impl RemoteScorer {
     /// The request: one `[N, 1]` tensor per schema field (BYTES for strings, FP32 for numbers, NaN for null) in
     /// raw form, the configured output asked for, the configured parameters; BYTES inputs say
     /// `content_type = "str"` (MLServer then decodes them as text; other servers ignore it).
-    fn request(&self, records: &[ValidRecord]) -> pb::ModelInferRequest {
+    fn request(&self, schema: &FeatureSchema, records: &[ValidRecord]) -> pb::ModelInferRequest {
         let rows = i64::try_from(records.len()).unwrap_or(i64::MAX);
         let columns: Vec<Vec<Observed<'_>>> = {
-            let mut columns = vec![Vec::with_capacity(records.len()); self.schema.features().len()];
+            let mut columns = vec![Vec::with_capacity(records.len()); schema.features().len()];
             for record in records {
                 for (column, value) in columns.iter_mut().zip(record.observed()) {
                     column.push(value);
@@ -254,7 +249,7 @@ impl RemoteScorer {
         };
         let mut inputs = Vec::with_capacity(columns.len());
         let mut raw = Vec::with_capacity(columns.len());
-        for (spec, values) in self.schema.features().iter().zip(&columns) {
+        for (spec, values) in schema.features().iter().zip(&columns) {
             let text = matches!(spec.kind, FeatureKind::String { .. });
             let mut bytes = Vec::new();
             for value in values {

@@ -88,11 +88,7 @@ impl Engine {
         let scorers = config
             .scorers
             .iter()
-            .map(|(name, remote)| {
-                let info = models.pool.scorer();
-                let scorer = RemoteScorer::new(remote.clone(), info.schema.clone(), info.decision_threshold)?;
-                Ok((name.clone(), Arc::new(scorer)))
-            })
+            .map(|(name, remote)| Ok((name.clone(), Arc::new(RemoteScorer::new(remote.clone())?))))
             .collect::<Result<_, LoadError>>()?;
         Ok(Self {
             models: ArcSwap::from_pointee(models),
@@ -113,8 +109,9 @@ impl Engine {
     /// Asks each remote scorer's server whether its model takes the scorer's schema: one that does not stops the
     /// start; one that cannot be reached yet is logged (its breaker handles it when requests come).
     pub async fn check_scorers(&self) -> Result<(), LoadError> {
+        let models = self.models();
         for scorer in self.scorers.values() {
-            if !scorer.check().await? {
+            if !scorer.check(&models.pool.scorer().schema).await? {
                 tracing::warn!(scorer = %scorer.name(), url = %scorer.url(), "remote scorer not reachable yet");
             }
         }
@@ -514,7 +511,7 @@ impl Engine {
             version: info.identity.version.clone(),
             score: score.probability,
             churn: score.churn,
-            threshold: remote.map_or(info.decision_threshold, |r| r.threshold()),
+            threshold: remote.map_or(info.decision_threshold, |r| r.threshold(info.decision_threshold)),
             top_features,
         })
     }
@@ -586,12 +583,13 @@ async fn score_remote(
         (Vec::new(), Vec::new())
     };
     rows.insert(0, record);
-    let probabilities = remote.probabilities(&rows, deadline).await?;
+    let scorer = models.pool.scorer();
+    let probabilities = remote.probabilities(&scorer.schema, &rows, deadline).await?;
     let probability = probabilities.first().copied().unwrap_or_default();
     let influences = classical::influences(probability, names.into_iter().zip(probabilities.into_iter().skip(1)));
     let score = classical::ChurnScore {
         probability,
-        churn: probability >= remote.threshold(),
+        churn: probability >= remote.threshold(scorer.decision_threshold),
     };
     Ok((score, influences))
 }
