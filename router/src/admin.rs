@@ -33,17 +33,26 @@ pub fn router(metrics: SharedMetrics, ready: Arc<AtomicBool>, engine: SharedEngi
         .with_state(AdminState { metrics, ready, engine })
 }
 
-/// Compares the drift window with the references now (the gauges show the last timed evaluation).
-async fn drift(
-    State(state): State<AdminState>,
-) -> Result<([(header::HeaderName, &'static str); 1], String), (StatusCode, String)> {
-    let engine = state
+/// A JSON answer.
+type Json = ([(header::HeaderName, &'static str); 1], String);
+
+/// The engine, or 503 while the models load.
+fn loaded(state: &AdminState) -> Result<&crate::engine::Engine, (StatusCode, String)> {
+    state
         .engine
         .get()
-        .ok_or((StatusCode::SERVICE_UNAVAILABLE, "models not loaded\n".to_owned()))?;
-    let json = serde_json::to_string_pretty(&engine.models().drift.report())
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], json))
+        .ok_or((StatusCode::SERVICE_UNAVAILABLE, "models not loaded\n".to_owned()))
+}
+
+fn json(body: String) -> Json {
+    ([(header::CONTENT_TYPE, "application/json")], body)
+}
+
+/// Compares the drift window with the references now (the gauges show the last timed evaluation).
+async fn drift(State(state): State<AdminState>) -> Result<Json, (StatusCode, String)> {
+    let report = loaded(&state)?.models().drift.report();
+    let body = serde_json::to_string_pretty(&report).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(json(body))
 }
 
 async fn metrics_text(State(state): State<AdminState>) -> Result<String, (StatusCode, String)> {
@@ -62,14 +71,8 @@ async fn readiness(State(state): State<AdminState>) -> (StatusCode, &'static str
 }
 
 /// The serving models and candidates, as JSON.
-async fn models(
-    State(state): State<AdminState>,
-) -> Result<([(header::HeaderName, &'static str); 1], String), (StatusCode, String)> {
-    let engine = state
-        .engine
-        .get()
-        .ok_or((StatusCode::SERVICE_UNAVAILABLE, "models not loaded\n".to_owned()))?;
-    let models = engine.models();
+async fn models(State(state): State<AdminState>) -> Result<Json, (StatusCode, String)> {
+    let models = loaded(&state)?.models();
     let candidate = models.candidate.as_ref();
     let body = serde_json::json!({
         "classifier": models.classifier,
@@ -79,26 +82,17 @@ async fn models(
             "scorer": candidate.and_then(|c| c.scorer.as_ref()),
         },
     });
-    Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()))
+    Ok(json(body.to_string()))
 }
 
 /// Reloads the models now (as SIGHUP does) and answers with the outcome: 200 when applied or unchanged, 409
 /// when refused (the running models stay).
-async fn reload_models(
-    State(state): State<AdminState>,
-) -> (StatusCode, [(header::HeaderName, &'static str); 1], String) {
-    let json = [(header::CONTENT_TYPE, "application/json")];
-    let Some(engine) = state.engine.get() else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            json,
-            "{\"result\":\"not_loaded\"}".to_owned(),
-        );
-    };
-    let outcome = engine.reload_models().await;
+async fn reload_models(State(state): State<AdminState>) -> Result<(StatusCode, Json), (StatusCode, String)> {
+    let outcome = loaded(&state)?.reload_models().await;
     let status = match outcome {
         crate::engine::ModelReload::Rejected { .. } => StatusCode::CONFLICT,
         _ => StatusCode::OK,
     };
-    (status, json, serde_json::to_string(&outcome).unwrap_or_default())
+    let body = serde_json::to_string(&outcome).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok((status, json(body)))
 }

@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use support::{Gateway, TempDir, config, request, telco_record};
@@ -102,15 +101,7 @@ fn a_broken_reference_profile_stops_the_start_with_its_file_and_reason() {
         &models.join("model.onnx").display().to_string(),
         &dir.0.join("model.onnx").display().to_string(),
     );
-    let config_dir = TempDir::new();
-    let path = support::write_config(&config_dir.0, &text);
-    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--config", path.to_str().unwrap()])
-        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = support::serve_fails(&text);
     assert!(stderr.contains(&broken.display().to_string()), "{stderr}");
     assert!(stderr.contains("1 reference counts for 2 bins"), "{stderr}");
 }

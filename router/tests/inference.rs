@@ -11,7 +11,7 @@ use std::process::Command;
 
 use prost_types::value::Kind;
 use serde_json::{Value, json};
-use support::{Gateway, TempDir, config, n, request, s, telco_record};
+use support::{Gateway, TempDir, config, request, telco_record, telco_records};
 use switchyard_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use switchyard_proto::inference::model_infer_request::InferInputTensor;
 use switchyard_proto::inference::{InferTensorContents, ModelInferRequest};
@@ -22,22 +22,6 @@ fn python() -> String {
         "SWITCHYARD_TRITONCLIENT_PYTHON",
         "deploy/setup/requirements-tritonclient.txt",
     )
-}
-
-fn records() -> Vec<prost_types::Struct> {
-    let mut long_stay = telco_record();
-    long_stay.fields.insert("tenure".into(), n(70.0));
-    long_stay.fields.insert("contract".into(), s("Two year"));
-    long_stay.fields.insert("totalcharges".into(), n(6500.0));
-    let mut new = telco_record();
-    new.fields.insert("tenure".into(), n(0.0));
-    new.fields.insert(
-        "totalcharges".into(),
-        prost_types::Value {
-            kind: Some(Kind::NullValue(0)),
-        },
-    );
-    vec![telco_record(), long_stay, new]
 }
 
 fn to_json(record: &prost_types::Struct) -> Value {
@@ -64,7 +48,7 @@ async fn tritonclient_gets_the_router_paths_probabilities() {
     let gateway = Gateway::start(&config("http://127.0.0.1:1/v1", "1s")).await;
     let dir = TempDir::new();
     let requests = json!({
-        "records": records().iter().map(to_json).collect::<Vec<_>>(),
+        "records": telco_records().iter().map(to_json).collect::<Vec<_>>(),
         "texts": TEXTS.iter().map(|(t, r)| json!([t, r])).collect::<Vec<_>>(),
     });
     std::fs::write(dir.0.join("requests.json"), requests.to_string()).unwrap();
@@ -105,7 +89,7 @@ async fn tritonclient_gets_the_router_paths_probabilities() {
     let mut client = gateway.client().await;
     assert_eq!(answers["scorer"]["id"], "scorer-1");
     assert_eq!(answers["scorer"]["version"], "1.0.0");
-    for (row, record) in records().into_iter().enumerate() {
+    for (row, record) in telco_records().into_iter().enumerate() {
         let routed = client.route(request("", Some(record))).await.unwrap().into_inner();
         let prediction = routed.prediction.unwrap();
         let v2 = answers["scorer"]["probability"][row].as_f64().unwrap();

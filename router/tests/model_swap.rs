@@ -198,12 +198,7 @@ async fn a_bad_version_is_refused_the_running_one_stays_and_pinning_rolls_back()
         "{body}"
     );
     // The running version still answers.
-    let answer = client
-        .route(request("", Some(telco_record())))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(answer.prediction.unwrap().version, "1.0.1");
+    assert_eq!(support::scored_version(&mut client).await, "1.0.1");
 
     // Rolling back: pin the old version in the config and send SIGHUP.
     let config = std::fs::read_to_string(gateway.config_path()).unwrap();
@@ -214,12 +209,7 @@ async fn a_bad_version_is_refused_the_running_one_stays_and_pinning_rolls_back()
     .unwrap();
     gateway.hangup();
     wait_for_scorer(&gateway, "1.0.0").await;
-    let answer = client
-        .route(request("", Some(telco_record())))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(answer.prediction.unwrap().version, "1.0.0");
+    assert_eq!(support::scored_version(&mut client).await, "1.0.0");
     let (_, metrics) = gateway.admin_get("/metrics").await;
     assert!(
         metrics.contains("switchyard_model_reloads_total{result=\"rejected\""),

@@ -9,12 +9,12 @@ mod support;
 
 use std::process::Command;
 
-use support::{Gateway, TempDir, config, request, telco_record};
+use support::{Gateway, TempDir, config};
 
-/// Runs `registry.py` in the training environment against the store in `store`.
-fn registry(store: &TempDir, args: &[&str]) -> String {
+/// `registry.py` with `args` in the training environment, against the store in `store`.
+fn registry_command(store: &TempDir, args: &[&str]) -> std::process::Output {
     let python = support::python_env("SWITCHYARD_TRAINING_PYTHON", "classical/training/requirements.txt");
-    let out = Command::new(python)
+    Command::new(python)
         .arg("registry.py")
         .args(args)
         .current_dir(support::repo().join("classical/training"))
@@ -24,7 +24,12 @@ fn registry(store: &TempDir, args: &[&str]) -> String {
         )
         .env("SWITCHYARD_CACHE", &store.0)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `registry.py` (which must succeed) and returns what it printed.
+fn registry(store: &TempDir, args: &[&str]) -> String {
+    let out = registry_command(store, args);
     assert!(
         out.status.success(),
         "registry.py {args:?}: {}",
@@ -58,18 +63,11 @@ async fn a_champion_exported_from_the_registry_serves_and_names_its_run() {
     assert_eq!(exported.trim(), version_dir.display().to_string());
     assert!(version_dir.join("model.onnx").is_file() && version_dir.join("MODEL_CARD.md").is_file());
     // A version directory is never overwritten.
-    let python = support::python_env("SWITCHYARD_TRAINING_PYTHON", "classical/training/requirements.txt");
-    let again = Command::new(python)
-        .args(["registry.py", "export", "churn-scorer@champion", "--repository"])
-        .arg(&repository.0)
-        .current_dir(support::repo().join("classical/training"))
-        .env(
-            "MLFLOW_TRACKING_URI",
-            format!("sqlite:///{}", store.0.join("mlflow.db").display()),
-        )
-        .env("SWITCHYARD_CACHE", &store.0)
-        .output()
-        .unwrap();
+    let repository_path = repository.0.to_str().unwrap();
+    let again = registry_command(
+        &store,
+        &["export", "churn-scorer@champion", "--repository", repository_path],
+    );
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("is never overwritten"));
 
@@ -95,12 +93,7 @@ async fn a_champion_exported_from_the_registry_serves_and_names_its_run() {
         "{metrics}"
     );
     let mut client = gateway.client().await;
-    let answer = client
-        .route(request("", Some(telco_record())))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(answer.prediction.unwrap().version, "1.0.0");
+    assert_eq!(support::scored_version(&mut client).await, "1.0.0");
 
     // The variants tried so far become runs, one per row of variants.json.
     let runs: Vec<String> = serde_json::from_str(&registry(&store, &["experiments"])).unwrap();

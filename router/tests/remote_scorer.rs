@@ -11,8 +11,7 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use prost_types::value::Kind;
-use support::{FakeLlm, Fault, Gateway, TempDir, config, free_port, n, request, s, telco_record};
+use support::{FakeLlm, Fault, Gateway, TempDir, config, free_port, request, telco_record, telco_records};
 use switchyard_proto::inference::ModelReadyRequest;
 use switchyard_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use switchyard_proto::v1::Prediction;
@@ -31,29 +30,13 @@ fn with_remote_scorer(text: &str, scorer: &str, section: &str) -> String {
     ) + &format!("\n[scorers.{scorer}]\n{section}\n")
 }
 
-fn records() -> Vec<prost_types::Struct> {
-    let mut long_stay = telco_record();
-    long_stay.fields.insert("tenure".into(), n(70.0));
-    long_stay.fields.insert("contract".into(), s("Two year"));
-    long_stay.fields.insert("totalcharges".into(), n(6500.0));
-    let mut new = telco_record();
-    new.fields.insert("tenure".into(), n(0.0));
-    new.fields.insert(
-        "totalcharges".into(),
-        prost_types::Value {
-            kind: Some(Kind::NullValue(0)),
-        },
-    );
-    vec![telco_record(), long_stay, new]
-}
-
 const WHY: &str = "why is this customer likely to leave?";
 
 /// Routes every record alone (scored) and with the hybrid question (scored and explained).
 async fn predictions(gateway: &Gateway) -> Vec<(Prediction, Prediction)> {
     let mut client = gateway.client().await;
     let mut out = Vec::new();
-    for record in records() {
+    for record in telco_records() {
         let scored = client
             .route(request("", Some(record.clone())))
             .await
@@ -128,15 +111,7 @@ async fn a_remote_model_that_does_not_take_the_schema_stops_the_start() {
     let upstream = Gateway::start(&config("http://127.0.0.1:1/v1", "1s")).await;
     let section = format!("url = \"http://{}\"\nmodel = \"request-classifier\"", upstream.addr());
     let text = with_remote_scorer(&config("http://127.0.0.1:1/v1", "1s"), "upstream", &section);
-    let dir = TempDir::new();
-    let path = support::write_config(&dir.0, &text);
-    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--config", path.to_str().unwrap()])
-        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = support::serve_fails(&text);
     assert!(
         stderr.contains("remote scorer upstream") && stderr.contains("the model has no input \"gender\""),
         "{stderr}"

@@ -447,6 +447,47 @@ pub fn telco_record() -> Struct {
     ])
 }
 
+/// Three real customers: `telco_record`'s, one long-staying on a two-year contract, and a new one whose
+/// `totalcharges` is null (as the source data has it at tenure 0).
+pub fn telco_records() -> Vec<Struct> {
+    let mut long_stay = telco_record();
+    long_stay.fields.insert("tenure".into(), n(70.0));
+    long_stay.fields.insert("contract".into(), s("Two year"));
+    long_stay.fields.insert("totalcharges".into(), n(6500.0));
+    let mut new = telco_record();
+    new.fields.insert("tenure".into(), n(0.0));
+    new.fields.insert(
+        "totalcharges".into(),
+        Value {
+            kind: Some(prost_types::value::Kind::NullValue(0)),
+        },
+    );
+    vec![telco_record(), long_stay, new]
+}
+
+/// The scorer version that answers a bare `telco_record` now.
+pub async fn scored_version(client: &mut RouterClient<Channel>) -> String {
+    let answer = client
+        .route(request("", Some(telco_record())))
+        .await
+        .unwrap()
+        .into_inner();
+    answer.prediction.unwrap().version
+}
+
+/// Starts `switchyard serve` on a [`config`]-style text that must not start; returns its stderr.
+pub fn serve_fails(text: &str) -> String {
+    let dir = TempDir::new();
+    let path = write_config(&dir.0, text);
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the gateway started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 pub fn record(fields: &[(&str, Value)]) -> Struct {
     Struct {
         fields: fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
