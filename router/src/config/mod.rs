@@ -300,40 +300,17 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
         Some(c) => Some(cascade(path, c, resolve(&c.encoder))?),
         None => None,
     };
-    let source = |key: &str, file: &Path, version: &Option<String>, candidate: &Option<String>| {
-        let file = resolve(file);
-        let source = if file.is_dir() {
-            ModelSource::Repository {
-                entry: file,
-                version: match version.as_deref() {
-                    None | Some("latest") => VersionPolicy::Latest,
-                    Some(v) => VersionPolicy::Pinned(v.to_owned()),
-                },
-                candidate: candidate.clone(),
-            }
-        } else if version.is_some() || candidate.is_some() {
-            return Err(err(
-                &format!("{key}_version"),
-                format!(
-                    "{} is a file, not a repository entry: versions apply to directories",
-                    file.display()
-                ),
-            ));
-        } else {
-            ModelSource::File(file)
-        };
-        let resolved = source.resolve().map_err(|reason| err(key, reason))?;
-        Ok((source, resolved))
-    };
-    let (classifier, resolved_classifier) = source(
+    let (classifier, resolved_classifier) = sources::source(
+        path,
         "models.classifier",
-        &raw.models.classifier,
+        resolve(&raw.models.classifier),
         &raw.models.classifier_version,
         &raw.models.classifier_candidate,
     )?;
-    let (scorer, resolved_scorer) = source(
+    let (scorer, resolved_scorer) = sources::source(
+        path,
         "models.scorer",
-        &raw.models.scorer,
+        resolve(&raw.models.scorer),
         &raw.models.scorer_version,
         &raw.models.scorer_candidate,
     )?;

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::{ConfigError, error};
+
 /// Which version of a repository entry serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VersionPolicy {
@@ -95,6 +97,41 @@ impl ModelSource {
             Self::Repository { entry, .. } => entry,
         }
     }
+}
+
+/// The source `[models] <key>` names (`file`, resolved against the config's directory) with its `<key>_version`
+/// and `<key>_candidate`, and what it resolves to now. A directory is a repository entry; versions apply only
+/// to one.
+pub(super) fn source(
+    path: &Path,
+    key: &str,
+    file: PathBuf,
+    version: &Option<String>,
+    candidate: &Option<String>,
+) -> Result<(ModelSource, Resolved), ConfigError> {
+    let source = if file.is_dir() {
+        ModelSource::Repository {
+            entry: file,
+            version: match version.as_deref() {
+                None | Some("latest") => VersionPolicy::Latest,
+                Some(v) => VersionPolicy::Pinned(v.to_owned()),
+            },
+            candidate: candidate.clone(),
+        }
+    } else if version.is_some() || candidate.is_some() {
+        return Err(error(
+            path,
+            &format!("{key}_version"),
+            format!(
+                "{} is a file, not a repository entry: versions apply to directories",
+                file.display()
+            ),
+        ));
+    } else {
+        ModelSource::File(file)
+    };
+    let resolved = source.resolve().map_err(|reason| error(path, key, reason))?;
+    Ok((source, resolved))
 }
 
 /// `entry/version/model.onnx`.

@@ -108,7 +108,7 @@ impl Engine {
                 RouterError::invalid("features", format!("shadow target {:?} needs a record", target.name))
             })?;
             let models = self.models();
-            let valid = super::validate_record(&models, record)?;
+            let valid = super::score::validate_record(&models, record)?;
             Some(
                 self.score(&models, valid, None, target, Some(Instant::now() + SHADOW_TIMEOUT))
                     .await?,
