@@ -82,8 +82,8 @@ def grpc_statuses(admin: str) -> dict[str, int]:
     """Requests counted by the gateway's own metrics, by gRPC status code (h2load sees only HTTP 200)."""
     counts: dict[str, int] = {}
     for line in metrics_text(admin).splitlines():
-        if line.startswith("rpc_server_duration_seconds_count{"):
-            code = re.search(r'rpc_grpc_status_code="(-?\d+)"', line)
+        if line.startswith("rpc_server_call_duration_seconds_count{"):
+            code = re.search(r'rpc_response_status_code="([A-Z_]+)"', line)
             if code:
                 counts[code.group(1)] = counts.get(code.group(1), 0) + int(float(line.rsplit(" ", 1)[1]))
     return counts

@@ -1,6 +1,6 @@
 //! Metrics: OpenTelemetry instruments, exported as Prometheus text on the admin port (`/metrics`).
 //!
-//! Names follow OpenTelemetry semantic conventions where one exists (`rpc.server.duration`,
+//! Names follow OpenTelemetry semantic conventions where one exists (`rpc.server.call.duration`,
 //! `gen_ai.client.operation.duration`, `gen_ai.client.token.usage`); Switchyard's own are under `switchyard.`.
 //! The Prometheus exporter turns dots into underscores and adds unit and `_total` suffixes.
 
@@ -18,6 +18,10 @@ use std::sync::atomic::Ordering;
 /// Seconds buckets from 1 ms to 2 min.
 const SECONDS: [f64; 15] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
+];
+/// `rpc.server.call.duration`'s buckets, as the RPC conventions (v1.44) advise.
+const RPC_SECONDS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 /// Probability buckets.
 const PROBABILITY: [f64; 10] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
@@ -38,7 +42,8 @@ const BATCH: [f64; 11] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 51
 pub struct Metrics {
     registry: prometheus::Registry,
     provider: SdkMeterProvider,
-    /// `rpc.server.duration` by `rpc.method`, `rpc.grpc.status_code`, `switchyard.target`.
+    /// `rpc.server.call.duration` by `rpc.system.name`, `rpc.method`, `rpc.response.status_code`, `error.type`
+    /// (server errors only), `switchyard.target`.
     rpc_duration: Histogram<f64>,
     /// `switchyard.decisions` by `switchyard.label_group`, `switchyard.target`.
     decisions: Counter<u64>,
@@ -140,10 +145,10 @@ impl Metrics {
             .build();
         Ok(Self {
             rpc_duration: meter
-                .f64_histogram("rpc.server.duration")
+                .f64_histogram("rpc.server.call.duration")
                 .with_unit("s")
-                .with_description("gRPC requests by method, status and target")
-                .with_boundaries(SECONDS.to_vec())
+                .with_description("Incoming gRPC calls by method, status and target")
+                .with_boundaries(RPC_SECONDS.to_vec())
                 .build(),
             decisions: meter
                 .u64_counter("switchyard.decisions")
@@ -376,18 +381,19 @@ impl Metrics {
         );
     }
 
-    /// One finished RPC: `rpc.server.duration`.
+    /// One finished RPC (`method` fully qualified): `rpc.server.call.duration`.
     pub fn rpc(&self, method: &'static str, code: tonic::Code, target: &str, elapsed: Duration) {
-        self.rpc_duration.record(
-            elapsed.as_secs_f64(),
-            &[
-                KeyValue::new("rpc.system", "grpc"),
-                KeyValue::new("rpc.service", "switchyard.v1.Router"),
-                KeyValue::new("rpc.method", method),
-                KeyValue::new("rpc.grpc.status_code", code as i64),
-                KeyValue::new("switchyard.target", target.to_owned()),
-            ],
-        );
+        let code_name = crate::telemetry::spans::code_name(code);
+        let mut attributes = vec![
+            KeyValue::new("rpc.system.name", "grpc"),
+            KeyValue::new("rpc.method", method),
+            KeyValue::new("rpc.response.status_code", code_name),
+            KeyValue::new("switchyard.target", target.to_owned()),
+        ];
+        if crate::telemetry::spans::is_server_error(code) {
+            attributes.push(KeyValue::new("error.type", code_name));
+        }
+        self.rpc_duration.record(elapsed.as_secs_f64(), &attributes);
     }
 
     /// One routing decision: `switchyard.decisions` and `switchyard.classifier.confidence`.

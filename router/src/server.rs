@@ -167,7 +167,7 @@ pub async fn serve_with(
         // The SERVER span: continues the caller's trace, holds the handler (and a stream) until the call ends,
         // and records its final status.
         .layer(ObserveLayer(ServerSpan))
-        // `rpc.server.duration`, from arrival to the last byte, by method, status and target.
+        // `rpc.server.call.duration`, from arrival to the last byte, by method, status and target.
         .layer(ObserveLayer(RpcDuration(metrics.clone())))
         // The access line, inside the SERVER span, once the call's status is final.
         .layer(ObserveLayer(AccessLog))

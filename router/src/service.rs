@@ -1,5 +1,5 @@
 //! The `switchyard.v1.Router` gRPC service: converts at the edge and delegates to the engine. The SERVER span,
-//! `rpc.server.duration` and the access line are the layers' (`layers/`); a handler notes its call's ids and
+//! `rpc.server.call.duration` and the access line are the layers' (`layers/`); a handler notes its call's ids and
 //! decision for them.
 
 use std::pin::Pin;

@@ -30,13 +30,15 @@ async fn health_endpoints_answer_and_metrics_move_by_the_right_amounts() {
 
     let (_, after) = gateway.admin_get("/metrics").await;
     let delta = |metric: &str, labels: &[&str]| sample(&after, metric, labels) - sample(&before, metric, labels);
-    let rpc = "rpc_server_duration_seconds_count";
+    let rpc = "rpc_server_call_duration_seconds_count";
+    let route = "rpc_method=\"switchyard.v1.Router/Route\"";
     assert_eq!(
         delta(
             rpc,
             &[
-                "rpc_method=\"Route\"",
-                "rpc_grpc_status_code=\"0\"",
+                route,
+                "rpc_system_name=\"grpc\"",
+                "rpc_response_status_code=\"OK\"",
                 "switchyard_target=\"churn\""
             ]
         ),
@@ -44,16 +46,34 @@ async fn health_endpoints_answer_and_metrics_move_by_the_right_amounts() {
         "{after}"
     );
     assert_eq!(
-        delta(rpc, &["rpc_method=\"Route\"", "rpc_grpc_status_code=\"3\""]),
+        delta(rpc, &[route, "rpc_response_status_code=\"INVALID_ARGUMENT\""]),
         1.0,
         "INVALID_ARGUMENT counted"
     );
+    assert!(
+        !after
+            .lines()
+            .any(|l| l.starts_with(rpc) && l.contains("INVALID_ARGUMENT") && l.contains("error_type")),
+        "a caller's mistake is not the server's error: {after}"
+    );
     assert_eq!(
-        delta(rpc, &["rpc_method=\"Explain\"", "rpc_grpc_status_code=\"0\""]),
+        delta(
+            rpc,
+            &[
+                "rpc_method=\"switchyard.v1.Router/Explain\"",
+                "rpc_response_status_code=\"OK\""
+            ]
+        ),
         1.0
     );
     assert_eq!(
-        delta(rpc, &["rpc_method=\"RouteStream\"", "switchyard_target=\"assistant\""]),
+        delta(
+            rpc,
+            &[
+                "rpc_method=\"switchyard.v1.Router/RouteStream\"",
+                "switchyard_target=\"assistant\""
+            ]
+        ),
         1.0
     );
     let decisions = "switchyard_decisions_total";

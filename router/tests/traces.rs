@@ -56,16 +56,27 @@ async fn trace(receiver: &OtlpReceiver, caller: &Caller, server: &str, count: us
         .await
 }
 
-/// The SERVER span: the caller's span is its parent; the RPC attributes; the given status.
-fn assert_server(spans: &[Received], caller: &Caller, name: &str, code: i64) -> String {
+/// The SERVER span: the caller's span is its parent; the RPC attributes of the conventions (v1.44); the given
+/// status (by name).
+fn assert_server(spans: &[Received], caller: &Caller, name: &str, code: &str) -> String {
     let server = named(spans, name);
     assert_eq!(server.span.kind, SpanKind::Server as i32);
     assert_eq!(server.parent_id(), caller.span_id, "the caller's span is the parent");
     assert_eq!(server.span.trace_state, TRACESTATE, "the caller's tracestate is kept");
-    assert_eq!(server.str("rpc.system").as_deref(), Some("grpc"));
-    assert_eq!(server.str("rpc.service").as_deref(), Some("switchyard.v1.Router"));
-    assert_eq!(server.str("rpc.method").as_deref(), name.rsplit('/').next());
-    assert_eq!(server.int("rpc.grpc.status_code"), Some(code));
+    assert_eq!(server.str("rpc.system.name").as_deref(), Some("grpc"));
+    assert_eq!(
+        server.str("rpc.method").as_deref(),
+        Some(name),
+        "fully qualified, as the span's name"
+    );
+    assert_eq!(server.str("rpc.response.status_code").as_deref(), Some(code));
+    for deprecated in ["rpc.system", "rpc.service", "rpc.grpc.status_code"] {
+        assert!(server.attr(deprecated).is_none(), "{deprecated} is deprecated");
+    }
+    assert_eq!(server.str("server.address").as_deref(), Some("127.0.0.1"));
+    assert!(server.int("server.port").is_some_and(|p| p > 0));
+    assert_eq!(server.str("network.peer.address").as_deref(), Some("127.0.0.1"));
+    assert!(server.int("network.peer.port").is_some_and(|p| p > 0));
     assert!(!server.str("switchyard.request.id").unwrap().is_empty());
     assert_eq!(server.resource_str("service.name").as_deref(), Some("switchyard"));
     assert!(server.resource_str("service.version").is_some());
@@ -170,7 +181,7 @@ async fn classical_llm_and_hybrid_requests_continue_the_callers_trace() {
         .await
         .unwrap();
     let spans = trace(&receiver, &caller, ROUTE, 4).await;
-    let server = assert_server(&spans, &caller, ROUTE, 0);
+    let server = assert_server(&spans, &caller, ROUTE, "OK");
     assert_decision(&spans, &server, "churn_score", "churn", "classical");
     assert_score(&spans, &server, false);
     assert_eq!(spans.len(), 4, "no chat span: {spans:#?}");
@@ -183,7 +194,7 @@ async fn classical_llm_and_hybrid_requests_continue_the_callers_trace() {
         .await
         .unwrap();
     let spans = trace(&receiver, &caller, ROUTE, 4).await;
-    let server = assert_server(&spans, &caller, ROUTE, 0);
+    let server = assert_server(&spans, &caller, ROUTE, "OK");
     assert_decision(&spans, &server, "oos", "assistant", "llm");
     let chat = assert_chat(&spans, &server, &fake);
     assert_eq!(chat.str("gen_ai.response.model").as_deref(), Some("fake"));
@@ -198,7 +209,7 @@ async fn classical_llm_and_hybrid_requests_continue_the_callers_trace() {
         .await
         .unwrap();
     let spans = trace(&receiver, &caller, ROUTE, 5).await;
-    let server = assert_server(&spans, &caller, ROUTE, 0);
+    let server = assert_server(&spans, &caller, ROUTE, "OK");
     assert_decision(&spans, &server, "churn_explain", "retention", "hybrid");
     assert_score(&spans, &server, true);
     let chat = assert_chat(&spans, &server, &fake);
@@ -225,7 +236,7 @@ async fn classical_llm_and_hybrid_requests_continue_the_callers_trace() {
     while stream.message().await.unwrap().is_some() {}
     let stream_name = "switchyard.v1.Router/RouteStream";
     let spans = trace(&receiver, &caller, stream_name, 5).await;
-    let server = assert_server(&spans, &caller, stream_name, 0);
+    let server = assert_server(&spans, &caller, stream_name, "OK");
     let chat = assert_chat(&spans, &server, &fake);
     assert_eq!(chat.events(), vec!["switchyard.llm.first_token".to_owned()]);
     assert!(
@@ -258,10 +269,7 @@ async fn a_failing_backend_marks_the_chat_and_server_spans_with_the_error() {
     assert_eq!(status.code(), tonic::Code::Unavailable);
     let spans = trace(&receiver, &caller, ROUTE, 4).await;
     let server = named(&spans, ROUTE);
-    assert_eq!(
-        server.int("rpc.grpc.status_code"),
-        Some(tonic::Code::Unavailable as i64)
-    );
+    assert_eq!(server.str("rpc.response.status_code").as_deref(), Some("UNAVAILABLE"));
     assert_eq!(server.str("error.type").as_deref(), Some("UNAVAILABLE"));
     assert_eq!(server.span.status.as_ref().unwrap().code, StatusCode::Error as i32);
     let chat = named(&spans, "chat smollm2");
@@ -277,7 +285,7 @@ async fn a_failing_backend_marks_the_chat_and_server_spans_with_the_error() {
     );
     assert_eq!(fake.count(), 2);
 
-    // A request the caller got wrong is not a server error: code and error.type, but no ERROR status.
+    // A request the caller got wrong is not a server error: its code, but neither error.type nor an ERROR status.
     let caller = Caller::new();
     let mut bad = request("hello", None);
     bad.max_tokens = Some(1_000_000);
@@ -285,7 +293,11 @@ async fn a_failing_backend_marks_the_chat_and_server_spans_with_the_error() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     let spans = trace(&receiver, &caller, ROUTE, 1).await;
     let server = named(&spans, ROUTE);
-    assert_eq!(server.str("error.type").as_deref(), Some("INVALID_ARGUMENT"));
+    assert_eq!(
+        server.str("rpc.response.status_code").as_deref(),
+        Some("INVALID_ARGUMENT")
+    );
+    assert!(server.attr("error.type").is_none());
     assert_ne!(
         server.span.status.as_ref().map_or(0, |s| s.code),
         StatusCode::Error as i32
@@ -404,7 +416,7 @@ async fn traces_export_over_otlp_http_too() {
         .await
         .unwrap();
     let spans = trace(&receiver, &caller, ROUTE, 4).await;
-    let server = assert_server(&spans, &caller, ROUTE, 0);
+    let server = assert_server(&spans, &caller, ROUTE, "OK");
     assert_score(&spans, &server, false);
 }
 
@@ -497,7 +509,7 @@ async fn metrics_are_pushed_over_otlp_when_enabled() {
     client.route(request("", Some(telco_record()))).await.unwrap();
     let names = receiver
         .metrics_export_with(&[
-            "rpc.server.duration",
+            "rpc.server.call.duration",
             "switchyard.decisions",
             "gen_ai.client.operation.duration",
             "gen_ai.client.token.usage",

@@ -1,4 +1,4 @@
-//! `rpc.server.duration` of every Router call, from its arrival to its last byte (a stream's whole length), by
+//! `rpc.server.call.duration` of every Router and Open Inference Protocol call, from its arrival to its last byte (a stream's whole length), by
 //! method, status and the target decided.
 
 use std::sync::Arc;
@@ -25,7 +25,7 @@ impl CallObserver for RpcDuration {
     type Call = Timed;
 
     fn begin(&self, request: &mut http::Request<tonic::body::Body>) -> Option<Timed> {
-        let method = observed_rpc(request.uri().path())?.method;
+        let method = observed_rpc(request.uri().path())?.qualified;
         Some(Timed {
             metrics: self.0.clone(),
             method,

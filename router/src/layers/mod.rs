@@ -1,5 +1,5 @@
 //! Cross-cutting work on every `switchyard.v1.Router` call, as tower layers composed in `server.rs`'s one
-//! `ServiceBuilder`: the SERVER span and its status (`server_span`), `rpc.server.duration` (`duration`), the
+//! `ServiceBuilder`: the SERVER span and its status (`server_span`), `rpc.server.call.duration` (`duration`), the
 //! access line (`access`), and authentication (`auth`). The handlers keep only the RPC's own work; they note what the layers report (request
 //! id, tenant, decision) in the call's [`CallNotes`].
 //!
@@ -34,30 +34,45 @@ pub struct Rpc {
     pub service: &'static str,
     /// The method, or `unknown` for a name the service does not have.
     pub method: &'static str,
+    /// `service/method` (OpenTelemetry's fully qualified `rpc.method`), or `_OTHER` for an unknown method.
+    pub qualified: &'static str,
 }
+
+/// Every method observed, fully qualified.
+const METHODS: &[&str] = &[
+    "switchyard.v1.Router/Route",
+    "switchyard.v1.Router/RouteStream",
+    "switchyard.v1.Router/Explain",
+    "inference.GRPCInferenceService/ServerLive",
+    "inference.GRPCInferenceService/ServerReady",
+    "inference.GRPCInferenceService/ModelReady",
+    "inference.GRPCInferenceService/ServerMetadata",
+    "inference.GRPCInferenceService/ModelMetadata",
+    "inference.GRPCInferenceService/ModelInfer",
+];
 
 /// The Router or Open Inference Protocol call at `path`; `None` for other services (health and reflection pass
 /// through the layers untouched).
 pub fn observed_rpc(path: &str) -> Option<Rpc> {
-    if let Some(method) = path.strip_prefix(ROUTER_PATH) {
-        let method = ["Route", "RouteStream", "Explain"].into_iter().find(|m| *m == method);
-        return Some(Rpc {
-            service: "switchyard.v1.Router",
-            method: method.unwrap_or("unknown"),
-        });
-    }
-    let method = path.strip_prefix(INFERENCE_PATH)?;
-    let known = [
-        "ServerLive",
-        "ServerReady",
-        "ModelReady",
-        "ServerMetadata",
-        "ModelMetadata",
-        "ModelInfer",
-    ];
-    Some(Rpc {
-        service: "inference.GRPCInferenceService",
-        method: known.into_iter().find(|m| *m == method).unwrap_or("unknown"),
+    let service = if path.starts_with(ROUTER_PATH) {
+        "switchyard.v1.Router"
+    } else if path.starts_with(INFERENCE_PATH) {
+        "inference.GRPCInferenceService"
+    } else {
+        return None;
+    };
+    let known = METHODS.iter().find(|m| path.strip_prefix('/') == Some(**m));
+    Some(match known {
+        Some(qualified) => Rpc {
+            service,
+            method: qualified.rsplit('/').next().unwrap_or(qualified),
+            qualified,
+        },
+        None => Rpc {
+            service,
+            method: "unknown",
+            qualified: "_OTHER",
+        },
     })
 }
 
@@ -76,8 +91,15 @@ mod tests {
             Some("unknown")
         );
         assert_eq!(
-            observed_rpc("/inference.GRPCInferenceService/ServerLive").map(|rpc| rpc.service),
-            Some("inference.GRPCInferenceService")
+            observed_rpc("/inference.GRPCInferenceService/ServerLive").map(|rpc| (rpc.service, rpc.qualified)),
+            Some((
+                "inference.GRPCInferenceService",
+                "inference.GRPCInferenceService/ServerLive"
+            ))
+        );
+        assert_eq!(
+            observed_rpc("/switchyard.v1.Router/DropTables").map(|rpc| rpc.qualified),
+            Some("_OTHER")
         );
         assert_eq!(observed_rpc("/grpc.health.v1.Health/Check"), None);
     }

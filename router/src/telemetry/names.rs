@@ -13,15 +13,18 @@ pub const SPAN_SCORE: &str = "score";
 pub const SPAN_SHADOW: &str = "shadow";
 
 /// `grpc`.
-pub const RPC_SYSTEM: &str = "rpc.system";
-/// `switchyard.v1.Router`.
-pub const RPC_SERVICE: &str = "rpc.service";
-/// `Route`, `RouteStream` or `Explain`.
+pub const RPC_SYSTEM_NAME: &str = "rpc.system.name";
+/// The fully qualified method: `switchyard.v1.Router/Route`, `inference.GRPCInferenceService/ModelInfer`, or
+/// `_OTHER`.
 pub const RPC_METHOD: &str = "rpc.method";
-/// The numeric gRPC status code of the answer (of the stream's end, for `RouteStream`).
-pub const RPC_GRPC_STATUS_CODE: &str = "rpc.grpc.status_code";
-/// On failed spans: the gRPC code name (SERVER span) or the failure's kind (child spans).
+/// The gRPC status code's name (`OK`, `UNAVAILABLE`) of the answer (of the stream's end, for `RouteStream`).
+pub const RPC_RESPONSE_STATUS_CODE: &str = "rpc.response.status_code";
+/// SERVER span: on the codes that mean the server failed, the code's name; child spans: the failure's kind.
 pub const ERROR_TYPE: &str = "error.type";
+/// SERVER span: the caller's address and port on the connection.
+pub const NETWORK_PEER_ADDRESS: &str = "network.peer.address";
+/// SERVER span: the caller's port.
+pub const NETWORK_PEER_PORT: &str = "network.peer.port";
 
 /// The request id (the caller's, or a generated UUID).
 pub const REQUEST_ID: &str = "switchyard.request.id";
@@ -82,9 +85,9 @@ pub const SCORER_MODEL: &str = "switchyard.scorer.model";
 pub const SCORER_VERSION: &str = "switchyard.scorer.version";
 /// `score` span: the remote scorer that scored (absent: the in-process model).
 pub const SCORER_REMOTE: &str = "switchyard.scorer.remote";
-/// `score` span: a remote scorer's host.
+/// SERVER span: the host the caller addressed (`:authority`); `score` span: a remote scorer's host.
 pub const SERVER_ADDRESS: &str = "server.address";
-/// `score` span: a remote scorer's port.
+/// SERVER span: the port the caller addressed; `score` span: a remote scorer's port.
 pub const SERVER_PORT: &str = "server.port";
 /// The calibrated churn probability.
 pub const SCORER_SCORE: &str = "switchyard.scorer.score";

@@ -7,17 +7,28 @@ use opentelemetry::trace::Status;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::names::{
-    ERROR_TYPE, POLICY_VERSION, REQUEST_ID, RPC_GRPC_STATUS_CODE, RPC_METHOD, RPC_SERVICE, RPC_SYSTEM, TENANT,
+    ERROR_TYPE, NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT, POLICY_VERSION, REQUEST_ID, RPC_METHOD,
+    RPC_RESPONSE_STATUS_CODE, RPC_SYSTEM_NAME, SERVER_ADDRESS, SERVER_PORT, TENANT,
 };
 
-/// Opens the SERVER span of one call to `method`, as a child of the caller's span when the metadata carries one.
-/// Its request id, tenant and policy version are `tracing` fields (recorded as they become known), so they are
-/// span attributes and also in every log line written during the request.
-pub fn server(service: &str, method: &str, headers: &http::HeaderMap) -> tracing::Span {
+/// Where a call came in: the host and port the caller addressed (`:authority`), and its own address.
+#[derive(Debug, Clone, Default)]
+pub struct CallOrigin {
+    /// `server.address` and `server.port`.
+    pub server: Option<(String, Option<u16>)>,
+    /// `network.peer.address` and `network.peer.port`.
+    pub peer: Option<std::net::SocketAddr>,
+}
+
+/// Opens the SERVER span of one call to `method` (fully qualified: `switchyard.v1.Router/Route`), as a child of
+/// the caller's span when the metadata carries one. Its request id, tenant and policy version are `tracing` fields
+/// (recorded as they become known), so they are span attributes and also in every log line written during the
+/// request.
+pub fn server(method: &'static str, headers: &http::HeaderMap, origin: CallOrigin) -> tracing::Span {
     let span = tracing::info_span!(
         target: "switchyard::rpc",
         "rpc",
-        otel.name = %format!("{service}/{method}"),
+        otel.name = method,
         otel.kind = "server",
         { REQUEST_ID } = tracing::field::Empty,
         { TENANT } = tracing::field::Empty,
@@ -27,9 +38,18 @@ pub fn server(service: &str, method: &str, headers: &http::HeaderMap) -> tracing
         opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
     // Fails only when no OpenTelemetry layer is installed, and then there is no trace to continue.
     let _ = span.set_parent(parent);
-    span.set_attribute(RPC_SYSTEM, "grpc");
-    span.set_attribute(RPC_SERVICE, service.to_owned());
-    span.set_attribute(RPC_METHOD, method.to_owned());
+    span.set_attribute(RPC_SYSTEM_NAME, "grpc");
+    span.set_attribute(RPC_METHOD, method);
+    if let Some((host, port)) = origin.server {
+        span.set_attribute(SERVER_ADDRESS, host);
+        if let Some(port) = port {
+            span.set_attribute(SERVER_PORT, i64::from(port));
+        }
+    }
+    if let Some(peer) = origin.peer {
+        span.set_attribute(NETWORK_PEER_ADDRESS, peer.ip().to_string());
+        span.set_attribute(NETWORK_PEER_PORT, i64::from(peer.port()));
+    }
     span
 }
 
@@ -46,16 +66,21 @@ pub fn detached_child(name: &'static str, parent: opentelemetry::Context) -> tra
     span
 }
 
-/// Records the call's gRPC status on its SERVER span. Every failure gets `error.type` (the code's name); the span
-/// status is ERROR only for codes that mean the server failed (the OpenTelemetry gRPC conventions), not for
-/// requests the caller got wrong.
+/// Records the call's gRPC status on its SERVER span: `rpc.response.status_code` always (the code's name); for
+/// the codes that mean the server failed ([`is_server_error`]), `error.type` and an ERROR span status. A request
+/// the caller got wrong is not the server's error (the OpenTelemetry gRPC conventions, v1.44).
 pub fn record_status(span: &tracing::Span, code: tonic::Code, message: &str) {
-    span.set_attribute(RPC_GRPC_STATUS_CODE, code as i64);
-    if code == tonic::Code::Ok {
-        return;
+    span.set_attribute(RPC_RESPONSE_STATUS_CODE, code_name(code));
+    if is_server_error(code) {
+        span.set_attribute(ERROR_TYPE, code_name(code));
+        span.set_status(Status::error(message.to_owned()));
     }
-    span.set_attribute(ERROR_TYPE, code_name(code));
-    if matches!(
+}
+
+/// The gRPC codes a server's span and metrics count as its own errors: UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED,
+/// INTERNAL, UNAVAILABLE, DATA_LOSS.
+pub fn is_server_error(code: tonic::Code) -> bool {
+    matches!(
         code,
         tonic::Code::Unknown
             | tonic::Code::DeadlineExceeded
@@ -63,9 +88,7 @@ pub fn record_status(span: &tracing::Span, code: tonic::Code, message: &str) {
             | tonic::Code::Internal
             | tonic::Code::Unavailable
             | tonic::Code::DataLoss
-    ) {
-        span.set_status(Status::error(message.to_owned()));
-    }
+    )
 }
 
 /// Marks a child span failed: `error.type` is the failure's kind.
@@ -75,7 +98,7 @@ pub fn record_failure(span: &tracing::Span, kind: &'static str, message: String)
 }
 
 /// The gRPC code's canonical name (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, ...).
-fn code_name(code: tonic::Code) -> &'static str {
+pub fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code;
     match code {
         Code::Ok => "OK",
