@@ -213,6 +213,16 @@ impl ChatBackend {
         &self.config.model
     }
 
+    /// The provider (`gen_ai.provider.name`), from config.
+    pub fn provider(&self) -> &str {
+        &self.config.provider
+    }
+
+    /// The base URL's host and port (`server.address`, `server.port`).
+    pub fn address(&self) -> (Option<&str>, Option<u16>) {
+        (self.host.as_deref(), self.port)
+    }
+
     /// Asks for a whole answer.
     pub async fn complete(&self, request: &ChatRequest) -> Result<ChatCompletion, LlmError> {
         let mut response = self.send(request, false).await?;

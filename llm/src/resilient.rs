@@ -118,6 +118,16 @@ impl GuardedBackend {
         self.backend.model()
     }
 
+    /// The provider (`gen_ai.provider.name`), from config.
+    pub fn provider(&self) -> &str {
+        self.backend.provider()
+    }
+
+    /// The base URL's host and port.
+    pub fn address(&self) -> (Option<&str>, Option<u16>) {
+        self.backend.address()
+    }
+
     /// The circuit breaker's state now.
     pub fn circuit(&self) -> CircuitState {
         self.breaker.state()

@@ -25,9 +25,15 @@ const RPC_SECONDS: [f64; 14] = [
 ];
 /// Probability buckets.
 const PROBABILITY: [f64; 10] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
-/// Token-count buckets.
-const TOKENS: [f64; 12] = [
-    1.0, 4.0, 16.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0,
+/// `gen_ai.client.token.usage`'s buckets, as the GenAI conventions advise.
+const TOKENS: [f64; 14] = [
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+    67108864.0,
+];
+
+/// `gen_ai.client.operation.duration`'s and `.time_to_first_chunk`'s buckets, as the GenAI conventions advise.
+const GENAI_SECONDS: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
 ];
 
 /// Classification-time buckets, in seconds, from 25 µs (the linear tier) to 100 ms (a queue under load).
@@ -56,12 +62,12 @@ pub struct Metrics {
     classify_duration: Histogram<f64>,
     /// `switchyard.inference.batch_size` by `switchyard.model` (`classifier`, `scorer`): requests per ONNX run.
     batch_size: Histogram<u64>,
-    /// `gen_ai.client.operation.duration` by `gen_ai.operation.name`, `gen_ai.request.model`, `switchyard.backend`,
-    /// `error.type`.
+    /// `gen_ai.client.operation.duration` by the [`LlmLabels`] and `error.type`.
     llm_duration: Histogram<f64>,
-    /// `gen_ai.client.token.usage` by `gen_ai.token.type` (`input`, `output`), `switchyard.backend`.
+    /// `gen_ai.client.token.usage` by the [`LlmLabels`] and `gen_ai.token.type` (`input`, `output`): reported
+    /// counts only.
     llm_tokens: Histogram<u64>,
-    /// `switchyard.llm.time_to_first_token` by `switchyard.backend`.
+    /// `gen_ai.client.operation.time_to_first_chunk` by the [`LlmLabels`] (streams).
     llm_first_token: Histogram<f64>,
     /// `switchyard.llm.cost` by `switchyard.target`, `switchyard.tenant`.
     llm_cost: Counter<f64>,
@@ -181,7 +187,7 @@ impl Metrics {
                 .f64_histogram("gen_ai.client.operation.duration")
                 .with_unit("s")
                 .with_description("LLM calls, retries included")
-                .with_boundaries(SECONDS.to_vec())
+                .with_boundaries(GENAI_SECONDS.to_vec())
                 .build(),
             llm_tokens: meter
                 .u64_histogram("gen_ai.client.token.usage")
@@ -190,10 +196,10 @@ impl Metrics {
                 .with_boundaries(TOKENS.to_vec())
                 .build(),
             llm_first_token: meter
-                .f64_histogram("switchyard.llm.time_to_first_token")
+                .f64_histogram("gen_ai.client.operation.time_to_first_chunk")
                 .with_unit("s")
-                .with_description("Time until a streamed answer's first event")
-                .with_boundaries(SECONDS.to_vec())
+                .with_description("Time until a streamed answer's first chunk, from the call")
+                .with_boundaries(GENAI_SECONDS.to_vec())
                 .build(),
             llm_cost: meter
                 .f64_counter("switchyard.llm.cost")
@@ -423,31 +429,37 @@ impl Metrics {
 
     /// One LLM operation, whole (or a stream from its start to its end), `error` its failure's kind:
     /// `gen_ai.client.operation.duration`.
-    pub fn llm_call(&self, backend: &str, model: &str, elapsed: Duration, error: Option<&'static str>) {
-        let mut attributes = llm_attributes(backend, model);
+    pub fn llm_call(&self, call: &LlmLabels, elapsed: Duration, error: Option<&'static str>) {
+        let mut attributes = call.attributes();
         if let Some(kind) = error {
             attributes.push(KeyValue::new("error.type", kind));
         }
         self.llm_duration.record(elapsed.as_secs_f64(), &attributes);
     }
 
-    /// A stream's first event: `switchyard.llm.time_to_first_token`.
-    pub fn first_token(&self, backend: &str, elapsed: Duration) {
-        self.llm_first_token.record(
-            elapsed.as_secs_f64(),
-            &[KeyValue::new("switchyard.backend", backend.to_owned())],
-        );
+    /// A stream's first chunk: `gen_ai.client.operation.time_to_first_chunk`.
+    pub fn first_chunk(&self, call: &LlmLabels, elapsed: Duration) {
+        self.llm_first_token.record(elapsed.as_secs_f64(), &call.attributes());
     }
 
-    /// One call's tokens and cost: `gen_ai.client.token.usage` and the running total `switchyard.llm.cost` by
+    /// One call's tokens and cost: `gen_ai.client.token.usage` for the counts the backend reported (estimates go
+    /// to cost and the token budget only, as the conventions ask), and the running total `switchyard.llm.cost` by
     /// target and tenant (`tenant`: a bounded label, see `Engine::payer`).
-    pub fn llm_usage(&self, target: &str, tenant: &str, backend: &str, usage: llm::Usage, cost: f64) {
-        let backend = KeyValue::new("switchyard.backend", backend.to_owned());
-        for (kind, tokens) in [("input", usage.input_tokens), ("output", usage.output_tokens)] {
-            self.llm_tokens.record(
-                u64::from(tokens),
-                &[KeyValue::new("gen_ai.token.type", kind), backend.clone()],
-            );
+    pub fn llm_usage(
+        &self,
+        target: &str,
+        tenant: &str,
+        call: &LlmLabels,
+        usage: llm::Usage,
+        estimated: bool,
+        cost: f64,
+    ) {
+        if !estimated {
+            for (kind, tokens) in [("input", usage.input_tokens), ("output", usage.output_tokens)] {
+                let mut attributes = call.attributes();
+                attributes.push(KeyValue::new("gen_ai.token.type", kind));
+                self.llm_tokens.record(u64::from(tokens), &attributes);
+            }
         }
         self.llm_cost.add(
             cost,
@@ -557,11 +569,34 @@ pub enum ShadowOutcome {
     },
 }
 
-/// `gen_ai.operation.name`, `gen_ai.request.model`, `switchyard.backend`.
-fn llm_attributes(backend: &str, model: &str) -> Vec<KeyValue> {
-    vec![
-        KeyValue::new("gen_ai.operation.name", "chat"),
-        KeyValue::new("gen_ai.request.model", model.to_owned()),
-        KeyValue::new("switchyard.backend", backend.to_owned()),
-    ]
+/// What the GenAI metrics say about one LLM call: its backend (Switchyard's name), provider, model and server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LlmLabels {
+    /// The backend's name in config (`switchyard.backend`).
+    pub backend: String,
+    /// `gen_ai.provider.name`.
+    pub provider: String,
+    /// `gen_ai.request.model`.
+    pub model: String,
+    /// `server.address`, `server.port`.
+    pub server: (Option<String>, Option<u16>),
+}
+
+impl LlmLabels {
+    /// `gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model`, `server.*`, `switchyard.backend`.
+    fn attributes(&self) -> Vec<KeyValue> {
+        let mut attributes = vec![
+            KeyValue::new("gen_ai.operation.name", "chat"),
+            KeyValue::new("gen_ai.provider.name", self.provider.clone()),
+            KeyValue::new("gen_ai.request.model", self.model.clone()),
+            KeyValue::new("switchyard.backend", self.backend.clone()),
+        ];
+        if let Some(host) = &self.server.0 {
+            attributes.push(KeyValue::new("server.address", host.clone()));
+        }
+        if let Some(port) = self.server.1 {
+            attributes.push(KeyValue::new("server.port", i64::from(port)));
+        }
+        attributes
+    }
 }

@@ -95,15 +95,23 @@ async fn health_endpoints_answer_and_metrics_move_by_the_right_amounts() {
     );
     assert_eq!(delta("switchyard_score_duration_seconds_count", &[]), 2.0);
     let llm = "gen_ai_client_operation_duration_seconds_count";
+    let genai = [
+        "gen_ai_operation_name=\"chat\"",
+        "gen_ai_provider_name=\"openai\"",
+        "gen_ai_request_model=\"smollm2\"",
+        "server_address=\"127.0.0.1\"",
+        "switchyard_backend=\"local\"",
+    ];
+    assert_eq!(delta(llm, &genai), 2.0, "whole and streamed: {after}");
     assert_eq!(
-        delta(llm, &["gen_ai_operation_name=\"chat\"", "switchyard_backend=\"local\""]),
-        2.0,
-        "whole and streamed"
+        delta("gen_ai_client_operation_time_to_first_chunk_seconds_count", &genai),
+        1.0
     );
-    assert_eq!(delta("switchyard_llm_time_to_first_token_seconds_count", &[]), 1.0);
+    assert!(!after.contains("switchyard_llm_time_to_first_token"), "the old name is gone");
     // The fake reports 3 input and 2 output tokens per call.
     let tokens = "gen_ai_client_token_usage_sum";
-    assert_eq!(delta(tokens, &["gen_ai_token_type=\"input\""]), 6.0);
+    let input: Vec<&str> = genai.iter().copied().chain(["gen_ai_token_type=\"input\""]).collect();
+    assert_eq!(delta(tokens, &input), 6.0);
     assert_eq!(delta(tokens, &["gen_ai_token_type=\"output\""]), 4.0);
     // Prices of 1e6 and 2e6 per million tokens: 3 + 4 = 7 per call.
     assert_eq!(

@@ -128,8 +128,8 @@ async fn streams_that_fail_midway_or_lose_their_reader_are_accounted() {
     assert_eq!(delta(operations, &["error_type=\"cancelled\""]), 1.0, "{after}");
     assert_eq!(
         delta("gen_ai_client_token_usage_count", &["gen_ai_token_type=\"output\""]),
-        2.0,
-        "tokens of both streams"
+        0.0,
+        "neither stream reported usage: estimates are not token usage"
     );
     assert!(
         delta("switchyard_llm_cost_total", &["switchyard_target=\"assistant\""]) > 0.0,

@@ -13,7 +13,7 @@ use super::backend_chain::Answer;
 use super::{Engine, Generation};
 use crate::config::Prices;
 use crate::error::RouterError;
-use crate::metrics::SharedMetrics;
+use crate::metrics::{LlmLabels, SharedMetrics};
 use crate::policy::Target;
 use crate::quota::Quotas;
 
@@ -42,7 +42,8 @@ impl Engine {
             .copied()
             .unwrap_or_default()
             .cost(usage.input_tokens, usage.output_tokens);
-        payer.pay(&self.metrics, &target.name, &answer.backend, usage, cost);
+        let labels = self.llm_labels(&answer.backend);
+        payer.pay(&self.metrics, &target.name, &labels, (usage, usage_estimated), cost);
         Generation {
             backend: answer.backend,
             completion,
@@ -64,13 +65,15 @@ pub(super) struct Payer {
 }
 
 impl Payer {
-    /// Charges the tenant's token budget and records tokens and cost.
-    fn pay(&self, metrics: &SharedMetrics, target: &str, backend: &str, usage: Usage, cost: f64) {
+    /// Charges the tenant's token budget and records cost, and tokens when the backend reported them (`usage`
+    /// with whether it is an estimate).
+    fn pay(&self, metrics: &SharedMetrics, target: &str, call: &LlmLabels, usage: (Usage, bool), cost: f64) {
+        let (usage, estimated) = usage;
         self.quotas.charge_tokens(
             &self.tenant,
             u64::from(usage.input_tokens) + u64::from(usage.output_tokens),
         );
-        metrics.llm_usage(target, &self.label, backend, usage, cost);
+        metrics.llm_usage(target, &self.label, call, usage, estimated, cost);
     }
 }
 
@@ -81,8 +84,8 @@ pub(super) struct Meter {
     pub(super) metrics: SharedMetrics,
     /// The target the request went to (cost is kept per target).
     pub(super) target: String,
-    /// The model asked of the backend.
-    pub(super) model: String,
+    /// The backend as the GenAI metrics label it.
+    pub(super) labels: LlmLabels,
     pub(super) prices: Prices,
     /// Prompt size, for estimating input tokens when the backend reports none.
     pub(super) prompt_chars: usize,
@@ -189,10 +192,14 @@ impl GenerationStream {
         });
         let cost = self.meter.prices.cost(usage.input_tokens, usage.output_tokens);
         let metrics = &self.meter.metrics;
-        self.meter
-            .payer
-            .pay(metrics, &self.meter.target, &self.backend, usage, cost);
-        metrics.llm_call(&self.backend, &self.meter.model, self.started.elapsed(), error);
+        self.meter.payer.pay(
+            metrics,
+            &self.meter.target,
+            &self.meter.labels,
+            (usage, usage_estimated),
+            cost,
+        );
+        metrics.llm_call(&self.meter.labels, self.started.elapsed(), error);
         StreamSummary {
             backend: self.backend.clone(),
             model: self.response_model.take().unwrap_or_default(),

@@ -97,10 +97,11 @@ impl Engine {
             let (result, report) = call.call(backend, request, deadline).await;
             match result {
                 Ok(value) => {
+                    let labels = self.llm_labels(name);
                     if C::STREAMING {
-                        self.metrics.first_token(name, started.elapsed());
+                        self.metrics.first_chunk(&labels, started.elapsed());
                     } else {
-                        self.metrics.llm_call(name, backend.model(), started.elapsed(), None);
+                        self.metrics.llm_call(&labels, started.elapsed(), None);
                     }
                     return Ok(Ok(Answer {
                         backend: name.clone(),
@@ -112,7 +113,7 @@ impl Engine {
                 }
                 Err(error) => {
                     self.metrics
-                        .llm_call(name, backend.model(), started.elapsed(), Some(error.kind()));
+                        .llm_call(&self.llm_labels(name), started.elapsed(), Some(error.kind()));
                     tracing::warn!(backend = %name, kind = error.kind(), attempts = report.attempts, "llm backend failed");
                     failed.push(name.clone());
                     let out_of_time = matches!(error, LlmError::DeadlineExceeded { .. })

@@ -217,7 +217,7 @@ impl Engine {
                     payer,
                     metrics: self.metrics.clone(),
                     target: target.name.clone(),
-                    model: self.backend(target, &answer.backend)?.model().to_owned(),
+                    labels: self.llm_labels(&answer.backend),
                     prices: self.prices.get(&answer.backend).copied().unwrap_or_default(),
                     prompt_chars: request.prompt_chars(),
                 };
@@ -467,6 +467,18 @@ impl Engine {
             }),
         };
         policy.prompts.render(target, &prompt).map_err(RouterError::from)
+    }
+
+    /// How the GenAI metrics label calls to the backend `name` (its provider, model and server from config).
+    fn llm_labels(&self, name: &str) -> crate::metrics::LlmLabels {
+        let backend = self.backends.get(name);
+        let (host, port) = backend.map(|b| b.address()).unwrap_or_default();
+        crate::metrics::LlmLabels {
+            backend: name.to_owned(),
+            provider: backend.map(|b| b.provider().to_owned()).unwrap_or_default(),
+            model: backend.map(|b| b.model().to_owned()).unwrap_or_default(),
+            server: (host.map(str::to_owned), port),
+        }
     }
 
     fn backend(&self, target: &Target, name: &str) -> Result<&GuardedBackend, RouterError> {
