@@ -377,7 +377,7 @@ fn traced(
                 }) => {
                     span.response(model.as_deref(), id.as_deref(), finish_reason);
                     if let Some(output) = &output {
-                        span.output(output);
+                        span.output(output, finish_reason);
                     }
                 }
                 Ok(StreamEvent::Usage(usage)) => span.usage(*usage),

@@ -38,9 +38,9 @@ pub mod names {
     pub const GEN_AI_USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
     /// Generated tokens reported by the backend.
     pub const GEN_AI_USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
-    /// The prompt messages as JSON (content capture only).
+    /// The prompt messages as JSON, `[{role, parts: [{type: "text", content}]}]` (content capture only).
     pub const GEN_AI_INPUT_MESSAGES: &str = "gen_ai.input.messages";
-    /// The answer as JSON (content capture only).
+    /// The answer as JSON, `[{role: "assistant", parts: [...], finish_reason}]` (content capture only).
     pub const GEN_AI_OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
     /// Host of the backend's base URL.
     pub const SERVER_ADDRESS: &str = "server.address";
@@ -50,8 +50,10 @@ pub mod names {
     pub const ERROR_TYPE: &str = "error.type";
     /// The backend's name in config.
     pub const BACKEND: &str = "switchyard.backend";
-    /// Whether the answer was streamed.
-    pub const LLM_STREAMING: &str = "switchyard.llm.streaming";
+    /// `true` on streamed calls (absent otherwise).
+    pub const GEN_AI_REQUEST_STREAM: &str = "gen_ai.request.stream";
+    /// Streams: seconds from the call to its first chunk, queueing and retries included.
+    pub const GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: &str = "gen_ai.response.time_to_first_chunk";
     /// Attempts made on this backend (retries included).
     pub const LLM_ATTEMPTS: &str = "switchyard.llm.attempts";
     /// Event: the first event of the answer arrived (streams), or the whole answer (non-streamed calls).
@@ -99,7 +101,9 @@ impl ChatSpan {
         span.set_attribute(GEN_AI_PROVIDER_NAME, target.provider.to_owned());
         span.set_attribute(GEN_AI_REQUEST_MODEL, target.model.to_owned());
         span.set_attribute(BACKEND, target.name.to_owned());
-        span.set_attribute(LLM_STREAMING, streaming);
+        if streaming {
+            span.set_attribute(GEN_AI_REQUEST_STREAM, true);
+        }
         if let Some(max_tokens) = request.max_tokens {
             span.set_attribute(GEN_AI_REQUEST_MAX_TOKENS, i64::from(max_tokens));
         }
@@ -113,8 +117,12 @@ impl ChatSpan {
             span.set_attribute(SERVER_PORT, i64::from(port));
         }
         if let Some(cap) = target.capture {
-            let messages = serde_json::to_string(&request.messages).unwrap_or_default();
-            span.set_attribute(GEN_AI_INPUT_MESSAGES, truncate(messages, cap));
+            let messages: Vec<serde_json::Value> = request
+                .messages
+                .iter()
+                .map(|m| serde_json::json!({"role": m.role, "parts": [text_part(&m.content, cap)]}))
+                .collect();
+            span.set_attribute(GEN_AI_INPUT_MESSAGES, serde_json::Value::from(messages).to_string());
         }
         Self {
             span,
@@ -128,11 +136,14 @@ impl ChatSpan {
         &self.span
     }
 
-    /// The first event (or the whole answer) arrived.
+    /// A stream's first chunk arrived: `gen_ai.response.time_to_first_chunk`, and Switchyard's event.
     pub(crate) fn first_token(&self) {
-        let elapsed = self.started.elapsed().as_secs_f64() * 1000.0;
-        self.span
-            .add_event(EVENT_FIRST_TOKEN, vec![KeyValue::new(TIME_TO_FIRST_TOKEN_MS, elapsed)]);
+        let elapsed = self.started.elapsed().as_secs_f64();
+        self.span.set_attribute(GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, elapsed);
+        self.span.add_event(
+            EVENT_FIRST_TOKEN,
+            vec![KeyValue::new(TIME_TO_FIRST_TOKEN_MS, elapsed * 1000.0)],
+        );
     }
 
     /// An attempt failed with `error`; the next starts after `delay`.
@@ -168,7 +179,7 @@ impl ChatSpan {
         if let Some(usage) = completion.usage {
             self.usage(usage);
         }
-        self.output(&completion.text);
+        self.output(&completion.text, &completion.finish_reason);
     }
 
     /// The response's model, id and finish reason.
@@ -193,11 +204,15 @@ impl ChatSpan {
             .set_attribute(GEN_AI_USAGE_OUTPUT_TOKENS, i64::from(usage.output_tokens));
     }
 
-    /// The generated text, recorded only with content capture on.
-    pub(crate) fn output(&self, text: &str) {
+    /// The generated text and why it stopped, recorded only with content capture on.
+    pub(crate) fn output(&self, text: &str, finish_reason: &str) {
         if let Some(cap) = self.capture {
-            let message = serde_json::json!([{"role": "assistant", "content": text}]).to_string();
-            self.span.set_attribute(GEN_AI_OUTPUT_MESSAGES, truncate(message, cap));
+            let message = serde_json::json!([{
+                "role": "assistant",
+                "parts": [text_part(text, cap)],
+                "finish_reason": finish_reason,
+            }]);
+            self.span.set_attribute(GEN_AI_OUTPUT_MESSAGES, message.to_string());
         }
     }
 
@@ -205,6 +220,11 @@ impl ChatSpan {
     pub(crate) fn capture(&self) -> Option<usize> {
         self.capture
     }
+}
+
+/// One text part of a captured message, its content cut to `cap` bytes (the content, never the JSON around it).
+fn text_part(content: &str, cap: usize) -> serde_json::Value {
+    serde_json::json!({"type": "text", "content": truncate(content.to_owned(), cap)})
 }
 
 /// Adds the current span's trace context (and baggage) to an outgoing request's headers, with whatever

@@ -107,7 +107,10 @@ async fn health_endpoints_answer_and_metrics_move_by_the_right_amounts() {
         delta("gen_ai_client_operation_time_to_first_chunk_seconds_count", &genai),
         1.0
     );
-    assert!(!after.contains("switchyard_llm_time_to_first_token"), "the old name is gone");
+    assert!(
+        !after.contains("switchyard_llm_time_to_first_token"),
+        "the old name is gone"
+    );
     // The fake reports 3 input and 2 output tokens per call.
     let tokens = "gen_ai_client_token_usage_sum";
     let input: Vec<&str> = genai.iter().copied().chain(["gen_ai_token_type=\"input\""]).collect();

@@ -245,7 +245,12 @@ async fn classical_llm_and_hybrid_requests_continue_the_callers_trace() {
             .iter()
             .any(|kv| kv.key == "switchyard.llm.time_to_first_token_ms")
     );
-    assert_eq!(chat.attr("switchyard.llm.streaming"), Some(Value::BoolValue(true)));
+    assert_eq!(chat.attr("gen_ai.request.stream"), Some(Value::BoolValue(true)));
+    assert!(
+        chat.double("gen_ai.response.time_to_first_chunk")
+            .is_some_and(|s| s > 0.0 && s < 5.0)
+    );
+    assert!(chat.attr("switchyard.llm.streaming").is_none(), "the old name is gone");
     assert_propagated(&fake, 2, &caller, &chat);
     assert!(chat.span.end_time_unix_nano <= named(&spans, stream_name).span.end_time_unix_nano);
 }
@@ -388,14 +393,33 @@ async fn content_capture_records_text_up_to_the_cap() {
         "{features}"
     );
     let chat = named(&spans, "chat smollm2");
-    let input = chat.str("gen_ai.input.messages").unwrap();
+    // Each message as {role, parts: [{type: "text", content}]}, each content cut (never the JSON around it).
+    let input: serde_json::Value = serde_json::from_str(&chat.str("gen_ai.input.messages").unwrap()).unwrap();
+    let messages = input.as_array().unwrap();
+    assert!(!messages.is_empty());
+    for message in messages {
+        assert!(message["role"].is_string(), "{input}");
+        let part = &message["parts"][0];
+        assert_eq!(part["type"], "text");
+        assert!(
+            part["content"].as_str().unwrap().len() <= 64 + '…'.len_utf8(),
+            "{input}"
+        );
+    }
     assert!(
-        input.starts_with("[{") && input.ends_with('…') && input.len() <= 64 + 3,
-        "{input}"
+        messages
+            .iter()
+            .any(|m| m["parts"][0]["content"].as_str().unwrap().ends_with('…')),
+        "a long prompt is cut: {input}"
     );
+    let output: serde_json::Value = serde_json::from_str(&chat.str("gen_ai.output.messages").unwrap()).unwrap();
     assert_eq!(
-        chat.str("gen_ai.output.messages").as_deref(),
-        Some(r#"[{"content":"fake answer","role":"assistant"}]"#)
+        output,
+        serde_json::json!([{
+            "role": "assistant",
+            "parts": [{"type": "text", "content": "fake answer"}],
+            "finish_reason": "stop"
+        }])
     );
 }
 
