@@ -134,7 +134,7 @@ impl Metrics {
             .build()
             .map_err(|e| MetricsError(e.to_string()))?;
         let provider = builder.with_reader(exporter).build();
-        let meter = provider.meter("switchyard");
+        let meter = provider.meter_with_scope(crate::telemetry::names::scope());
         meter
             .u64_observable_counter("switchyard.telemetry.export_failures")
             .with_description("OTLP exports that failed, by signal (traces: span batches; metrics: pushes)")
@@ -246,7 +246,7 @@ impl Metrics {
     /// Registers the gauges read from `source` (the engine, once loaded): inference queue depth, circuit states
     /// and the policy version in force.
     pub fn observe(&self, source: Arc<dyn GaugeSource>) {
-        let meter = self.provider.meter("switchyard");
+        let meter = self.provider.meter_with_scope(crate::telemetry::names::scope());
         let policy = source.clone();
         meter
             .u64_observable_gauge("switchyard.policy.info")

@@ -283,7 +283,7 @@ pub fn init(config: &TelemetryConfig, format: LogFormat, level: &str) -> Result<
     // Only the attributes docs/telemetry.md names: no code location (it would point at the span helpers), thread,
     // target or busy/idle times.
     let spans = tracing_opentelemetry::layer()
-        .with_tracer(tracer.tracer("switchyard"))
+        .with_tracer(tracer.tracer_with_scope(names::scope()))
         .with_location(false)
         .with_threads(false)
         .with_target(false)

@@ -3,6 +3,18 @@
 //! convention covers a classifier, a scorer or a routing decision, so those are Switchyard's own, under
 //! `switchyard.*`. `docs/telemetry.md` lists every one with its meaning.
 
+/// The semantic conventions' version Switchyard follows (RPC names at v1.44.0; GenAI names as published in
+/// v1.41.1, which the 1.44.0 registry still holds): the schema URL on the tracer and the meter.
+pub const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.44.0";
+
+/// The instrumentation scope of every span and instrument: `switchyard`, its version, [`SCHEMA_URL`].
+pub fn scope() -> opentelemetry::InstrumentationScope {
+    opentelemetry::InstrumentationScope::builder("switchyard")
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .with_schema_url(SCHEMA_URL)
+        .build()
+}
+
 /// Child span: the request classifier ran.
 pub const SPAN_CLASSIFY: &str = "classify";
 /// Child span: the routing policy decided.

@@ -13,6 +13,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{Tra
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::Metric;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
@@ -21,6 +22,8 @@ use prost::Message;
 pub struct Received {
     pub span: Span,
     pub resource: Vec<KeyValue>,
+    /// The instrumentation scope's schema URL.
+    pub schema_url: String,
 }
 
 impl Received {
@@ -115,6 +118,7 @@ fn keep(store: &Store, request: ExportTraceServiceRequest) {
                 spans.push(Received {
                     span,
                     resource: resource.clone(),
+                    schema_url: scope.schema_url.clone(),
                 });
             }
         }
@@ -134,8 +138,8 @@ impl TraceService for Collector {
     }
 }
 
-/// Names of the metrics in each OTLP metrics export received.
-type MetricStore = Arc<Mutex<Vec<Vec<String>>>>;
+/// The metrics of each OTLP metrics export received, each with its scope's schema URL.
+type MetricStore = Arc<Mutex<Vec<Vec<(String, Metric)>>>>;
 
 struct MetricsCollector(MetricStore);
 
@@ -145,15 +149,14 @@ impl MetricsService for MetricsCollector {
         &self,
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        let names = request
+        let metrics = request
             .into_inner()
             .resource_metrics
             .into_iter()
             .flat_map(|r| r.scope_metrics)
-            .flat_map(|s| s.metrics)
-            .map(|m| m.name)
+            .flat_map(|s| s.metrics.into_iter().map(move |m| (s.schema_url.clone(), m)))
             .collect();
-        self.0.lock().unwrap().push(names);
+        self.0.lock().unwrap().push(metrics);
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
     }
 }
@@ -291,14 +294,24 @@ impl OtlpReceiver {
         }
     }
 
-    /// Waits until a metrics export names every one of `names`.
+    /// Waits until a metrics export names every one of `names`; returns the names it holds.
     pub async fn metrics_export_with(&self, names: &[&str]) -> Vec<String> {
+        self.metrics_with(names)
+            .await
+            .into_iter()
+            .map(|(_, m)| m.name)
+            .collect()
+    }
+
+    /// Waits until a metrics export names every one of `names`; returns its metrics with their scopes' schema
+    /// URLs.
+    pub async fn metrics_with(&self, names: &[&str]) -> Vec<(String, Metric)> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let exports = self.metrics.lock().unwrap().clone();
             if let Some(found) = exports
                 .into_iter()
-                .find(|export| names.iter().all(|n| export.iter().any(|m| m == n)))
+                .find(|export| names.iter().all(|n| export.iter().any(|(_, m)| m.name == *n)))
             {
                 return found;
             }
