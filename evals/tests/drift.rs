@@ -5,13 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use classical::schema::FeatureValue;
 use serde_json::Value;
+use support::{free_port, root};
 use switchyard::config::Config;
 use switchyard::metrics::Metrics;
 use switchyard_evals::datasets::Datasets;
@@ -22,18 +24,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
 type Record = BTreeMap<String, FeatureValue>;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A gateway with the default config and models, judging from 100 requests and evaluating every 100 ms.
 struct Gateway {

@@ -3,10 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use support::{free_port, root};
 use switchyard::config::Config;
 use switchyard::metrics::Metrics;
 use switchyard_evals::datasets::Datasets;
@@ -17,18 +19,6 @@ use tokio::net::TcpListener;
 
 /// What the fake backend always answers: a leave verdict naming the contract.
 const ANSWER: &str = "This customer is likely to leave: the month-to-month contract weighs most.";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A backend answering every chat completion with [`ANSWER`].
 async fn fake_backend() -> String {
