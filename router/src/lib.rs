@@ -13,6 +13,7 @@ pub mod config;
 pub mod convert;
 pub mod drift;
 pub mod engine;
+pub mod explanation;
 pub mod error;
 pub mod inference;
 pub mod layers;

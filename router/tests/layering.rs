@@ -11,6 +11,7 @@ const LEVELS: &[(&str, u32)] = &[
     ("reload", 0),
     ("auth", 1),
     ("cli", 1),
+    ("explanation", 1),
     ("quota", 1),
     ("listen", 1),
     ("telemetry", 1),
