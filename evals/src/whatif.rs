@@ -10,7 +10,7 @@ use classical::{CascadeClassifier, ClassifierInfo, Tier};
 use serde::{Deserialize, Serialize};
 use switchyard::config::Config;
 use switchyard::config::Prices;
-use switchyard::policy::{Facts, Policy, PromptInput};
+use switchyard::policy::{Attempt, Facts, Policy, PromptInput};
 
 use crate::EvalError;
 use crate::requests::LabelledRequest;
@@ -142,10 +142,11 @@ pub fn compare(
                     temperature: None,
                     record: request.record.as_ref().map(|r| (schema, r)),
                     prediction: None,
+                    grounds: None,
                 };
                 let chars = policy
                     .prompts
-                    .render(target, &prompt)
+                    .render(target, &prompt, Attempt::First)
                     .map(|r| r.prompt_chars())
                     .unwrap_or(request.text.chars().count());
                 let input = u32::try_from(chars.div_ceil(4)).unwrap_or(u32::MAX);

@@ -2,7 +2,7 @@
 
 use switchyard_proto::v1 as pb;
 
-use crate::engine::{Generation, Outcome, Prediction, Routing, StreamSummary};
+use crate::engine::{ExplanationReport, Generation, Outcome, Prediction, Routing, StreamSummary};
 use crate::policy::TargetKind;
 
 impl From<TargetKind> for pb::TargetKind {
@@ -132,6 +132,20 @@ impl From<StreamSummary> for pb::Summary {
             failed_backends: s.failed_backends,
             degraded: false,
             degraded_reason: String::new(),
+            explanation: s.explanation.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl From<&ExplanationReport> for pb::Explanation {
+    fn from(r: &ExplanationReport) -> Self {
+        Self {
+            source: r.source.as_str().to_owned(),
+            band: r.band.as_str().to_owned(),
+            first_verdict: r.first_verdict.as_str().to_owned(),
+            retry_verdict: r.retry_verdict.map(|v| v.as_str().to_owned()).unwrap_or_default(),
+            top_fields: r.top_fields.clone(),
+            replacement: r.replacement.clone().unwrap_or_default(),
         }
     }
 }
@@ -170,6 +184,7 @@ pub fn response(request_id: String, outcome: &Outcome) -> pb::RouteResponse {
                 circuit: b.circuit.to_owned(),
             })
             .collect(),
+        explanation: outcome.explanation.as_ref().map(Into::into),
     }
 }
 

@@ -10,6 +10,7 @@ use llm::{ChatCompletion, ChatRequest, LlmError, StreamEvent, Usage};
 use tokio::time::Instant;
 
 use super::backend_chain::Answer;
+use super::explanation::{ExplanationReport, StreamCheck, StreamStep};
 use super::{Engine, Generation};
 use crate::config::Prices;
 use crate::error::RouterError;
@@ -110,6 +111,8 @@ pub struct StreamSummary {
     pub attempts: u32,
     /// Backends that failed before this one answered.
     pub failed_backends: Vec<String>,
+    /// A hybrid explanation's check: its verdict, and the replacement when the streamed text failed.
+    pub explanation: Option<ExplanationReport>,
 }
 
 /// One item of a generation stream.
@@ -136,10 +139,14 @@ pub struct GenerationStream {
     finish_reason: Option<String>,
     response_model: Option<String>,
     accounted: bool,
+    /// A hybrid explanation's check.
+    check: Option<StreamCheck>,
+    /// The summary, after the held-back text is sent.
+    queued: Option<GenerationEvent>,
 }
 
 impl GenerationStream {
-    pub(super) fn new(answer: Answer<llm::OpenStream>, meter: Meter) -> Self {
+    pub(super) fn new(answer: Answer<llm::OpenStream>, meter: Meter, check: Option<StreamCheck>) -> Self {
         Self {
             events: answer.value.events,
             meter,
@@ -152,11 +159,18 @@ impl GenerationStream {
             finish_reason: None,
             response_model: None,
             accounted: false,
+            check,
+            queued: None,
         }
     }
 
     /// The next piece of text, the summary once the stream ended well, or the failure that ended it; then `None`.
+    /// A hybrid explanation's text comes a checked sentence at a time; one that fails its check ends the stream
+    /// early with the replacement in the summary.
     pub async fn next(&mut self) -> Option<Result<GenerationEvent, RouterError>> {
+        if let Some(event) = self.queued.take() {
+            return Some(Ok(event));
+        }
         if self.accounted {
             return None;
         }
@@ -164,7 +178,14 @@ impl GenerationStream {
             match self.events.next().await {
                 Some(Ok(StreamEvent::Delta(text))) => {
                     self.output_chars += text.chars().count();
-                    return Some(Ok(GenerationEvent::Delta(text)));
+                    let Some(check) = &mut self.check else {
+                        return Some(Ok(GenerationEvent::Delta(text)));
+                    };
+                    match check.push(text) {
+                        StreamStep::Send(text) if text.is_empty() => continue,
+                        StreamStep::Send(text) => return Some(Ok(GenerationEvent::Delta(text))),
+                        StreamStep::Stop(report) => return Some(Ok(GenerationEvent::End(self.ended(Some(report))))),
+                    }
                 }
                 Some(Ok(StreamEvent::Finish {
                     finish_reason, model, ..
@@ -177,9 +198,33 @@ impl GenerationStream {
                     self.account(Some(error.kind()));
                     return Some(Err(error.into()));
                 }
-                None => return Some(Ok(GenerationEvent::End(self.account(None)))),
+                None => {
+                    let Some((rest, report)) = self.check.as_mut().map(StreamCheck::finish) else {
+                        return Some(Ok(GenerationEvent::End(self.account(None))));
+                    };
+                    let end = GenerationEvent::End(self.ended(Some(report)));
+                    if rest.is_empty() {
+                        return Some(Ok(end));
+                    }
+                    self.queued = Some(end);
+                    return Some(Ok(GenerationEvent::Delta(rest)));
+                }
             }
         }
+    }
+
+    /// Accounts for a stream that ended well or was cut by its check, with the check's report.
+    fn ended(&mut self, report: Option<ExplanationReport>) -> StreamSummary {
+        let mut summary = self.account(None);
+        if let Some(report) = &report {
+            let verdict = report.retry_verdict.unwrap_or(report.first_verdict);
+            self.meter
+                .metrics
+                .explanation_check(&self.meter.target, "stream", verdict.as_str());
+            report.record(&self.meter.metrics, &self.meter.target);
+        }
+        summary.explanation = report;
+        summary
     }
 
     /// Records usage, cost and duration (once) and says what they were.
@@ -209,6 +254,7 @@ impl GenerationStream {
             cost,
             attempts: self.attempts,
             failed_backends: std::mem::take(&mut self.failed_backends),
+            explanation: None,
         }
     }
 }

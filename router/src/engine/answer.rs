@@ -88,6 +88,8 @@ pub struct Outcome {
     pub prediction: Option<Prediction>,
     /// Present for llm and hybrid targets.
     pub generation: Option<Generation>,
+    /// How a hybrid explanation was made and checked (hybrid targets with the check on).
+    pub explanation: Option<super::ExplanationReport>,
     /// Present for reject targets, and for targets that fail open to a refusal.
     pub rejection: Option<String>,
     /// Why the answer is not the target's full answer (score only, or a refusal), when it is not.
@@ -105,6 +107,8 @@ pub struct Prepared {
     pub routing: Routing,
     /// Present for classical and hybrid targets.
     pub prediction: Option<Prediction>,
+    /// What a hybrid target's explanation must agree with.
+    pub grounds: Option<crate::explanation::Grounds>,
     /// The model set that answered (the LLM leg renders the record with its schema).
     pub models: std::sync::Arc<super::ServingModels>,
 }

@@ -189,6 +189,7 @@ mod tests {
             on_unavailable,
             system_prompt: String::new(),
             user_prompt: String::new(),
+            retry_prompt: String::new(),
             max_prompt_chars: 100,
             max_tokens: 10,
             temperature: None,

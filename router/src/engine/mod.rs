@@ -4,6 +4,7 @@ mod accounting;
 mod answer;
 mod backend_chain;
 mod candidate;
+mod explanation;
 mod gauges;
 mod models;
 mod score;
@@ -11,6 +12,7 @@ mod shadow;
 
 pub use accounting::{GenerationEvent, GenerationStream, StreamSummary};
 pub use answer::{BackendState, Generation, LabelScore, Outcome, Prediction, Prepared, Routing, StreamLeg};
+pub use explanation::ExplanationReport;
 pub use models::{MlflowRun, ModelReload, ModelVersion, ServingModels, watch as watch_models};
 pub use shadow::ShadowPlan;
 
@@ -32,7 +34,8 @@ use crate::config::{Config, Prices};
 use crate::error::{LoadError, RouterError};
 use crate::metrics::SharedMetrics;
 use crate::policy::{
-    Classified, Facts, Policy, PolicyContext, PolicyStore, PromptInput, ScoreFacts, Target, TargetKind,
+    Attempt, CheckMode, Classified, Facts, Policy, PolicyContext, PolicyStore, PromptInput, ScoreFacts, Target,
+    TargetKind,
 };
 use crate::quota::Quotas;
 use crate::remote::RemoteScorer;
@@ -74,7 +77,17 @@ impl Engine {
     /// against the backends and the classifier's labels) and builds the backends.
     pub fn load(config: &Config, metrics: SharedMetrics) -> Result<Self, LoadError> {
         let models = ServingModels::load(config, &metrics)?;
-        let context = policy_context(config, &models.pool.classifier().labels);
+        let mut context = policy_context(config, &models.pool.classifier().labels);
+        context.fields = Some(
+            models
+                .pool
+                .scorer()
+                .schema
+                .features()
+                .iter()
+                .map(|f| f.name.clone())
+                .collect(),
+        );
         let policy = Arc::new(PolicyStore::load(&config.policy.file, context)?);
         let backends = config
             .backends
@@ -187,15 +200,24 @@ impl Engine {
         let payer = self.payer(&prepared.routing.policy, input);
         let leg = self
             .llm_leg(&prepared, input, deadline, Complete, |target, request, answer| {
-                Ok(self.account(target, &payer, request, answer))
+                let took = answer.started.elapsed();
+                Ok((self.account(target, &payer, request, answer), took))
             })
             .await?;
+        let (generation, explanation) = match leg.generation {
+            Some(answer) => {
+                let (generation, report) = self.hold_to_score(&prepared, input, deadline, &payer, answer).await?;
+                (Some(generation), report)
+            }
+            None => (None, None),
+        };
         Ok(Outcome {
             backends: self.backend_states(&prepared.routing.decision.target),
-            shadow: shadow_plan(&prepared, leg.generation.is_some(), leg.rejection.is_some()),
+            shadow: shadow_plan(&prepared, generation.is_some(), leg.rejection.is_some()),
             routing: prepared.routing,
             prediction: prepared.prediction,
-            generation: leg.generation,
+            generation,
+            explanation,
             rejection: leg.rejection,
             degraded: leg.degraded,
         })
@@ -221,7 +243,13 @@ impl Engine {
                     prices: self.prices.get(&answer.backend).copied().unwrap_or_default(),
                     prompt_chars: request.prompt_chars(),
                 };
-                Ok(GenerationStream::new(answer, meter))
+                let mode = prepared.routing.policy.explanations.mode;
+                let check = prepared
+                    .grounds
+                    .clone()
+                    .filter(|_| mode != CheckMode::Off)
+                    .map(|grounds| explanation::StreamCheck::new(grounds, mode));
+                Ok(GenerationStream::new(answer, meter, check))
             })
             .await?;
         Ok(StreamLeg {
@@ -253,13 +281,7 @@ impl Engine {
             return Ok(leg);
         }
         self.quotas.check_tokens(&input.tenant)?;
-        let request = self.llm_request(
-            &prepared.models,
-            &prepared.routing.policy,
-            target,
-            input,
-            prepared.prediction.as_ref(),
-        )?;
+        let request = self.llm_request(prepared.ask(), input, Attempt::First)?;
         match self.first_answer(target, &request, deadline, call).await? {
             Ok(answer) => leg.generation = Some(finish(target, &request, answer)?),
             Err(last) => {
@@ -306,9 +328,11 @@ impl Engine {
         } else {
             None
         };
+        let grounds = grounds(&routing.policy, target, prediction.as_ref(), input);
         Ok(Prepared {
             routing,
             prediction,
+            grounds,
             models,
         })
     }
@@ -443,14 +467,15 @@ impl Engine {
         })
     }
 
-    fn llm_request(
-        &self,
-        models: &ServingModels,
-        policy: &Policy,
-        target: &Target,
-        input: &RouteInput,
-        prediction: Option<&Prediction>,
-    ) -> Result<ChatRequest, RouterError> {
+    /// The chat request of `ask`'s `attempt`.
+    fn llm_request(&self, ask: Ask<'_>, input: &RouteInput, attempt: Attempt) -> Result<ChatRequest, RouterError> {
+        let Ask {
+            models,
+            policy,
+            target,
+            prediction,
+            grounds,
+        } = ask;
         let prompt = PromptInput {
             text: &input.text,
             tenant: &input.tenant,
@@ -465,8 +490,12 @@ impl Engine {
                 churn: p.churn,
                 top_features: &p.top_features,
             }),
+            grounds,
         };
-        policy.prompts.render(target, &prompt).map_err(RouterError::from)
+        policy
+            .prompts
+            .render(target, &prompt, attempt)
+            .map_err(RouterError::from)
     }
 
     /// How the GenAI metrics label calls to the backend `name` (its provider, model and server from config).
@@ -506,12 +535,54 @@ pub fn policy_context(config: &Config, labels: &[classical::metadata::LabelInfo]
         backends: config.backends.keys().cloned().collect(),
         scorers: config.scorers.keys().cloned().collect(),
         labels: Some(label_map(labels)),
+        fields: None,
     }
 }
 
 /// Label → group, as policies are checked against.
 fn label_map(labels: &[classical::metadata::LabelInfo]) -> BTreeMap<String, String> {
     labels.iter().map(|l| (l.label.clone(), l.group.clone())).collect()
+}
+
+/// What a hybrid target's explanation must agree with: the prediction's band and strongest fields.
+fn grounds(
+    policy: &Policy,
+    target: &Target,
+    prediction: Option<&Prediction>,
+    input: &RouteInput,
+) -> Option<crate::explanation::Grounds> {
+    let prediction = prediction.filter(|_| target.kind == TargetKind::Hybrid)?;
+    let explanations = &policy.explanations;
+    Some(crate::explanation::Grounds::new(
+        (prediction.score, prediction.threshold, explanations.elevated_from),
+        &prediction.top_features,
+        explanations.top_fields,
+        input.record.as_ref(),
+        &explanations.field_names,
+    ))
+}
+
+/// What a chat request is made from.
+#[derive(Clone, Copy)]
+struct Ask<'a> {
+    models: &'a ServingModels,
+    policy: &'a Policy,
+    target: &'a Target,
+    prediction: Option<&'a Prediction>,
+    grounds: Option<&'a crate::explanation::Grounds>,
+}
+
+impl Prepared {
+    /// What its chat requests are made from.
+    fn ask(&self) -> Ask<'_> {
+        Ask {
+            models: &self.models,
+            policy: &self.routing.policy,
+            target: &self.routing.decision.target,
+            prediction: self.prediction.as_ref(),
+            grounds: self.grounds.as_ref(),
+        }
+    }
 }
 
 /// What a request's LLM leg came to: the answer, or how the target degraded without one.

@@ -118,7 +118,16 @@ impl Engine {
         };
         shape.churn = prediction.as_ref().map(|p| p.churn);
         if !target.backends.is_empty() {
-            let request = self.llm_request(&self.models(), &plan.policy, target, input, prediction.as_ref())?;
+            let models = self.models();
+            let grounds = super::grounds(&plan.policy, target, prediction.as_ref(), input);
+            let ask = super::Ask {
+                models: &models,
+                policy: &plan.policy,
+                target,
+                prediction: prediction.as_ref(),
+                grounds: grounds.as_ref(),
+            };
+            let request = self.llm_request(ask, input, super::Attempt::First)?;
             let deadline = Some(Instant::now() + SHADOW_TIMEOUT);
             match self.first_answer(target, &request, deadline, Complete).await? {
                 Ok(_) => shape.generated = true,

@@ -35,7 +35,15 @@ const LEAVE_VERBS: [&str; 4] = ["leave", "churn", "cancel", "quit"];
 fn phrases() -> Vec<(Claim, String)> {
     let mut out = Vec::new();
     for verb in LEAVE_VERBS {
-        for lead in ["likely to", "will", "going to", "expected to", "probably", "set to", "about to"] {
+        for lead in [
+            "likely to",
+            "will",
+            "going to",
+            "expected to",
+            "probably",
+            "set to",
+            "about to",
+        ] {
             out.push((Claim::Leaves, format!("{lead} {verb}")));
         }
         for lead in ["unlikely to", "will not", "wont", "does not", "doesnt"] {
@@ -86,7 +94,14 @@ fn phrases() -> Vec<(Claim, String)> {
     ] {
         out.push((Claim::Safe, phrase.to_owned()));
     }
-    for phrase in ["likely to stay", "likely to remain", "will stay", "will remain", "going to stay", "expected to stay"] {
+    for phrase in [
+        "likely to stay",
+        "likely to remain",
+        "will stay",
+        "will remain",
+        "going to stay",
+        "expected to stay",
+    ] {
         out.push((Claim::Stays, phrase.to_owned()));
     }
     out
@@ -143,11 +158,9 @@ pub(crate) fn claims(words: &[String]) -> impl Iterator<Item = Claim> {
     let mut at = 0;
     while at < words.len() {
         let matched = BY_FIRST_WORD.get(words[at]).and_then(|candidates| {
-            candidates
-                .iter()
-                .find(|(_, phrase)| {
-                    phrase.len() <= words.len() - at && phrase.iter().zip(&words[at..]).all(|(p, w)| p == w)
-                })
+            candidates.iter().find(|(_, phrase)| {
+                phrase.len() <= words.len() - at && phrase.iter().zip(&words[at..]).all(|(p, w)| p == w)
+            })
         });
         match matched {
             Some((claim, phrase)) => {

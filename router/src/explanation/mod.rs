@@ -13,7 +13,7 @@ mod claims;
 mod gate;
 mod probability;
 mod template;
-mod text;
+pub(crate) mod text;
 
 pub use band::Band;
 pub use gate::{GateStep, SentenceGate};

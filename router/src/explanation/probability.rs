@@ -6,8 +6,25 @@ const NOUNS: [&str; 5] = ["probability", "chance", "likelihood", "risk", "score"
 
 /// Words allowed between the noun and the number ("probability of leaving is about 0.13").
 const LINKS: [&str; 19] = [
-    "of", "leaving", "churning", "churn", "is", "was", "at", "about", "around", "roughly", "approximately", "only",
-    "just", "a", "an", "as", "low", "high", "estimated",
+    "of",
+    "leaving",
+    "churning",
+    "churn",
+    "is",
+    "was",
+    "at",
+    "about",
+    "around",
+    "roughly",
+    "approximately",
+    "only",
+    "just",
+    "a",
+    "an",
+    "as",
+    "low",
+    "high",
+    "estimated",
 ];
 
 /// The probabilities `sentence` states, as fractions.

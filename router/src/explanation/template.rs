@@ -1,6 +1,7 @@
 //! The deterministic explanation: the score, its band and the strongest fields in a fixed form, built from the
 //! attributions without an LLM. What a caller gets when the LLM's explanation fails its check.
 
+use super::text::join;
 use super::{Band, Grounds, TopField};
 
 impl Grounds {
@@ -34,14 +35,10 @@ impl Grounds {
 /// "their contract (Month-to-month) raises it by 0.21".
 fn factor(field: &TopField) -> String {
     let direction = if field.delta > 0.0 { "raises" } else { "lowers" };
-    format!("the {} ({}) {direction} it by {:.2}", field.name, field.value, field.delta.abs())
-}
-
-/// "a", "a and b", "a, b and c".
-fn join(items: &[String]) -> String {
-    match items {
-        [] => String::new(),
-        [one] => one.clone(),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
-    }
+    format!(
+        "the {} ({}) {direction} it by {:.2}",
+        field.name,
+        field.value,
+        field.delta.abs()
+    )
 }

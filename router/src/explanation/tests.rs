@@ -59,22 +59,74 @@ fn direction_claims_are_held_to_the_band() {
     let high = grounds(0.62);
     let elevated = grounds(0.22);
     let cases = [
-        (&low, "This customer is likely to leave because of the contract.", Verdict::ContradictsBand),
-        (&low, "They are at high risk: a month-to-month contract.", Verdict::ContradictsBand),
-        (&low, "The customer is unlikely to leave: their contract keeps them.", Verdict::Faithful),
-        (&low, "The contract makes them not very likely to churn.", Verdict::Faithful),
-        (&low, "Their risk is low, mostly thanks to the contract.", Verdict::Faithful),
+        (
+            &low,
+            "This customer is likely to leave because of the contract.",
+            Verdict::ContradictsBand,
+        ),
+        (
+            &low,
+            "They are at high risk: a month-to-month contract.",
+            Verdict::ContradictsBand,
+        ),
+        (
+            &low,
+            "The customer is unlikely to leave: their contract keeps them.",
+            Verdict::Faithful,
+        ),
+        (
+            &low,
+            "The contract makes them not very likely to churn.",
+            Verdict::Faithful,
+        ),
+        (
+            &low,
+            "Their risk is low, mostly thanks to the contract.",
+            Verdict::Faithful,
+        ),
         (&low, "The contract means they are not at risk.", Verdict::Faithful),
-        (&low, "Why will they leave? They will not: the contract holds them.", Verdict::Faithful),
+        (
+            &low,
+            "Why will they leave? They will not: the contract holds them.",
+            Verdict::Faithful,
+        ),
         (&high, "A safe option: a longer contract.", Verdict::Faithful),
         (&high, "This customer is safe: the contract.", Verdict::ContradictsBand),
-        (&high, "Their churn risk is low despite the contract.", Verdict::ContradictsBand),
-        (&high, "A month-to-month contract makes them highly likely to leave.", Verdict::Faithful),
-        (&high, "The contract puts them at risk; they are not safe.", Verdict::Faithful),
-        (&high, "They are unlikely to leave given their tenure.", Verdict::ContradictsBand),
-        (&elevated, "Their tenure puts them at some risk, but they are unlikely to leave.", Verdict::Faithful),
-        (&elevated, "They are likely to leave because of the contract.", Verdict::ContradictsBand),
-        (&elevated, "They are low risk thanks to the contract.", Verdict::ContradictsBand),
+        (
+            &high,
+            "Their churn risk is low despite the contract.",
+            Verdict::ContradictsBand,
+        ),
+        (
+            &high,
+            "A month-to-month contract makes them highly likely to leave.",
+            Verdict::Faithful,
+        ),
+        (
+            &high,
+            "The contract puts them at risk; they are not safe.",
+            Verdict::Faithful,
+        ),
+        (
+            &high,
+            "They are unlikely to leave given their tenure.",
+            Verdict::ContradictsBand,
+        ),
+        (
+            &elevated,
+            "Their tenure puts them at some risk, but they are unlikely to leave.",
+            Verdict::Faithful,
+        ),
+        (
+            &elevated,
+            "They are likely to leave because of the contract.",
+            Verdict::ContradictsBand,
+        ),
+        (
+            &elevated,
+            "They are low risk thanks to the contract.",
+            Verdict::ContradictsBand,
+        ),
     ];
     for (grounds, text, verdict) in cases {
         assert_eq!(grounds.check(text), verdict, "{:?}: {text}", grounds.band);
@@ -85,13 +137,34 @@ fn direction_claims_are_held_to_the_band() {
 fn stated_probabilities_must_be_the_score_or_the_threshold() {
     let low = grounds(0.13);
     let cases = [
-        ("The probability of leaving is 0.13, low given the contract.", Verdict::Faithful),
-        ("Their risk of leaving is as low as 0.13%, thanks to the contract.", Verdict::MisstatesProbability),
-        ("There is a 13% chance they leave; the contract helps.", Verdict::Faithful),
-        ("There is a 40% chance they leave; the contract helps.", Verdict::MisstatesProbability),
-        ("The model flags customers at 0.30; the contract keeps this one below.", Verdict::Faithful),
-        ("Offer a 10% discount on the contract to lower the risk by 10%.", Verdict::Faithful),
-        ("Their tenure is 3 months and the contract is month-to-month.", Verdict::Faithful),
+        (
+            "The probability of leaving is 0.13, low given the contract.",
+            Verdict::Faithful,
+        ),
+        (
+            "Their risk of leaving is as low as 0.13%, thanks to the contract.",
+            Verdict::MisstatesProbability,
+        ),
+        (
+            "There is a 13% chance they leave; the contract helps.",
+            Verdict::Faithful,
+        ),
+        (
+            "There is a 40% chance they leave; the contract helps.",
+            Verdict::MisstatesProbability,
+        ),
+        (
+            "The model flags customers at 0.30; the contract keeps this one below.",
+            Verdict::Faithful,
+        ),
+        (
+            "Offer a 10% discount on the contract to lower the risk by 10%.",
+            Verdict::Faithful,
+        ),
+        (
+            "Their tenure is 3 months and the contract is month-to-month.",
+            Verdict::Faithful,
+        ),
     ];
     for (text, verdict) in cases {
         assert_eq!(low.check(text), verdict, "{text}");
@@ -101,10 +174,22 @@ fn stated_probabilities_must_be_the_score_or_the_threshold() {
 #[test]
 fn a_top_field_is_named_by_its_names_or_its_value() {
     let g = grounds(0.62);
-    assert_eq!(g.check("The month-to-month plan drives it."), Verdict::Faithful, "the value names the field");
+    assert_eq!(
+        g.check("The month-to-month plan drives it."),
+        Verdict::Faithful,
+        "the value names the field"
+    );
     assert_eq!(g.check("Fiber optic customers leave more often."), Verdict::Faithful);
-    assert_eq!(g.check("They have only been 3 months with us."), Verdict::Faithful, "a configured name");
-    assert_eq!(g.check("Their payment method is electronic check."), Verdict::NoTopField, "4th strongest");
+    assert_eq!(
+        g.check("They have only been 3 months with us."),
+        Verdict::Faithful,
+        "a configured name"
+    );
+    assert_eq!(
+        g.check("Their payment method is electronic check."),
+        Verdict::NoTopField,
+        "4th strongest"
+    );
     assert_eq!(g.check("Offer them a discount."), Verdict::NoTopField);
     let ties = Grounds::new(
         (0.1, 0.3, 0.5),
@@ -126,7 +211,10 @@ fn a_top_field_is_named_by_its_names_or_its_value() {
         "ties with the third are top fields too; a field that moved nothing is not"
     );
     let typical = Grounds::new((0.1, 0.3, 0.5), &[influence("contract", 0.0)], 3, None, &names());
-    assert!(typical.names_top_field("Nothing stands out."), "no field moved the score: nothing to name");
+    assert!(
+        typical.names_top_field("Nothing stands out."),
+        "no field moved the score: nothing to name"
+    );
 }
 
 #[test]
@@ -142,7 +230,10 @@ fn the_template_states_the_band_and_the_fields_and_passes_its_own_check() {
         text.contains("the contract (Month-to-month) raises it by 0.21"),
         "{text}"
     );
-    assert!(text.contains("high: the model flags customers at 0.30 or above"), "{text}");
+    assert!(
+        text.contains("high: the model flags customers at 0.30 or above"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -157,10 +248,20 @@ fn a_stream_is_released_a_checked_sentence_at_a_time() {
     assert_eq!(gate.finish(), Ok("The contract keeps them".into()));
 
     let mut gate = SentenceGate::new(grounds(0.09));
-    assert_eq!(gate.push("The contract matters. They are likely"), GateStep::Release("The contract matters.".into()));
+    assert_eq!(
+        gate.push("The contract matters. They are likely"),
+        GateStep::Release("The contract matters.".into())
+    );
     assert_eq!(gate.push(" to leave. Offer"), GateStep::Fail(Verdict::ContradictsBand));
 
     let mut gate = SentenceGate::new(grounds(0.09));
-    assert_eq!(gate.push("Offer a discount. "), GateStep::Release("Offer a discount.".into()));
-    assert_eq!(gate.finish(), Err(Verdict::NoTopField), "the whole text names no top field");
+    assert_eq!(
+        gate.push("Offer a discount. "),
+        GateStep::Release("Offer a discount.".into())
+    );
+    assert_eq!(
+        gate.finish(),
+        Err(Verdict::NoTopField),
+        "the whole text names no top field"
+    );
 }

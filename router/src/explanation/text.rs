@@ -77,3 +77,12 @@ pub(crate) fn display(value: Option<&FeatureValue>) -> String {
         Some(FeatureValue::Text(_) | FeatureValue::Null) | None => "(blank)".to_owned(),
     }
 }
+
+/// "a", "a and b", "a, b and c".
+pub(crate) fn join(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}

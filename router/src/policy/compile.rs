@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::file::{
-    AbstainFile, KindFile, OnUnavailableFile, PolicyFile, RuleFile, StickyByFile, TargetFile, TenantFile,
+    AbstainFile, CheckModeFile, ExplanationsFile, KindFile, OnUnavailableFile, PolicyFile, RuleFile, StickyByFile,
+    TargetFile, TenantFile,
 };
 use super::prompt::{self, Prompts};
 use super::{
-    Abstain, Action, Arm, Band, Conditions, OnUnavailable, Permissions, Policy, Rule, Shadow, StickyBy, Target,
-    TargetKind, Tenant,
+    Abstain, Action, Arm, Band, CheckMode, Conditions, Explanations, OnUnavailable, Permissions, Policy, Rule, Shadow,
+    StickyBy, Target, TargetKind, Tenant,
 };
 
 /// The policy format this build reads.
@@ -26,6 +27,8 @@ pub struct PolicyContext {
     pub scorers: BTreeSet<String>,
     /// Label → group, from the classifier's metadata (`None`: labels are not checked).
     pub labels: Option<BTreeMap<String, String>>,
+    /// The scorer's record fields (`None`: `explanations.field_names` is not checked).
+    pub fields: Option<BTreeSet<String>>,
 }
 
 /// Why a policy file was refused.
@@ -166,6 +169,7 @@ impl Compiler<'_> {
                 },
             );
         }
+        let explanations = self.explanations(file.explanations.unwrap_or_default())?;
         // Templates are compiled now, so a syntax error is a policy error, not a failed request.
         let prompts = Prompts::compile(targets.values()).map_err(|(key, reason)| (self.fail)(&key, reason))?;
         Ok(Policy {
@@ -176,6 +180,47 @@ impl Compiler<'_> {
             rules,
             tenants,
             prompts,
+            explanations,
+        })
+    }
+
+    fn explanations(&self, file: ExplanationsFile) -> Result<Explanations, PolicyFileError> {
+        let defaults = Explanations::default();
+        let elevated_from = file.elevated_from.unwrap_or(defaults.elevated_from);
+        if !(elevated_from > 0.0 && elevated_from < 1.0) {
+            return self.err(
+                "explanations.elevated_from",
+                format!("{elevated_from} is outside (0, 1)"),
+            );
+        }
+        let top_fields = file.top_fields.unwrap_or(defaults.top_fields);
+        if !(1..=5).contains(&top_fields) {
+            return self.err(
+                "explanations.top_fields",
+                format!("{top_fields} is outside 1 to 5 (a prediction reports five fields)"),
+            );
+        }
+        for (field, names) in &file.field_names {
+            let key = format!("explanations.field_names.{field}");
+            if let Some(fields) = &self.context.fields
+                && !fields.contains(field)
+            {
+                return self.err(&key, format!("the scorer has no field {field:?}"));
+            }
+            if names.is_empty() || names.iter().any(|n| n.trim().len() < 3) {
+                return self.err(&key, "give at least one name, each of 3 characters or more");
+            }
+        }
+        Ok(Explanations {
+            mode: match file.check {
+                None | Some(CheckModeFile::Enforce) => CheckMode::Enforce,
+                Some(CheckModeFile::Observe) => CheckMode::Observe,
+                Some(CheckModeFile::Off) => CheckMode::Off,
+            },
+            retry: file.retry.unwrap_or(defaults.retry),
+            elevated_from,
+            top_fields,
+            field_names: file.field_names,
         })
     }
 
@@ -271,6 +316,14 @@ impl Compiler<'_> {
             user_prompt: t
                 .user_prompt
                 .unwrap_or_else(|| prompt::default_user_prompt(hybrid).to_owned()),
+            retry_prompt: if hybrid {
+                t.retry_prompt
+                    .unwrap_or_else(|| prompt::DEFAULT_RETRY_PROMPT.to_owned())
+            } else if t.retry_prompt.is_some() {
+                return self.err(&key("retry_prompt"), "only hybrid targets take one");
+            } else {
+                String::new()
+            },
             max_prompt_chars,
             max_tokens: t.max_tokens.unwrap_or(256),
             temperature: t.temperature,

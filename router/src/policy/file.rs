@@ -26,6 +26,47 @@ pub struct PolicyFile {
     /// Per-tenant settings: forcible targets, threshold overrides, rules evaluated before the policy's.
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantFile>,
+    /// How hybrid targets' explanations are held to their score.
+    #[serde(default)]
+    pub explanations: Option<ExplanationsFile>,
+}
+
+/// What a hybrid explanation is checked for, and what happens when it fails.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExplanationsFile {
+    /// `enforce` (default): a failing explanation is retried or replaced; `observe`: the verdict is reported and
+    /// the text left alone; `off`: no check.
+    #[serde(default)]
+    pub check: Option<CheckModeFile>,
+    /// One retry with the stricter `retry_prompt` when the first answer fails and the deadline allows
+    /// (default true).
+    #[serde(default)]
+    pub retry: Option<bool>,
+    /// Where the band `elevated` starts, as a fraction of the scorer's threshold, in (0, 1) (default 0.5).
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub elevated_from: Option<f32>,
+    /// An explanation must name one of the score's this many strongest fields, 1 to 5 (default 3).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 5))]
+    pub top_fields: Option<usize>,
+    /// How prose may name each record field; the first name is what prompts and templates say (default: the
+    /// field's own name, underscores as spaces).
+    #[serde(default)]
+    pub field_names: BTreeMap<String, Vec<String>>,
+}
+
+/// How hybrid explanations are checked.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckModeFile {
+    /// Retry or replace a failing explanation.
+    Enforce,
+    /// Report the verdict, change nothing.
+    Observe,
+    /// No check.
+    Off,
 }
 
 /// Low-confidence fallback.
@@ -93,6 +134,9 @@ pub struct TargetFile {
     /// User message template (minijinja).
     #[serde(default)]
     pub user_prompt: Option<String>,
+    /// User message template of the stricter retry after an explanation failed its check (hybrid targets).
+    #[serde(default)]
+    pub retry_prompt: Option<String>,
     /// Largest rendered prompt, in characters (default 16000).
     #[serde(default)]
     pub max_prompt_chars: Option<usize>,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 pub use compile::{PolicyContext, PolicyFileError, compile, json_schema};
 pub use conditions::{Band, Conditions};
-pub use prompt::{PromptError, PromptInput, Prompts, ScoreFacts};
+pub use prompt::{Attempt, PromptError, PromptInput, Prompts, ScoreFacts};
 pub use store::{PolicyStore, ReloadOutcome, watch};
 
 /// What a target does with a request.
@@ -73,6 +73,8 @@ pub struct Target {
     pub on_unavailable: OnUnavailable,
     /// System message template (llm and hybrid targets).
     pub system_prompt: String,
+    /// User message template of the stricter retry (hybrid targets; empty otherwise).
+    pub retry_prompt: String,
     /// User message template (llm and hybrid targets).
     pub user_prompt: String,
     /// Largest rendered prompt (system + user), in characters.
@@ -213,6 +215,46 @@ pub struct Policy {
     pub tenants: BTreeMap<String, Tenant>,
     /// The targets' prompt templates, compiled.
     pub prompts: Prompts,
+    /// How hybrid explanations are checked.
+    pub explanations: Explanations,
+}
+
+/// How hybrid targets' explanations are held to their score (`[explanations]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanations {
+    /// Enforce, observe or skip the check.
+    pub mode: CheckMode,
+    /// One stricter retry when the first answer fails and the deadline allows.
+    pub retry: bool,
+    /// Where the band `elevated` starts, as a fraction of the scorer's threshold.
+    pub elevated_from: f32,
+    /// An explanation must name one of this many strongest fields.
+    pub top_fields: usize,
+    /// How prose may name each field; the first is what prompts say.
+    pub field_names: crate::explanation::FieldNames,
+}
+
+impl Default for Explanations {
+    fn default() -> Self {
+        Self {
+            mode: CheckMode::Enforce,
+            retry: true,
+            elevated_from: 0.5,
+            top_fields: 3,
+            field_names: crate::explanation::FieldNames::new(),
+        }
+    }
+}
+
+/// What the check of a hybrid explanation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckMode {
+    /// A failing explanation is retried, else replaced by the template.
+    Enforce,
+    /// The verdict is reported; the text is left alone.
+    Observe,
+    /// No check.
+    Off,
 }
 
 /// The classifier's verdict, as the policy sees it.

@@ -13,14 +13,15 @@ use minijinja::{Environment, Value, context};
 use serde::Serialize;
 
 use super::{Target, TargetKind};
+use crate::explanation::Grounds;
+use crate::explanation::text::{display, join};
 
 /// The default prompt size limit, in characters.
 pub const DEFAULT_MAX_PROMPT_CHARS: usize = 16_000;
 
 const DEFAULT_SYSTEM_PROMPT: &str = "You are a helpful assistant for a telecom company's staff. Answer briefly.";
-const DEFAULT_HYBRID_PROMPT: &str = "You are a retention analyst at a telecom company. You are given a customer's \
-record and the churn model's probability that they leave. Explain briefly, in plain words, what in the record \
-likely drives that risk and suggest one or two retention actions. Do not invent data.";
+/// Short on purpose: small models echo long instructions back.
+const DEFAULT_HYBRID_PROMPT: &str = "You are a retention analyst. Answer in two short sentences.";
 
 /// The default system message of LLM (`hybrid` false) or hybrid targets.
 pub fn default_system_prompt(hybrid: bool) -> &'static str {
@@ -43,19 +44,20 @@ pub fn default_user_prompt(hybrid: bool) -> &'static str {
 /// The default user-message template of LLM targets.
 const DEFAULT_CHAT_TEMPLATE: &str = "{{ text }}";
 
-/// The default user-message template of hybrid targets.
-const DEFAULT_HYBRID_TEMPLATE: &str = "Customer record:
-{% for field in record %}- {{ field.name }}: {{ field.value }}
-{% endfor %}
-Churn model {{ prediction.model }} {{ prediction.version }}: probability of leaving {{ prediction.score }} \
-(decision threshold {{ prediction.threshold }}: {{ prediction.verdict }}).
-{% if influential %}Fields that move this customer's score most (change in probability against a typical customer):
-{% for f in influential %}- {{ f.feature }} = {{ f.value }}: {{ f.delta }}
-{% endfor %}{% endif %}
-Question: {{ question }}";
+/// The default user-message template of hybrid targets: the facts (band, score, the strongest fields and their
+/// direction), the caller's question, and the instruction to explain that result whatever the question assumes.
+const DEFAULT_HYBRID_TEMPLATE: &str = "The churn model rates this customer's risk of leaving as \
+{{ prediction.band_words }} ({{ prediction.score }}). Main factors: {{ factors_prose }}.
+Question: {{ question }}
+Explain why the risk is {{ prediction.band }} (even if the question assumes otherwise), naming the main factors, \
+and suggest one retention action.";
+
+/// The default retry after an explanation failed its check: the first sentence is given.
+pub const DEFAULT_RETRY_PROMPT: &str = "Main factors: {{ factors_prose }}.
+Begin your answer with exactly this sentence: \"{{ lead }}\" Then suggest one retention action.";
 
 /// The question used for a hybrid request that came without text.
-const DEFAULT_HYBRID_QUESTION: &str = "Why might this customer leave, and what could we do to keep them?";
+const DEFAULT_HYBRID_QUESTION: &str = "What drives this customer's churn risk, and what could we do to keep them?";
 
 /// What a prompt is rendered from.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +74,8 @@ pub struct PromptInput<'a> {
     pub record: Option<(&'a FeatureSchema, &'a BTreeMap<String, FeatureValue>)>,
     /// The churn prediction, for hybrid targets.
     pub prediction: Option<ScoreFacts<'a>>,
+    /// What the explanation must agree with (hybrid targets): the band and the strongest fields.
+    pub grounds: Option<&'a Grounds>,
 }
 
 /// The prediction as a prompt states it.
@@ -146,6 +150,26 @@ struct PredictionVars {
     threshold: String,
     churn: bool,
     verdict: &'static str,
+    band: &'static str,
+    band_words: &'static str,
+}
+
+#[derive(Serialize)]
+struct FactorVars {
+    field: String,
+    name: String,
+    value: String,
+    direction: &'static str,
+    delta: String,
+}
+
+/// Which user-message template to render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The target's `user_prompt`.
+    First,
+    /// The hybrid target's stricter `retry_prompt`.
+    Retry,
 }
 
 impl Prompts {
@@ -156,10 +180,14 @@ impl Prompts {
             if target.backends.is_empty() {
                 continue;
             }
+            let retry = (target.kind == TargetKind::Hybrid).then_some(("retry_prompt", &target.retry_prompt));
             for (field, source) in [
                 ("system_prompt", &target.system_prompt),
                 ("user_prompt", &target.user_prompt),
-            ] {
+            ]
+            .into_iter()
+            .chain(retry)
+            {
                 env.add_template_owned(format!("{}.{field}", target.name), source.clone())
                     .map_err(|e| (format!("targets.{}.{field}", target.name), e.to_string()))?;
             }
@@ -167,8 +195,13 @@ impl Prompts {
         Ok(Self { env })
     }
 
-    /// The chat request for an LLM or hybrid target.
-    pub fn render(&self, target: &Target, input: &PromptInput<'_>) -> Result<ChatRequest, PromptError> {
+    /// The chat request for an LLM or hybrid target: its first attempt, or a hybrid target's retry.
+    pub fn render(
+        &self,
+        target: &Target,
+        input: &PromptInput<'_>,
+        attempt: Attempt,
+    ) -> Result<ChatRequest, PromptError> {
         let (record, prediction) = (input.record, input.prediction.as_ref());
         let fields: Vec<Field> = record
             .map(|(schema, record)| {
@@ -193,7 +226,45 @@ impl Prompts {
             } else {
                 "not likely to churn"
             },
+            band: input.grounds.map_or("", |g| g.band.as_str()),
+            band_words: input.grounds.map_or("", |g| g.band.words()),
         });
+        let factors: Vec<FactorVars> = input
+            .grounds
+            .map(|g| {
+                g.top_fields
+                    .iter()
+                    .map(|f| FactorVars {
+                        field: f.field.clone(),
+                        name: f.name.clone(),
+                        value: f.value.clone(),
+                        direction: if f.delta > 0.0 { "raises" } else { "lowers" },
+                        delta: format!("{:+.2}", f.delta),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let factors_prose = join(
+            &factors
+                .iter()
+                .map(|f| format!("{} ({}) {} it", f.name, f.value, f.direction))
+                .collect::<Vec<_>>(),
+        );
+        let lead = match (input.grounds, factors.first()) {
+            (Some(g), Some(first)) => format!(
+                "The churn model rates this customer's risk of leaving as {} ({:.2}), mainly because of their {} ({}).",
+                g.band.as_str(),
+                g.score,
+                first.name,
+                first.value
+            ),
+            (Some(g), None) => format!(
+                "The churn model rates this customer's risk of leaving as {} ({:.2}).",
+                g.band.as_str(),
+                g.score
+            ),
+            (None, _) => String::new(),
+        };
         let influential: Vec<InfluenceVars> = prediction
             .map(|p| {
                 p.top_features
@@ -217,6 +288,9 @@ impl Prompts {
             record => Value::from(Serde(&fields)),
             prediction => Value::from(Serde(&prediction_vars)),
             influential => Value::from(Serde(&influential)),
+            factors => Value::from(Serde(&factors)),
+            factors_prose,
+            lead,
             tenant => input.tenant,
         };
         let render = |field: &str| {
@@ -228,7 +302,11 @@ impl Prompts {
                     reason: e.to_string(),
                 })
         };
-        let (system, user) = (render("system_prompt")?, render("user_prompt")?);
+        let user_field = match attempt {
+            Attempt::First => "user_prompt",
+            Attempt::Retry => "retry_prompt",
+        };
+        let (system, user) = (render("system_prompt")?, render(user_field)?);
         let size = system.chars().count() + user.chars().count();
         if size > target.max_prompt_chars {
             return Err(PromptError::TooLong {
@@ -250,15 +328,6 @@ impl Prompts {
     }
 }
 
-fn display(value: Option<&FeatureValue>) -> String {
-    match value {
-        Some(FeatureValue::Text(t)) if !t.trim().is_empty() => t.clone(),
-        Some(FeatureValue::Number(n)) => format!("{n}"),
-        Some(FeatureValue::Bool(b)) => format!("{b}"),
-        Some(FeatureValue::Text(_) | FeatureValue::Null) | None => "(blank)".to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -276,6 +345,7 @@ mod tests {
             on_unavailable: OnUnavailable::Error,
             system_prompt: default_system_prompt(hybrid).to_owned(),
             user_prompt: user_prompt.to_owned(),
+            retry_prompt: DEFAULT_RETRY_PROMPT.to_owned(),
             max_prompt_chars,
             max_tokens: 64,
             temperature: Some(0.2),
@@ -291,6 +361,7 @@ mod tests {
             temperature: None,
             record: None,
             prediction: None,
+            grounds: None,
         }
     }
 
@@ -306,6 +377,7 @@ mod tests {
                         max_tokens: asked,
                         ..input("hello")
                     },
+                    Attempt::First,
                 )
                 .unwrap();
             assert_eq!(request.max_tokens, Some(sent), "asked {asked:?}");
@@ -317,43 +389,74 @@ mod tests {
                     temperature: Some(0.9),
                     ..input("hello")
                 },
+                Attempt::First,
             )
             .unwrap();
         assert_eq!(request.temperature, Some(0.9), "the caller's temperature wins");
-        assert_eq!(prompts.render(&target, &input("hello")).unwrap().temperature, Some(0.2));
+        assert_eq!(
+            prompts
+                .render(&target, &input("hello"), Attempt::First)
+                .unwrap()
+                .temperature,
+            Some(0.2)
+        );
     }
 
     #[test]
-    fn hybrid_prompts_state_the_prediction_and_its_top_fields() {
+    fn hybrid_prompts_state_the_band_and_the_strongest_fields_and_the_retry_gives_the_first_sentence() {
         let target = target(TargetKind::Hybrid, default_user_prompt(true), 10_000);
         let prompts = Prompts::compile([&target]).unwrap();
-        let top = [classical::Influence {
-            feature: "contract".into(),
-            delta: 0.31,
-        }];
-        let request = prompts
-            .render(
-                &target,
-                &PromptInput {
-                    prediction: Some(ScoreFacts {
-                        model: "churn-scorer",
-                        version: "1.0.0",
-                        score: 0.8765,
-                        threshold: 0.5,
-                        churn: true,
-                        top_features: &top,
-                    }),
-                    ..input("  ")
-                },
-            )
-            .unwrap();
-        let user = &request.messages[1].content;
-        assert!(user.contains("probability of leaving 0.88"), "{user}");
-        assert!(user.contains("likely to churn"), "{user}");
-        assert!(user.contains("- contract = (blank): +0.31"), "{user}");
+        let top = [
+            classical::Influence {
+                feature: "contract".into(),
+                delta: 0.31,
+            },
+            classical::Influence {
+                feature: "tenure".into(),
+                delta: -0.05,
+            },
+        ];
+        let record: BTreeMap<String, FeatureValue> =
+            [("contract".to_owned(), FeatureValue::Text("Month-to-month".into()))].into();
+        let names: crate::explanation::FieldNames = [("tenure".to_owned(), vec!["months with us".to_owned()])].into();
+        let grounds = Grounds::new((0.8765, 0.3, 0.5), &top, 3, Some(&record), &names);
+        let input = PromptInput {
+            prediction: Some(ScoreFacts {
+                model: "churn-scorer",
+                version: "1.0.0",
+                score: 0.8765,
+                threshold: 0.3,
+                churn: true,
+                top_features: &top,
+            }),
+            grounds: Some(&grounds),
+            ..input("  ")
+        };
+        let user = prompts.render(&target, &input, Attempt::First).unwrap().messages[1]
+            .content
+            .clone();
+        assert!(user.contains("risk of leaving as high (0.88)"), "{user}");
+        assert!(
+            user.contains("Main factors: contract (Month-to-month) raises it and months with us ((blank)) lowers it."),
+            "the policy's names, the record's values, the direction: {user}"
+        );
         assert!(
             user.contains(&format!("Question: {DEFAULT_HYBRID_QUESTION}")),
             "no text: the default question"
+        );
+        assert!(
+            user.contains("Explain why the risk is high (even if the question assumes otherwise)"),
+            "{user}"
+        );
+        let retry = prompts.render(&target, &input, Attempt::Retry).unwrap().messages[1]
+            .content
+            .clone();
+        assert!(
+            retry.contains(
+                "\"The churn model rates this customer's risk of leaving as high (0.88), mainly because of their \
+                 contract (Month-to-month).\""
+            ),
+            "{retry}"
         );
     }
 
@@ -361,7 +464,9 @@ mod tests {
     fn a_prompt_over_its_limit_or_a_failing_template_is_an_error_naming_the_target() {
         let target = target(TargetKind::Llm, "{{ text }}", 100);
         let prompts = Prompts::compile([&target]).unwrap();
-        let error = prompts.render(&target, &input(&"why ".repeat(40))).unwrap_err();
+        let error = prompts
+            .render(&target, &input(&"why ".repeat(40)), Attempt::First)
+            .unwrap_err();
         assert!(matches!(error, PromptError::TooLong { limit: 100, .. }), "{error:?}");
         let broken = self::target(TargetKind::Llm, "{{ text ", 100);
         let (key, _) = Prompts::compile([&broken]).unwrap_err();
@@ -371,7 +476,7 @@ mod tests {
         );
         let failing = self::target(TargetKind::Llm, "{{ text | no_such_filter }}", 100);
         let prompts = Prompts::compile([&failing]).unwrap();
-        let error = prompts.render(&failing, &input("x")).unwrap_err();
+        let error = prompts.render(&failing, &input("x"), Attempt::First).unwrap_err();
         assert!(
             matches!(&error, PromptError::Render { target, .. } if target == "t"),
             "{error:?}"

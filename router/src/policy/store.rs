@@ -234,6 +234,7 @@ mod tests {
             backends: BTreeSet::new(),
             scorers: BTreeSet::new(),
             labels: None,
+            fields: None,
         };
         let store = Arc::new(PolicyStore::load(&dir.join("policy.toml"), context).unwrap());
         let first = store.current().version.clone();

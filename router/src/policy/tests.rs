@@ -118,6 +118,7 @@ fn context() -> PolicyContext {
         backends: ["local".to_owned()].into_iter().collect(),
         scorers: ["remote".to_owned()].into_iter().collect(),
         labels: Some(labels()),
+        fields: None,
     }
 }
 

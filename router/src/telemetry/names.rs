@@ -84,6 +84,12 @@ pub const ROUTE_SPLIT_BUCKET: &str = "switchyard.route.split.bucket";
 pub const ROUTE_SHADOW_MIRRORED: &str = "switchyard.route.shadow.mirrored";
 /// Why the answer is not the target's full one (score only, or a refusal), on the SERVER span.
 pub const ROUTE_DEGRADED: &str = "switchyard.route.degraded";
+/// Where a hybrid answer's explanation came from: `llm`, `llm_retried` or `template`.
+pub const EXPLANATION_SOURCE: &str = "switchyard.explanation.source";
+/// The band of the score the explanation was held to: `low`, `elevated` or `high`.
+pub const EXPLANATION_BAND: &str = "switchyard.explanation.band";
+/// The verdict of the last LLM explanation checked.
+pub const EXPLANATION_VERDICT: &str = "switchyard.explanation.verdict";
 /// Event on the SERVER span: a backend of the target's chain failed and the next one is tried.
 pub const EVENT_FALLBACK: &str = "switchyard.route.fallback";
 /// On the fallback event: the backend that failed.

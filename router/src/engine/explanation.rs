@@ -1,0 +1,197 @@
+//! Holding a hybrid answer to its score: the LLM's explanation is checked; under `enforce` a failing one is
+//! retried once with the target's stricter prompt when the deadline allows, else replaced by the template built
+//! from the attributions. Streams are checked by their [`GenerationStream`](super::GenerationStream) as they go.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::accounting::Payer;
+use super::backend_chain::Complete;
+use super::{Engine, Generation, Prepared};
+use crate::error::RouterError;
+use crate::explanation::{Grounds, Source, Verdict};
+use crate::policy::{Attempt, CheckMode, Explanations};
+use crate::request::RouteInput;
+use crate::telemetry::names::{EXPLANATION_BAND, EXPLANATION_SOURCE, EXPLANATION_VERDICT};
+
+/// How a hybrid answer's explanation was made and checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExplanationReport {
+    /// Where the text the caller gets came from.
+    pub source: Source,
+    /// The band of the score.
+    pub band: crate::explanation::Band,
+    /// The first LLM answer's verdict.
+    pub first_verdict: Verdict,
+    /// The retry's verdict, when there was one.
+    pub retry_verdict: Option<Verdict>,
+    /// The fields an explanation had to name one of.
+    pub top_fields: Vec<String>,
+    /// For a stream whose text failed: the explanation to show instead of what was streamed.
+    pub replacement: Option<String>,
+}
+
+impl ExplanationReport {
+    /// A report of `grounds` with the first verdict; the source follows from it.
+    pub(super) fn new(grounds: &Grounds, first_verdict: Verdict, source: Source) -> Self {
+        Self {
+            source,
+            band: grounds.band,
+            first_verdict,
+            retry_verdict: None,
+            top_fields: grounds.top_fields.iter().map(|f| f.field.clone()).collect(),
+            replacement: None,
+        }
+    }
+
+    /// Records the outcome on the current span and in the metrics.
+    pub(super) fn record(&self, metrics: &crate::metrics::Metrics, target: &str) {
+        let span = tracing::Span::current();
+        span.set_attribute(EXPLANATION_SOURCE, self.source.as_str());
+        span.set_attribute(EXPLANATION_BAND, self.band.as_str());
+        span.set_attribute(
+            EXPLANATION_VERDICT,
+            self.retry_verdict.unwrap_or(self.first_verdict).as_str(),
+        );
+        metrics.explanation(target, self.source.as_str());
+    }
+}
+
+impl Engine {
+    /// Checks a hybrid answer's explanation; under `enforce`, retries or replaces a failing one. The retry is
+    /// made only when the time left before `deadline` is at least what the first answer took.
+    pub(super) async fn hold_to_score(
+        &self,
+        prepared: &Prepared,
+        input: &RouteInput,
+        deadline: Option<Instant>,
+        payer: &Payer,
+        (mut generation, took): (Generation, Duration),
+    ) -> Result<(Generation, Option<ExplanationReport>), RouterError> {
+        let (Some(grounds), policy) = (&prepared.grounds, &prepared.routing.policy) else {
+            return Ok((generation, None));
+        };
+        let Explanations { mode, retry, .. } = policy.explanations;
+        if mode == CheckMode::Off {
+            return Ok((generation, None));
+        }
+        let target = &prepared.routing.decision.target;
+        let first = grounds.check(&generation.completion.text);
+        self.metrics.explanation_check(&target.name, "first", first.as_str());
+        if first.passed() || mode == CheckMode::Observe {
+            let report = ExplanationReport::new(grounds, first, Source::Llm);
+            report.record(&self.metrics, &target.name);
+            return Ok((generation, Some(report)));
+        }
+        let mut report = ExplanationReport::new(grounds, first, Source::Template);
+        let time_left = deadline.is_none_or(|d| d.saturating_duration_since(Instant::now()) >= took);
+        if retry && time_left {
+            let request = self.llm_request(prepared.ask(), input, Attempt::Retry)?;
+            if let Ok(Ok(answer)) = self.first_answer(target, &request, deadline, Complete).await {
+                let second = self.account(target, payer, &request, answer);
+                let verdict = grounds.check(&second.completion.text);
+                self.metrics.explanation_check(&target.name, "retry", verdict.as_str());
+                report.retry_verdict = Some(verdict);
+                generation = combined(generation, second, verdict.passed());
+                if verdict.passed() {
+                    report.source = Source::LlmRetried;
+                }
+            }
+        }
+        if report.source == Source::Template {
+            generation.completion.text = grounds.template();
+        }
+        report.record(&self.metrics, &target.name);
+        Ok((generation, Some(report)))
+    }
+}
+
+/// Two calls as one generation: the retry's answer when `use_second`, the usage and cost of both.
+fn combined(first: Generation, second: Generation, use_second: bool) -> Generation {
+    let usage = match (first.completion.usage, second.completion.usage) {
+        (Some(a), Some(b)) => Some(llm::Usage {
+            input_tokens: a.input_tokens + b.input_tokens,
+            output_tokens: a.output_tokens + b.output_tokens,
+        }),
+        (a, b) => a.or(b),
+    };
+    let cost = first.cost + second.cost;
+    let usage_estimated = first.usage_estimated || second.usage_estimated;
+    let mut kept = if use_second { second } else { first };
+    kept.completion.usage = usage;
+    kept.cost = cost;
+    kept.usage_estimated = usage_estimated;
+    kept
+}
+
+/// A stream's explanation check: under `enforce`, text is released a checked sentence at a time and a failing
+/// sentence ends the stream with the template as the replacement; under `observe`, text passes at once and the
+/// verdict is only reported.
+pub(super) struct StreamCheck {
+    gate: crate::explanation::SentenceGate,
+    mode: CheckMode,
+    /// Under `observe`: the first failing sentence's verdict.
+    failed: Option<Verdict>,
+}
+
+/// What to do with a piece of a checked stream.
+pub(super) enum StreamStep {
+    /// Send this text (possibly empty: wait for the rest of the sentence).
+    Send(String),
+    /// Stop the stream: it failed its check; the report carries the replacement.
+    Stop(ExplanationReport),
+}
+
+impl StreamCheck {
+    /// A check of a stream explaining `grounds` (`mode` is not `Off`).
+    pub(super) fn new(grounds: Grounds, mode: CheckMode) -> Self {
+        Self {
+            gate: crate::explanation::SentenceGate::new(grounds),
+            mode,
+            failed: None,
+        }
+    }
+
+    /// Takes the next piece of text.
+    pub(super) fn push(&mut self, delta: String) -> StreamStep {
+        use crate::explanation::GateStep;
+        match (self.mode, self.gate.push(&delta)) {
+            (CheckMode::Enforce, GateStep::Release(text)) => StreamStep::Send(text),
+            (CheckMode::Enforce, GateStep::Fail(verdict)) => StreamStep::Stop(self.replaced(verdict)),
+            (_, step) => {
+                if let GateStep::Fail(verdict) = step {
+                    self.failed.get_or_insert(verdict);
+                }
+                StreamStep::Send(delta)
+            }
+        }
+    }
+
+    /// The stream ended: the text still held back (when it passed) and the report.
+    pub(super) fn finish(&mut self) -> (String, ExplanationReport) {
+        let finished = self.gate.finish();
+        if self.mode != CheckMode::Enforce {
+            let verdict = self.failed.or(finished.err()).unwrap_or(Verdict::Faithful);
+            return (
+                String::new(),
+                ExplanationReport::new(self.gate.grounds(), verdict, Source::Llm),
+            );
+        }
+        match finished {
+            Ok(rest) => (
+                rest,
+                ExplanationReport::new(self.gate.grounds(), Verdict::Faithful, Source::Llm),
+            ),
+            Err(verdict) => (String::new(), self.replaced(verdict)),
+        }
+    }
+
+    fn replaced(&self, verdict: Verdict) -> ExplanationReport {
+        let grounds = self.gate.grounds();
+        let mut report = ExplanationReport::new(grounds, verdict, Source::Template);
+        report.replacement = Some(grounds.template());
+        report
+    }
+}
