@@ -107,9 +107,12 @@ fn phrases() -> Vec<(Claim, String)> {
     out
 }
 
+/// A claim's phrase as words.
+type Phrase = (Claim, Vec<String>);
+
 /// Phrases by first word, longest first.
-static BY_FIRST_WORD: LazyLock<HashMap<String, Vec<(Claim, Vec<String>)>>> = LazyLock::new(|| {
-    let mut map: HashMap<String, Vec<(Claim, Vec<String>)>> = HashMap::new();
+static BY_FIRST_WORD: LazyLock<HashMap<String, Vec<Phrase>>> = LazyLock::new(|| {
+    let mut map: HashMap<String, Vec<Phrase>> = HashMap::new();
     for (claim, phrase) in phrases() {
         let words: Vec<String> = phrase.split(' ').map(str::to_owned).collect();
         if let Some(first) = words.first() {
