@@ -14,6 +14,9 @@ use switchyard_proto::v1 as pb;
 use switchyard_proto::v1::router_client::RouterClient;
 use tokio::sync::Semaphore;
 
+use switchyard::explanation::{Grounds, Verdict};
+use switchyard::policy::Explanations;
+
 use crate::EvalError;
 use crate::requests::LabelledRequest;
 
@@ -28,6 +31,8 @@ pub struct Options {
     pub max_tokens: u32,
     /// Each call's deadline.
     pub timeout: Duration,
+    /// The policy's explanation settings, for checking hybrid answers.
+    pub explanations: Explanations,
 }
 
 /// What one request came to.
@@ -66,85 +71,46 @@ pub struct AnswerCheck {
     pub faithfulness: Option<Faithfulness>,
 }
 
-/// Whether a hybrid explanation is faithful to its score.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A hybrid explanation as the caller got it, checked again here against its score.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Faithfulness {
-    /// It states the direction the score gives (leaving for a churn verdict, staying otherwise).
-    pub right_direction: bool,
-    /// It names at least one of the fields the prompt gave as most influential.
+    /// Where the gateway says it came from: `llm`, `llm_retried` or `template`.
+    pub source: String,
+    /// It names at least one of the score's strongest fields.
     pub names_top_field: bool,
-    /// It says the opposite of the verdict somewhere.
+    /// It contradicts the score's band or misstates its probability.
     pub contradicts: bool,
 }
 
-/// Phrases that say the customer will stay (checked first: "unlikely to leave" contains "likely to leave").
-const STAY: [&str; 10] = [
-    "unlikely to leave",
-    "unlikely to churn",
-    "not likely to leave",
-    "not likely to churn",
-    "likely to stay",
-    "low risk",
-    "low churn",
-    "low likelihood",
-    "low probability",
-    "loyal",
-];
-
-/// Phrases that say the customer will leave.
-const LEAVE: [&str; 9] = [
-    "likely to leave",
-    "likely to churn",
-    "likely to cancel",
-    "high risk",
-    "high churn",
-    "at risk",
-    "elevated risk",
-    "high likelihood",
-    "high probability",
-];
-
-/// Checks a hybrid explanation against the verdict (`churn`) and the fields the prompt named as most
-/// influential (their names as in the record, matched also with the words split: `monthlycharges` → "monthly
-/// charges").
-pub fn faithfulness(text: &str, churn: bool, top_fields: &[String]) -> Faithfulness {
-    let mut lower = text.to_lowercase();
-    let says_stay = STAY.iter().any(|p| lower.contains(p));
-    for phrase in STAY {
-        lower = lower.replace(phrase, " ");
-    }
-    let says_leave = LEAVE.iter().any(|p| lower.contains(p));
-    let text = text.to_lowercase();
-    let names_top_field = top_fields
+/// Checks the explanation `text` of `prediction` with the policy's `explanations` settings.
+pub fn faithfulness(
+    text: &str,
+    prediction: &pb::Prediction,
+    record: Option<&BTreeMap<String, FeatureValue>>,
+    explanations: &Explanations,
+    source: String,
+) -> Faithfulness {
+    let influences: Vec<classical::Influence> = prediction
+        .top_features
         .iter()
-        .any(|field| field_aliases(field).iter().any(|a| text.contains(a)));
+        .map(|f| classical::Influence {
+            feature: f.feature.clone(),
+            delta: f.delta,
+        })
+        .collect();
+    let grounds = Grounds::new(
+        (prediction.score, prediction.threshold, explanations.elevated_from),
+        &influences,
+        explanations.top_fields,
+        record,
+        &explanations.field_names,
+    );
+    let verdict = grounds.check(text);
     Faithfulness {
-        right_direction: if churn { says_leave } else { says_stay },
-        names_top_field,
-        contradicts: if churn { says_stay } else { says_leave },
+        source,
+        names_top_field: grounds.names_top_field(text),
+        contradicts: matches!(verdict, Verdict::ContradictsBand | Verdict::MisstatesProbability),
     }
-}
-
-/// How a Telco field may be written in prose.
-fn field_aliases(field: &str) -> Vec<String> {
-    let spaced = match field {
-        "monthlycharges" => "monthly charges",
-        "totalcharges" => "total charges",
-        "internetservice" => "internet service",
-        "onlinesecurity" => "online security",
-        "onlinebackup" => "online backup",
-        "deviceprotection" => "device protection",
-        "techsupport" => "tech support",
-        "streamingtv" => "streaming tv",
-        "streamingmovies" => "streaming movies",
-        "paperlessbilling" => "paperless billing",
-        "paymentmethod" => "payment method",
-        "phoneservice" => "phone service",
-        "multiplelines" => "multiple lines",
-        "seniorcitizen" => "senior",
-        other => other,
-    };
-    vec![field.to_lowercase(), spaced.to_owned()]
 }
 
 /// The record as the `features` Struct.
@@ -257,8 +223,18 @@ async fn call(
     }
     if let Some(generation) = &response.generation {
         let faithfulness = response.prediction.as_ref().map(|p| {
-            let fields: Vec<String> = p.top_features.iter().map(|f| f.feature.clone()).collect();
-            faithfulness(&generation.text, p.label == "churn", &fields)
+            let source = response
+                .explanation
+                .as_ref()
+                .map(|e| e.source.clone())
+                .unwrap_or_default();
+            faithfulness(
+                &generation.text,
+                p,
+                request.record.as_ref(),
+                &options.explanations,
+                source,
+            )
         });
         outcome.answer = Some(AnswerCheck {
             non_empty: !generation.text.trim().is_empty(),
@@ -314,11 +290,11 @@ pub struct E2eReport {
     pub within_ceiling: usize,
     /// Hybrid explanations checked.
     pub explanations: usize,
-    /// Of them: stating the score's direction.
-    pub right_direction: usize,
+    /// Of them: written by the LLM (not the template).
+    pub llm_written: usize,
     /// Of them: naming a top field.
     pub names_top_field: usize,
-    /// Of them: contradicting the verdict.
+    /// Of them: contradicting the score.
     pub contradicts: usize,
 }
 
@@ -377,7 +353,7 @@ pub fn summarise(outcomes: &[Outcome], options: &Options) -> E2eReport {
         finish_ok: answers.iter().filter(|a| a.finish_ok).count(),
         within_ceiling: answers.iter().filter(|a| a.within_ceiling).count(),
         explanations: explanations.len(),
-        right_direction: explanations.iter().filter(|f| f.right_direction).count(),
+        llm_written: explanations.iter().filter(|f| f.source != "template").count(),
         names_top_field: explanations.iter().filter(|f| f.names_top_field).count(),
         contradicts: explanations.iter().filter(|f| f.contradicts).count(),
     }
@@ -410,13 +386,13 @@ pub fn markdown(report: &E2eReport) -> String {
     let _ = writeln!(
         md,
         "\nGenerated answers: {} · non-empty {} · finish reason stop/length {} · within the token ceiling {}\n\n\
-         Hybrid explanations: {} · state the score's direction {} · name a top field {} · contradict the verdict {}",
+         Hybrid explanations: {} · written by the LLM {} · name a top field {} · contradict the score {}",
         report.answers,
         report.non_empty,
         report.finish_ok,
         report.within_ceiling,
         report.explanations,
-        report.right_direction,
+        report.llm_written,
         report.names_top_field,
         report.contradicts
     );
@@ -428,38 +404,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-
-    fn fields(names: &[&str]) -> Vec<String> {
-        names.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    #[test]
-    fn a_faithful_explanation_states_the_direction_and_names_a_top_field() {
-        let top = fields(&["contract", "monthlycharges"]);
-        let good = faithfulness(
-            "With high monthly charges this customer is likely to leave.",
-            true,
-            &top,
-        );
-        assert_eq!(
-            good,
-            Faithfulness {
-                right_direction: true,
-                names_top_field: true,
-                contradicts: false
-            }
-        );
-        // "unlikely to leave" is a stay phrase, not a leave one.
-        let stays = faithfulness("The customer is unlikely to leave: a two-year contract.", false, &top);
-        assert!(
-            stays.right_direction && stays.names_top_field && !stays.contradicts,
-            "{stays:?}"
-        );
-        let contradicting = faithfulness("This customer is likely to leave.", false, &top);
-        assert!(!contradicting.right_direction && contradicting.contradicts && !contradicting.names_top_field);
-        let silent = faithfulness("Offer a discount.", true, &[]);
-        assert!(!silent.right_direction && !silent.contradicts && !silent.names_top_field);
-    }
 
     #[test]
     fn percentiles_are_nearest_rank() {

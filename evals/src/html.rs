@@ -262,7 +262,7 @@ pub fn page(
     if let Some(e) = e2e {
         let _ = write!(
             body,
-            "<h2 id=\"e2e\">End to end ({} requests through {}, {} at a time)</h2><p>Right kind {} % · expected label {} % · answers {} (non-empty {}, finish ok {}, within ceiling {}) · hybrid explanations {} (direction {}, names a top field {}, contradicts {})</p>",
+            "<h2 id=\"e2e\">End to end ({} requests through {}, {} at a time)</h2><p>Right kind {} % · expected label {} % · answers {} (non-empty {}, finish ok {}, within ceiling {}) · hybrid explanations {} (LLM-written {}, names a top field {}, contradicts the score {})</p>",
             e.requests,
             esc(&e.addr),
             e.concurrency,
@@ -273,7 +273,7 @@ pub fn page(
             e.finish_ok,
             e.within_ceiling,
             e.explanations,
-            e.right_direction,
+            e.llm_written,
             e.names_top_field,
             e.contradicts
         );

@@ -5,6 +5,7 @@
 pub mod cascade;
 pub mod datasets;
 pub mod e2e;
+pub mod faithfulness;
 pub mod gates;
 pub mod html;
 pub mod metrics;

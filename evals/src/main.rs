@@ -89,6 +89,35 @@ enum Command {
         #[arg(long, default_value = "evals/reports")]
         out: PathBuf,
     },
+    /// Hybrid explanations through a running gateway, held to their scores (Telco test customers on both sides
+    /// of the threshold, questions presuming the opposite or not, some streamed); writes `faithfulness.md` and
+    /// `faithfulness.json` and checks the `[faithfulness]` gates.
+    Faithfulness {
+        /// The gateway, `HOST:PORT`.
+        #[arg(long)]
+        addr: String,
+        /// Customers asked about.
+        #[arg(long, default_value_t = 200)]
+        records: usize,
+        /// Every n-th case is streamed (0: none).
+        #[arg(long, default_value_t = 5)]
+        stream_every: usize,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        /// The LLM model's name, for the report.
+        #[arg(long, default_value = "smollm2")]
+        model: String,
+        /// Report file names: `<name>.md` and `<name>.json`.
+        #[arg(long, default_value = "faithfulness")]
+        name: String,
+        /// The gates file.
+        #[arg(long, default_value = "evals/gates.toml")]
+        gates: PathBuf,
+        /// Where the report goes.
+        #[arg(long, default_value = "evals/reports")]
+        out: PathBuf,
+    },
     /// Runs both classifier tiers on every labelled request, chooses the cascade's bars by cross-validation and
     /// checks the served path; writes `cascade.md` and `cascade.json`.
     Cascade {
@@ -175,6 +204,71 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Faithfulness {
+        addr,
+        records: count,
+        stream_every,
+        concurrency,
+        model,
+        name,
+        gates: gates_path,
+        out,
+    } = &cli.command
+    {
+        let config = switchyard::config::Config::load(&cli.root.join(&cli.config))
+            .map_err(|e| EvalError::Config(e.to_string()))?;
+        let explanations = switchyard_evals::faithfulness::policy_explanations(&config)?;
+        let mut scorer = classical::ChurnScorer::load(&runtime, &files.scorer)?;
+        let test = datasets.telco_test(&scorer.info().schema)?;
+        let records: Vec<_> = test.into_iter().map(|r| r.record).collect();
+        let scores = records
+            .iter()
+            .map(|r| scorer.score(r).map(|s| s.probability))
+            .collect::<Result<Vec<f32>, _>>()?;
+        let threshold = scorer.info().decision_threshold;
+        let cases = switchyard_evals::faithfulness::cases(
+            &records,
+            &scores,
+            (threshold, explanations.elevated_from),
+            *count,
+            *stream_every,
+        );
+        let options = switchyard_evals::faithfulness::Options {
+            addr: addr.clone(),
+            concurrency: *concurrency,
+            timeout: std::time::Duration::from_secs(120),
+            temperature: 0.0,
+        };
+        let runtime = tokio::runtime::Runtime::new().map_err(|e| EvalError::io(std::path::Path::new("tokio"), &e))?;
+        let answers = runtime.block_on(switchyard_evals::faithfulness::run(
+            &cases,
+            &explanations,
+            &options,
+            progress_bar,
+        ))?;
+        eprintln!();
+        let report = switchyard_evals::faithfulness::summarise(&answers, addr, model);
+        let dir = cli.root.join(out);
+        std::fs::create_dir_all(&dir).map_err(|e| EvalError::io(&dir, &e))?;
+        let json = serde_json::json!({ "summary": report, "answers": answers });
+        let (json_path, md_path) = (dir.join(format!("{name}.json")), dir.join(format!("{name}.md")));
+        let text = serde_json::to_string_pretty(&json).unwrap_or_default() + "\n";
+        std::fs::write(&json_path, text).map_err(|e| EvalError::io(&json_path, &e))?;
+        let md = switchyard_evals::faithfulness::markdown(&report, &answers);
+        std::fs::write(&md_path, &md).map_err(|e| EvalError::io(&md_path, &e))?;
+        print!("{md}");
+        let limits: std::collections::BTreeMap<String, f64> = gates::load(&cli.root.join(gates_path))?
+            .into_iter()
+            .filter(|(gate, _)| gate.starts_with("faithfulness."))
+            .collect();
+        let verdicts = gates::check(&limits, &switchyard_evals::faithfulness::measurements(&report))?;
+        print!("\n{}", gates::table(&verdicts));
+        return Ok(if verdicts.iter().all(|v| v.passed) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     if let Command::E2e {
         addr,
         concurrency,
@@ -187,11 +281,14 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
         let scorer = classical::ChurnScorer::load(&runtime, &files.scorer)?;
         let all = switchyard_evals::requests::request_set(&datasets, &scorer.info().schema, 200)?;
         let requests = switchyard_evals::requests::spread(&all, *limit);
+        let config = switchyard::config::Config::load(&cli.root.join(&cli.config))
+            .map_err(|e| EvalError::Config(e.to_string()))?;
         let options = e2e::Options {
             addr: addr.clone(),
             concurrency: *concurrency,
             max_tokens: *max_tokens,
             timeout: std::time::Duration::from_secs(*timeout_secs),
+            explanations: switchyard_evals::faithfulness::policy_explanations(&config)?,
         };
         let runtime = tokio::runtime::Runtime::new().map_err(|e| EvalError::io(std::path::Path::new("tokio"), &e))?;
         let outcomes = runtime.block_on(e2e::run(&requests, &options, progress_bar))?;
@@ -244,7 +341,9 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
         evaluated.cascade = Some(cascade::report(&prepared, cascade.bars, &mut served, None)?);
     }
     match cli.command {
-        Command::Whatif { .. } | Command::E2e { .. } | Command::Cascade { .. } => Ok(ExitCode::SUCCESS),
+        Command::Whatif { .. } | Command::E2e { .. } | Command::Cascade { .. } | Command::Faithfulness { .. } => {
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Models { out } => {
             write_report(
                 &cli.root.join(out),
@@ -254,7 +353,11 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Gate { gates: path } => {
-            let limits = gates::load(&cli.root.join(path))?;
+            // `[faithfulness]` is measured through a running gateway (`faithfulness`, evals/tests/faithfulness.rs).
+            let limits = gates::load(&cli.root.join(path))?
+                .into_iter()
+                .filter(|(gate, _)| !gate.starts_with("faithfulness."))
+                .collect();
             let verdicts = gates::check(&limits, &report::measurements(&evaluated))?;
             print!("{}", gates::table(&verdicts));
             let failed: Vec<&str> = verdicts.iter().filter(|v| !v.passed).map(|v| v.gate.as_str()).collect();

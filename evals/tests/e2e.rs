@@ -69,18 +69,7 @@ async fn fake_backend() -> String {
 
 /// The default config, pointed at `backend` and at free ports, in a temporary directory.
 fn config(backend: &str, grpc: u16) -> Config {
-    let dir = std::env::temp_dir().join(format!("switchyard-evals-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let root = root();
-    let text = std::fs::read_to_string(root.join("deploy/config/switchyard.toml"))
-        .unwrap()
-        .replace("127.0.0.1:50051", &format!("127.0.0.1:{grpc}"))
-        .replace("127.0.0.1:9464", &format!("127.0.0.1:{}", free_port()))
-        .replace("http://127.0.0.1:8081/v1", backend)
-        .replace("\"../../classical/", &format!("\"{}/classical/", root.display()));
-    std::fs::copy(root.join("deploy/config/policy.toml"), dir.join("policy.toml")).unwrap();
-    std::fs::write(dir.join("switchyard.toml"), text).unwrap();
-    Config::load(&dir.join("switchyard.toml")).unwrap()
+    support::gateway_config("e2e", backend, grpc)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,6 +95,7 @@ async fn a_replay_through_a_running_gateway_counts_every_check() {
         concurrency: 6,
         max_tokens: 64,
         timeout: Duration::from_secs(30),
+        explanations: switchyard_evals::faithfulness::policy_explanations(&config(&backend, grpc)).unwrap(),
     };
     // The models load after the port opens: retry until the gateway answers.
     let mut outcomes = Vec::new();
@@ -137,12 +127,26 @@ async fn a_replay_through_a_running_gateway_counts_every_check() {
         ),
         (generated, generated, generated, generated)
     );
-    // It always says "likely to leave": right for a churn verdict, a contradiction otherwise; it names the contract,
-    // which a month-to-month customer's explanation lists among its top fields.
-    let hybrid = outcomes.iter().filter(|o| o.kind == "hybrid").count();
-    assert!(hybrid > 0, "the spread reaches explanation requests");
-    assert_eq!(report.explanations, hybrid);
-    assert_eq!(report.right_direction + report.contradicts, hybrid);
+    // The fake always says "likely to leave" and names the contract: the gateway's check lets that through only
+    // for a high score with the contract among its strongest fields; otherwise the (identical) retry fails too and
+    // the caller gets the template. Either way no explanation a caller receives contradicts its score.
+    let hybrid: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.kind == "hybrid")
+        .filter_map(|o| o.answer.as_ref()?.faithfulness.as_ref())
+        .collect();
+    assert!(!hybrid.is_empty(), "the spread reaches explanation requests");
+    assert_eq!(report.explanations, hybrid.len());
+    assert_eq!(report.contradicts, 0);
+    assert_eq!(report.names_top_field, hybrid.len());
+    assert!(
+        hybrid.iter().all(|f| f.source == "llm" || f.source == "template"),
+        "{hybrid:?}"
+    );
+    assert!(
+        hybrid.iter().any(|f| f.source == "template"),
+        "a low score's answer is replaced: {hybrid:?}"
+    );
     let targets: Vec<&str> = report.latency.iter().map(|t| t.target.as_str()).collect();
     assert!(
         targets.contains(&"churn") && targets.contains(&"assistant") && targets.contains(&"retention"),

@@ -44,6 +44,20 @@ pub async fn route(args: ClientArgs) -> Result<(), ClientError> {
             g.backend, g.model, g.finish_reason, g.input_tokens, g.output_tokens, g.text
         );
     }
+    if let Some(e) = &response.explanation {
+        let retry = if e.retry_verdict.is_empty() {
+            String::new()
+        } else {
+            format!(", retry {}", e.retry_verdict)
+        };
+        println!(
+            "explanation: {} (band {}; first answer {}{retry}; must name one of {})",
+            e.source,
+            e.band,
+            e.first_verdict,
+            e.top_fields.join(", ")
+        );
+    }
     if let Some(r) = &response.rejection {
         println!("rejected: {}", r.reason);
     }

@@ -246,7 +246,20 @@ async fn forward(
                     return;
                 }
             }
-            Some(Ok(GenerationEvent::End(summary))) => {
+            Some(Ok(GenerationEvent::End(mut summary))) => {
+                let retried = tokio::select! {
+                    () = sender.closed() => return,
+                    retried = engine.settle_stream(&prepared, &input, deadline, &mut summary) => retried,
+                };
+                match retried {
+                    Ok(Some(text)) => {
+                        if !send(Event::Delta(pb::TextDelta { text })).await {
+                            return;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(error) => return fail(error).await,
+                }
                 let _ = send(Event::Summary(summary.into())).await;
                 return;
             }

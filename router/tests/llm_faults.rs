@@ -335,17 +335,22 @@ async fn prompts_come_from_the_targets_templates_with_record_and_prediction() {
     assert!(top.windows(2).all(|w| w[0].delta.abs() >= w[1].delta.abs()), "{top:?}");
     let body: serde_json::Value = serde_json::from_str(&fake.bodies.lock().unwrap()[0]).unwrap();
     let user = body["messages"][1]["content"].as_str().unwrap();
+    // The default hybrid prompt states the facts: the band and the score, the strongest fields with the
+    // record's values and their direction, the question, and the instruction to explain that result.
     assert!(
-        user.contains("- contract: Month-to-month") && user.contains("- tenure: 2"),
+        user.contains(&format!("risk of leaving as high ({score:.2})")),
         "{user}"
     );
-    assert!(user.contains(&format!("probability of leaving {score:.2}")), "{user}");
+    assert!(user.contains(&format!("Main factors: {} (", top[0].feature)), "{user}");
+    assert!(user.contains("tenure (2) raises it"), "{user}");
     assert!(
         user.contains("Question: why is this customer likely to leave?"),
         "{user}"
     );
-    assert!(user.contains("Fields that move this customer's score most"), "{user}");
-    assert!(user.contains(&format!("- {} = ", top[0].feature)), "{user}");
+    assert!(
+        user.contains("Explain why the risk is high (even if the question assumes otherwise)"),
+        "{user}"
+    );
     assert_eq!(body["messages"][0]["role"], "system");
     assert_eq!(body["temperature"], 0.0);
     assert_eq!(body["max_tokens"], 24);

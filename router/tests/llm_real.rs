@@ -58,8 +58,8 @@ async fn plain_hybrid_and_streamed_answers_from_a_real_llm() {
     assert!(prediction.score > 0.0 && prediction.score < 1.0);
     let generation = response.generation.expect("an explanation");
     assert!(!generation.text.trim().is_empty());
-    // The record and the probability went into the prompt: far more input tokens than the question alone.
-    assert!(generation.input_tokens > 150, "{generation:?}");
+    // The band, the score and the strongest fields went into the prompt: far more input tokens than the question.
+    assert!(generation.input_tokens > 60, "{generation:?}");
 
     // Streamed: decision, prediction, deltas, summary; the deltas add up to text.
     let events = stream_events(
@@ -164,7 +164,7 @@ async fn a_real_hybrid_request_is_one_trace_from_the_caller_to_the_llm() {
         chat.str("gen_ai.response.id").unwrap().starts_with("chatcmpl"),
         "llama-server's completion id"
     );
-    assert!(chat.int("gen_ai.usage.input_tokens").unwrap() > 150);
+    assert!(chat.int("gen_ai.usage.input_tokens").unwrap() > 60);
     assert!(chat.int("gen_ai.usage.output_tokens").unwrap() > 0);
     assert_eq!(chat.str("gen_ai.response.model").as_deref(), Some("smollm2"));
     assert_eq!(chat.int("server.port"), Some(i64::from(llama.port)));

@@ -113,6 +113,8 @@ pub struct StreamSummary {
     pub failed_backends: Vec<String>,
     /// A hybrid explanation's check: its verdict, and the replacement when the streamed text failed.
     pub explanation: Option<ExplanationReport>,
+    /// From the stream's start to its end.
+    pub elapsed: std::time::Duration,
 }
 
 /// One item of a generation stream.
@@ -213,15 +215,14 @@ impl GenerationStream {
         }
     }
 
-    /// Accounts for a stream that ended well or was cut by its check, with the check's report.
+    /// Accounts for a stream that ended well or was cut by its check, with the check's report (settled, and
+    /// recorded, by [`Engine::settle_stream`]).
     fn ended(&mut self, report: Option<ExplanationReport>) -> StreamSummary {
         let mut summary = self.account(None);
         if let Some(report) = &report {
-            let verdict = report.retry_verdict.unwrap_or(report.first_verdict);
             self.meter
                 .metrics
-                .explanation_check(&self.meter.target, "stream", verdict.as_str());
-            report.record(&self.meter.metrics, &self.meter.target);
+                .explanation_check(&self.meter.target, "stream", report.first_verdict.as_str());
         }
         summary.explanation = report;
         summary
@@ -255,6 +256,7 @@ impl GenerationStream {
             attempts: self.attempts,
             failed_backends: std::mem::take(&mut self.failed_backends),
             explanation: None,
+            elapsed: self.started.elapsed(),
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct ExplanationReport {
     pub top_fields: Vec<String>,
     /// For a stream whose text failed: the explanation to show instead of what was streamed.
     pub replacement: Option<String>,
+    /// For a stream whose text failed: none of it had been sent (a retry may still answer unseen).
+    pub nothing_streamed: bool,
 }
 
 impl ExplanationReport {
@@ -43,6 +45,7 @@ impl ExplanationReport {
             retry_verdict: None,
             top_fields: grounds.top_fields.iter().map(|f| f.field.clone()).collect(),
             replacement: None,
+            nothing_streamed: false,
         }
     }
 
@@ -86,18 +89,11 @@ impl Engine {
             return Ok((generation, Some(report)));
         }
         let mut report = ExplanationReport::new(grounds, first, Source::Template);
-        let time_left = deadline.is_none_or(|d| d.saturating_duration_since(Instant::now()) >= took);
-        if retry && time_left {
-            let request = self.llm_request(prepared.ask(), input, Attempt::Retry)?;
-            if let Ok(Ok(answer)) = self.first_answer(target, &request, deadline, Complete).await {
-                let second = self.account(target, payer, &request, answer);
-                let verdict = grounds.check(&second.completion.text);
-                self.metrics.explanation_check(&target.name, "retry", verdict.as_str());
-                report.retry_verdict = Some(verdict);
-                generation = combined(generation, second, verdict.passed());
-                if verdict.passed() {
-                    report.source = Source::LlmRetried;
-                }
+        if retry && let Some((second, verdict)) = self.retry(prepared, input, deadline, payer, took).await? {
+            report.retry_verdict = Some(verdict);
+            generation = combined(generation, second, verdict.passed());
+            if verdict.passed() {
+                report.source = Source::LlmRetried;
             }
         }
         if report.source == Source::Template {
@@ -105,6 +101,69 @@ impl Engine {
         }
         report.record(&self.metrics, &target.name);
         Ok((generation, Some(report)))
+    }
+
+    /// Settles a checked stream's explanation once the stream ended: when the check stopped it before any of its
+    /// text was sent and the policy retries, the stricter retry as a whole answer, which replaces the template
+    /// when it passes (its usage and cost are added to `summary`). Records the outcome; returns the retry's text to
+    /// send before the summary.
+    pub async fn settle_stream(
+        &self,
+        prepared: &Prepared,
+        input: &RouteInput,
+        deadline: Option<Instant>,
+        summary: &mut super::StreamSummary,
+    ) -> Result<Option<String>, RouterError> {
+        let target = &prepared.routing.decision.target.name;
+        let Some(report) = summary.explanation.as_mut() else {
+            return Ok(None);
+        };
+        let policy = &prepared.routing.policy;
+        let mut text = None;
+        if report.nothing_streamed && report.source == Source::Template && policy.explanations.retry {
+            let payer = self.payer(policy, input);
+            if let Some((second, verdict)) = self.retry(prepared, input, deadline, &payer, summary.elapsed).await? {
+                report.retry_verdict = Some(verdict);
+                let usage = second.completion.usage.unwrap_or_default();
+                summary.usage.input_tokens += usage.input_tokens;
+                summary.usage.output_tokens += usage.output_tokens;
+                summary.cost += second.cost;
+                if verdict.passed() {
+                    report.source = Source::LlmRetried;
+                    report.replacement = None;
+                    text = Some(second.completion.text);
+                }
+            }
+        }
+        report.record(&self.metrics, target);
+        Ok(text)
+    }
+
+    /// The stricter retry of a prepared hybrid request, when the time left before `deadline` is at least `took`
+    /// (what the first answer took): its accounted answer, or `None` (no time, or no backend answered).
+    async fn retry(
+        &self,
+        prepared: &Prepared,
+        input: &RouteInput,
+        deadline: Option<Instant>,
+        payer: &Payer,
+        took: Duration,
+    ) -> Result<Option<(Generation, Verdict)>, RouterError> {
+        let Some(grounds) = &prepared.grounds else {
+            return Ok(None);
+        };
+        if deadline.is_some_and(|d| d.saturating_duration_since(Instant::now()) < took) {
+            return Ok(None);
+        }
+        let target = &prepared.routing.decision.target;
+        let request = self.llm_request(prepared.ask(), input, Attempt::Retry)?;
+        let Ok(Ok(answer)) = self.first_answer(target, &request, deadline, Complete).await else {
+            return Ok(None);
+        };
+        let second = self.account(target, payer, &request, answer);
+        let verdict = grounds.check(&second.completion.text);
+        self.metrics.explanation_check(&target.name, "retry", verdict.as_str());
+        Ok(Some((second, verdict)))
     }
 }
 
@@ -192,6 +251,7 @@ impl StreamCheck {
         let grounds = self.gate.grounds();
         let mut report = ExplanationReport::new(grounds, verdict, Source::Template);
         report.replacement = Some(grounds.template());
+        report.nothing_streamed = !self.gate.released_any();
         report
     }
 }

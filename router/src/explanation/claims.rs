@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use super::text::CLAUSE;
+
 /// What a phrase claims about the customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Claim {
@@ -143,14 +145,32 @@ const INTENSIFIERS: [&str; 14] = [
     "also",
 ];
 
+/// Words that make the rest of their clause a hypothesis or a reported assumption, not a claim ("even if the
+/// question assumes the customer will leave").
+const HYPOTHETICAL: [&str; 9] = [
+    "if",
+    "unless",
+    "whether",
+    "assume",
+    "assumes",
+    "assumed",
+    "assuming",
+    "suppose",
+    "supposing",
+];
+
+/// Words after a risk phrase that make it describe a factor, not the customer ("high-risk factors").
+const NOT_THE_CUSTOMER: [&str; 4] = ["factor", "factors", "area", "areas"];
+
 /// Words that turn the claim after them (within two words) around.
 const NEGATORS: [&str; 14] = [
     "not", "never", "no", "isnt", "arent", "wasnt", "werent", "less", "hardly", "nor", "cannot", "cant", "dont",
     "seldom",
 ];
 
-/// The claims `words` (normalised) make, in order; a phrase's words are not read again ("unlikely to leave" is
-/// one claim, and "low churn risk" is not also "churn risk").
+/// The claims `words` (normalised, clause breaks marked) make, in order; a phrase's words are not read again
+/// ("unlikely to leave" is one claim, and "low churn risk" is not also "churn risk"). A negation carries over a
+/// run of adjacent phrases ("not a high-risk, high-probability event"); a hypothesis lasts to its clause's end.
 pub(crate) fn claims(words: &[String]) -> impl Iterator<Item = Claim> {
     let words: Vec<&str> = words
         .iter()
@@ -158,21 +178,37 @@ pub(crate) fn claims(words: &[String]) -> impl Iterator<Item = Claim> {
         .filter(|w| !INTENSIFIERS.contains(w))
         .collect();
     let mut found = Vec::new();
+    let mut hypothetical = false;
+    // Where the last phrase ended (clause breaks skipped) and whether it was negated.
+    let mut last: Option<(usize, bool)> = None;
     let mut at = 0;
     while at < words.len() {
-        let matched = BY_FIRST_WORD.get(words[at]).and_then(|candidates| {
+        let word = words[at];
+        if word == CLAUSE {
+            hypothetical = false;
+            last = last.map(|(end, negated)| (if end == at { at + 1 } else { end }, negated));
+            at += 1;
+            continue;
+        }
+        hypothetical |= HYPOTHETICAL.contains(&word);
+        let matched = BY_FIRST_WORD.get(word).and_then(|candidates| {
             candidates.iter().find(|(_, phrase)| {
                 phrase.len() <= words.len() - at && phrase.iter().zip(&words[at..]).all(|(p, w)| p == w)
             })
         });
-        match matched {
-            Some((claim, phrase)) => {
-                let negated = words[at.saturating_sub(2)..at].iter().any(|w| NEGATORS.contains(w));
-                found.push(if negated { claim.negated() } else { *claim });
-                at += phrase.len();
-            }
-            None => at += 1,
+        let Some((claim, phrase)) = matched else {
+            at += 1;
+            continue;
+        };
+        let end = at + phrase.len();
+        let negated = words[at.saturating_sub(2)..at].iter().any(|w| NEGATORS.contains(w))
+            || last.is_some_and(|(last_end, negated)| last_end == at && negated);
+        let about_a_factor = words.get(end).is_some_and(|w| NOT_THE_CUSTOMER.contains(w));
+        if !hypothetical && !about_a_factor {
+            found.push(if negated { claim.negated() } else { *claim });
         }
+        last = Some((end, negated));
+        at = end;
     }
     found.into_iter()
 }

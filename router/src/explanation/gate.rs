@@ -31,6 +31,11 @@ impl SentenceGate {
         }
     }
 
+    /// Whether any text has been released.
+    pub fn released_any(&self) -> bool {
+        !self.released.is_empty()
+    }
+
     /// The grounds the stream is checked against.
     pub fn grounds(&self) -> &Grounds {
         &self.grounds

@@ -4,8 +4,9 @@
 /// Words a stated probability follows.
 const NOUNS: [&str; 5] = ["probability", "chance", "likelihood", "risk", "score"];
 
-/// Words allowed between the noun and the number ("probability of leaving is about 0.13").
-const LINKS: [&str; 19] = [
+/// Words allowed between the noun and the number ("probability of leaving is about 0.13", "risk of leaving is
+/// even higher (0.42)"); punctuation between them is skipped.
+const LINKS: [&str; 23] = [
     "of",
     "leaving",
     "churning",
@@ -25,6 +26,10 @@ const LINKS: [&str; 19] = [
     "low",
     "high",
     "estimated",
+    "even",
+    "higher",
+    "lower",
+    "than",
 ];
 
 /// The probabilities `sentence` states, as fractions.

@@ -23,10 +23,37 @@ pub(crate) fn normalise(text: &str) -> String {
     out
 }
 
-/// The normalised words of `text`.
+/// The normalised words of `text`, with each clause break (`,` `;` `:` `(` `)` and dashes between spaces) as a
+/// [`CLAUSE`] word.
 pub(crate) fn words(text: &str) -> Vec<String> {
-    normalise(text).split_whitespace().map(str::to_owned).collect()
+    let marked: String = text
+        .chars()
+        .map(|c| {
+            if matches!(c, ',' | ';' | ':' | '(' | ')') {
+                '|'
+            } else {
+                c
+            }
+        })
+        .collect::<String>()
+        .replace(" - ", " | ")
+        .replace(" \u{2013} ", " | ")
+        .replace(" \u{2014} ", " | ");
+    marked
+        .split('|')
+        .enumerate()
+        .flat_map(|(i, clause)| {
+            let words = normalise(clause)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>();
+            (i > 0).then(|| CLAUSE.to_owned()).into_iter().chain(words)
+        })
+        .collect()
 }
+
+/// The word [`words`] puts at a clause break.
+pub(crate) const CLAUSE: &str = ",";
 
 /// The sentences of `text`: each ends after `.`, `!` or `?` followed by white space (or the end), or at a line
 /// break; a decimal point ("0.13") does not end one.

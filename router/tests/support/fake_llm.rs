@@ -12,6 +12,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub enum Fault {
     /// A normal answer (whole or streamed, as asked).
     Ok,
+    /// A normal answer with this text (streamed a word at a time when asked to stream).
+    Says(&'static str),
     /// This HTTP status with a JSON error body, and a `Retry-After` header when given (seconds).
     Status(u16, Option<u64>),
     /// Waits, then answers normally.
@@ -152,11 +154,29 @@ async fn read_request(
 }
 
 fn completion() -> String {
-    r#"{"model":"fake","choices":[{"message":{"role":"assistant","content":"fake answer"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#.to_owned()
+    completion_of("fake answer")
+}
+
+fn completion_of(text: &str) -> String {
+    serde_json::json!({
+        "model": "fake",
+        "choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2}
+    })
+    .to_string()
+}
+
+/// A whole stream of `text`, a word at a time.
+fn stream_of(text: &str) -> String {
+    let deltas: String = text.split_inclusive(' ').map(delta).collect();
+    format!(
+        "{SSE_HEADERS}{deltas}data: {{\"choices\":[{{\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\ndata: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":3,\"completion_tokens\":2}}}}\n\ndata: [DONE]\n\n"
+    )
 }
 
 fn delta(text: &str) -> String {
-    format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"{text}\"}}}}]}}\n\n")
+    let content = serde_json::Value::String(text.to_owned());
+    format!("data: {{\"choices\":[{{\"delta\":{{\"content\":{content}}}}}]}}\n\n")
 }
 
 const SSE_HEADERS: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
@@ -187,6 +207,14 @@ async fn answer(
     match fault {
         Fault::Ok => {
             let _ = socket.write_all(normal.as_bytes()).await;
+        }
+        Fault::Says(text) => {
+            let reply = if streaming {
+                stream_of(text)
+            } else {
+                whole("200 OK", completion_of(text), "")
+            };
+            let _ = socket.write_all(reply.as_bytes()).await;
         }
         Fault::Status(code, retry_after) => {
             let extra = retry_after.map(|s| format!("retry-after: {s}\r\n")).unwrap_or_default();
