@@ -88,7 +88,7 @@ fn check(c: &mut Criterion) {
     group.bench_function("stream_gate", |b| {
         b.iter(|| {
             for (grounds, text) in &answers {
-                let mut gate = SentenceGate::new(grounds.clone());
+                let mut gate = SentenceGate::new(grounds.clone(), switchyard::explanation::PromptText::default());
                 for word in text.split_inclusive(' ') {
                     black_box(gate.push(word));
                 }

@@ -11,7 +11,7 @@ use super::accounting::Payer;
 use super::backend_chain::Complete;
 use super::{Engine, Generation, Prepared};
 use crate::error::RouterError;
-use crate::explanation::{Grounds, Source, Verdict};
+use crate::explanation::{Grounds, PromptText, Source, Verdict};
 use crate::policy::{Attempt, CheckMode, Explanations};
 use crate::request::RouteInput;
 use crate::telemetry::names::{EXPLANATION_BAND, EXPLANATION_SOURCE, EXPLANATION_VERDICT};
@@ -71,7 +71,7 @@ impl Engine {
         input: &RouteInput,
         deadline: Option<Instant>,
         payer: &Payer,
-        (mut generation, took): (Generation, Duration),
+        (mut generation, took, prompt): (Generation, Duration, PromptText),
     ) -> Result<(Generation, Option<ExplanationReport>), RouterError> {
         let (Some(grounds), policy) = (&prepared.grounds, &prepared.routing.policy) else {
             return Ok((generation, None));
@@ -81,7 +81,7 @@ impl Engine {
             return Ok((generation, None));
         }
         let target = &prepared.routing.decision.target;
-        let first = grounds.check(&generation.completion.text);
+        let first = grounds.check_answer(&generation.completion.text, &prompt);
         self.metrics.explanation_check(&target.name, "first", first.as_str());
         if first.passed() || mode == CheckMode::Observe {
             let report = ExplanationReport::new(grounds, first, Source::Llm);
@@ -161,10 +161,16 @@ impl Engine {
             return Ok(None);
         };
         let second = self.account(target, payer, &request, answer);
-        let verdict = grounds.check(&second.completion.text);
+        let verdict = grounds.check_answer(&second.completion.text, &prompt_text(&request));
         self.metrics.explanation_check(&target.name, "retry", verdict.as_str());
         Ok(Some((second, verdict)))
     }
+}
+
+/// The user message of `request`, as the echo check reads it.
+pub(super) fn prompt_text(request: &llm::ChatRequest) -> PromptText {
+    let user = request.messages.iter().rev().find(|m| m.role == "user");
+    PromptText::new(user.map_or("", |m| m.content.as_str()))
 }
 
 /// Two calls as one generation: the retry's answer when `use_second`, the usage and cost of both.
@@ -204,10 +210,10 @@ pub(super) enum StreamStep {
 }
 
 impl StreamCheck {
-    /// A check of a stream explaining `grounds` (`mode` is not `Off`).
-    pub(super) fn new(grounds: Grounds, mode: CheckMode) -> Self {
+    /// A check of a stream explaining `grounds`, written for `prompt` (`mode` is not `Off`).
+    pub(super) fn new(grounds: Grounds, prompt: PromptText, mode: CheckMode) -> Self {
         Self {
-            gate: crate::explanation::SentenceGate::new(grounds),
+            gate: crate::explanation::SentenceGate::new(grounds, prompt),
             mode,
             failed: None,
         }

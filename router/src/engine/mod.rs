@@ -201,7 +201,8 @@ impl Engine {
         let leg = self
             .llm_leg(&prepared, input, deadline, Complete, |target, request, answer| {
                 let took = answer.started.elapsed();
-                Ok((self.account(target, &payer, request, answer), took))
+                let prompt = explanation::prompt_text(request);
+                Ok((self.account(target, &payer, request, answer), took, prompt))
             })
             .await?;
         let (generation, explanation) = match leg.generation {
@@ -248,7 +249,7 @@ impl Engine {
                     .grounds
                     .clone()
                     .filter(|_| mode != CheckMode::Off)
-                    .map(|grounds| explanation::StreamCheck::new(grounds, mode));
+                    .map(|grounds| explanation::StreamCheck::new(grounds, explanation::prompt_text(request), mode));
                 Ok(GenerationStream::new(answer, meter, check))
             })
             .await?;

@@ -58,26 +58,16 @@ fn phrases() -> Vec<(Claim, String)> {
         "high chance",
         "high likelihood",
         "high probability",
-        "risk is high",
         "flight risk",
     ] {
         out.push((Claim::Leaves, phrase.to_owned()));
     }
-    for phrase in [
-        "at risk",
-        "elevated risk",
-        "moderate risk",
-        "medium risk",
-        "some risk",
-        "risk is elevated",
-        "risk is moderate",
-    ] {
+    for phrase in ["at risk", "elevated risk", "moderate risk", "medium risk", "some risk"] {
         out.push((Claim::SomeRisk, phrase.to_owned()));
     }
     for phrase in [
         "low risk",
         "low churn risk",
-        "risk is low",
         "low chance",
         "low likelihood",
         "low probability",
@@ -145,6 +135,40 @@ const INTENSIFIERS: [&str; 14] = [
     "also",
 ];
 
+/// Nouns whose level a sentence may state ("the risk that this customer leaves is high").
+const LEVELLED: [&str; 4] = ["risk", "chance", "likelihood", "probability"];
+
+/// Verbs that state a level.
+const COPULAS: [&str; 7] = ["is", "are", "was", "remains", "stays", "seems", "looks"];
+
+/// How many words may stand between a levelled noun and its verb.
+const LEVEL_REACH: usize = 6;
+
+/// What a stated level claims.
+fn level(word: &str) -> Option<Claim> {
+    match word {
+        "high" => Some(Claim::Leaves),
+        "low" | "minimal" => Some(Claim::Safe),
+        "elevated" | "moderate" | "medium" => Some(Claim::SomeRisk),
+        _ => None,
+    }
+}
+
+/// The level a clause states for a risk noun at `at`: "risk (of leaving | that this customer leaves) is (not)
+/// high".
+fn stated_level(words: &[&str], at: usize) -> Option<Claim> {
+    let verb = (at + 1..words.len().min(at + 2 + LEVEL_REACH))
+        .take_while(|&i| words[i] != CLAUSE)
+        .find(|&i| COPULAS.contains(&words[i]))?;
+    let mut next = verb + 1;
+    let negated = words.get(next).is_some_and(|w| NEGATORS.contains(w));
+    if negated {
+        next += 1;
+    }
+    let claim = level(words.get(next)?)?;
+    Some(if negated { claim.negated() } else { claim })
+}
+
 /// Words that make the rest of their clause a hypothesis or a reported assumption, not a claim ("even if the
 /// question assumes the customer will leave").
 const HYPOTHETICAL: [&str; 9] = [
@@ -171,6 +195,7 @@ const NEGATORS: [&str; 14] = [
 /// The claims `words` (normalised, clause breaks marked) make, in order; a phrase's words are not read again
 /// ("unlikely to leave" is one claim, and "low churn risk" is not also "churn risk"). A negation carries over a
 /// run of adjacent phrases ("not a high-risk, high-probability event"); a hypothesis lasts to its clause's end.
+/// A risk noun's stated level is a claim too ("the risk that this customer leaves is high").
 pub(crate) fn claims(words: &[String]) -> impl Iterator<Item = Claim> {
     let words: Vec<&str> = words
         .iter()
@@ -191,6 +216,12 @@ pub(crate) fn claims(words: &[String]) -> impl Iterator<Item = Claim> {
             continue;
         }
         hypothetical |= HYPOTHETICAL.contains(&word);
+        if LEVELLED.contains(&word)
+            && !hypothetical
+            && let Some(claim) = stated_level(&words, at)
+        {
+            found.push(claim);
+        }
         let matched = BY_FIRST_WORD.get(word).and_then(|candidates| {
             candidates.iter().find(|(_, phrase)| {
                 phrase.len() <= words.len() - at && phrase.iter().zip(&words[at..]).all(|(p, w)| p == w)

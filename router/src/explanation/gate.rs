@@ -2,7 +2,7 @@
 //! checked before it leaves, so a sentence that contradicts the score never reaches the caller; the whole text
 //! is checked for a top field when the stream ends.
 
-use super::{Grounds, Verdict, text};
+use super::{Grounds, PromptText, Verdict, text};
 
 /// What the gate says after a piece of text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,15 +17,17 @@ pub enum GateStep {
 #[derive(Debug)]
 pub struct SentenceGate {
     grounds: Grounds,
+    prompt: PromptText,
     pending: String,
     released: String,
 }
 
 impl SentenceGate {
-    /// A gate for an explanation of `grounds`.
-    pub fn new(grounds: Grounds) -> Self {
+    /// A gate for an explanation of `grounds` written for `prompt`.
+    pub fn new(grounds: Grounds, prompt: PromptText) -> Self {
         Self {
             grounds,
+            prompt,
             pending: String::new(),
             released: String::new(),
         }
@@ -47,7 +49,7 @@ impl SentenceGate {
         let mut release = String::new();
         while let Some(end) = text::sentence_end(&self.pending) {
             let sentence: String = self.pending.drain(..end).collect();
-            let verdict = self.grounds.check_sentence(&sentence);
+            let verdict = self.grounds.check_sentence(&sentence, &self.prompt);
             if !verdict.passed() {
                 return GateStep::Fail(verdict);
             }
@@ -61,7 +63,7 @@ impl SentenceGate {
     /// On success, returns the rest to send.
     pub fn finish(&mut self) -> Result<String, Verdict> {
         let rest = std::mem::take(&mut self.pending);
-        let verdict = self.grounds.check_sentence(&rest);
+        let verdict = self.grounds.check_sentence(&rest, &self.prompt);
         if !verdict.passed() {
             return Err(verdict);
         }

@@ -10,12 +10,14 @@
 
 mod band;
 mod claims;
+mod echo;
 mod gate;
 mod probability;
 mod template;
 pub(crate) mod text;
 
 pub use band::Band;
+pub use echo::PromptText;
 pub use gate::{GateStep, SentenceGate};
 
 use std::collections::BTreeMap;
@@ -35,6 +37,8 @@ pub enum Verdict {
     ContradictsBand,
     /// A stated probability is neither the score nor the threshold.
     MisstatesProbability,
+    /// A sentence copies the prompt back.
+    EchoesPrompt,
     /// None of the strongest fields is named.
     NoTopField,
 }
@@ -46,6 +50,7 @@ impl Verdict {
             Self::Faithful => "faithful",
             Self::ContradictsBand => "contradicts_band",
             Self::MisstatesProbability => "misstates_probability",
+            Self::EchoesPrompt => "echoes_prompt",
             Self::NoTopField => "no_top_field",
         }
     }
@@ -133,11 +138,16 @@ impl Grounds {
         }
     }
 
-    /// Checks a whole explanation.
+    /// Checks a whole explanation (without its prompt: no echo check).
     pub fn check(&self, text: &str) -> Verdict {
+        self.check_answer(text, &PromptText::default())
+    }
+
+    /// Checks a whole explanation written for `prompt`.
+    pub fn check_answer(&self, text: &str, prompt: &PromptText) -> Verdict {
         let mut verdict = Verdict::Faithful;
         for sentence in text::sentences(text) {
-            let found = self.check_sentence(sentence);
+            let found = self.check_sentence(sentence, prompt);
             if found != Verdict::Faithful {
                 verdict = found;
                 break;
@@ -149,8 +159,12 @@ impl Grounds {
         verdict
     }
 
-    /// Checks one sentence for claims against the band and misstated probabilities (a question claims nothing).
-    fn check_sentence(&self, sentence: &str) -> Verdict {
+    /// Checks one sentence for claims against the band, misstated probabilities (a question claims nothing) and
+    /// copies of the prompt.
+    fn check_sentence(&self, sentence: &str, prompt: &PromptText) -> Verdict {
+        if prompt.copied(sentence) {
+            return Verdict::EchoesPrompt;
+        }
         if sentence.trim_end().ends_with('?') {
             return Verdict::Faithful;
         }

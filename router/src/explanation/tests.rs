@@ -238,7 +238,7 @@ fn the_template_states_the_band_and_the_fields_and_passes_its_own_check() {
 
 #[test]
 fn a_stream_is_released_a_checked_sentence_at_a_time() {
-    let mut gate = SentenceGate::new(grounds(0.09));
+    let mut gate = SentenceGate::new(grounds(0.09), PromptText::default());
     assert_eq!(gate.push("The risk is low (0.09"), GateStep::Release(String::new()));
     assert_eq!(
         gate.push(").\nThe contract"),
@@ -247,14 +247,14 @@ fn a_stream_is_released_a_checked_sentence_at_a_time() {
     assert_eq!(gate.push(" keeps them"), GateStep::Release(String::new()));
     assert_eq!(gate.finish(), Ok("The contract keeps them".into()));
 
-    let mut gate = SentenceGate::new(grounds(0.09));
+    let mut gate = SentenceGate::new(grounds(0.09), PromptText::default());
     assert_eq!(
         gate.push("The contract matters. They are likely"),
         GateStep::Release("The contract matters.".into())
     );
     assert_eq!(gate.push(" to leave. Offer"), GateStep::Fail(Verdict::ContradictsBand));
 
-    let mut gate = SentenceGate::new(grounds(0.09));
+    let mut gate = SentenceGate::new(grounds(0.09), PromptText::default());
     assert_eq!(
         gate.push("Offer a discount. "),
         GateStep::Release("Offer a discount.".into())
@@ -263,5 +263,33 @@ fn a_stream_is_released_a_checked_sentence_at_a_time() {
         gate.finish(),
         Err(Verdict::NoTopField),
         "the whole text names no top field"
+    );
+}
+
+#[test]
+fn a_sentence_copied_from_the_prompt_is_an_echo_but_the_opening_it_quotes_is_not() {
+    let prompt = PromptText::new(
+        "Question about a customer: Why will this customer leave?\nIn two sentences, explain the risk with the main \
+         factors, then suggest one retention action.\nYour answer must begin: \"The risk of leaving is high, mainly \
+         because of the contract (Month-to-month)\".",
+    );
+    let g = grounds(0.62);
+    let echo = "In two sentences, explain the risk with the main factors. The contract matters.";
+    assert_eq!(g.check_answer(echo, &prompt), Verdict::EchoesPrompt);
+    let opening = "The risk of leaving is high, mainly because of the contract (Month-to-month). Offer a discount.";
+    assert_eq!(
+        g.check_answer(opening, &prompt),
+        Verdict::Faithful,
+        "the quoted opening is what was asked for"
+    );
+    assert_eq!(
+        g.check_answer("Why will this customer leave? The contract.", &prompt),
+        Verdict::Faithful,
+        "short"
+    );
+    assert_eq!(
+        g.check(echo),
+        Verdict::Faithful,
+        "without the prompt there is nothing to echo"
     );
 }

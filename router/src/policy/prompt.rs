@@ -44,13 +44,14 @@ pub fn default_user_prompt(hybrid: bool) -> &'static str {
 /// The default user-message template of LLM targets.
 const DEFAULT_CHAT_TEMPLATE: &str = "{{ text }}";
 
-/// The default user-message template of hybrid targets: the facts (band, score, the strongest fields and their
-/// direction), the caller's question, and the instruction to explain that result whatever the question assumes.
-const DEFAULT_HYBRID_TEMPLATE: &str = "The churn model rates this customer's risk of leaving as \
-{{ prediction.band_words }} ({{ prediction.score }}). Main factors: {{ factors_prose }}.
-Question: {{ question }}
-Explain why the risk is {{ prediction.band }} (even if the question assumes otherwise), naming the main factors, \
-and suggest one retention action.";
+/// The default user-message template of hybrid targets: the caller's question, then the facts (band, score, the
+/// strongest fields and their direction), then the instruction to explain that result, with the answer's opening
+/// given (small models follow the question's framing otherwise: measured in docs/hybrid.md).
+const DEFAULT_HYBRID_TEMPLATE: &str = "Question about a customer: {{ question }}
+Facts from the churn model: the risk that this customer leaves is {{ prediction.band_words }} \
+({{ prediction.score }}).{% if factors %} Main factors: {{ factors_prose }}.{% endif %}
+In two sentences, explain the risk with the main factors, then suggest one retention action.
+Your answer must begin: \"{{ opening }}\".";
 
 /// The default retry after an explanation failed its check: the first sentence is given.
 pub const DEFAULT_RETRY_PROMPT: &str = "Main factors: {{ factors_prose }}.
@@ -250,6 +251,16 @@ impl Prompts {
                 .map(|f| format!("{} ({}) {} it", f.name, f.value, f.direction))
                 .collect::<Vec<_>>(),
         );
+        let opening = match (input.grounds, factors.first()) {
+            (Some(g), Some(first)) => format!(
+                "The risk of leaving is {}, mainly because of the {} ({})",
+                g.band.as_str(),
+                first.name,
+                first.value
+            ),
+            (Some(g), None) => format!("The risk of leaving is {}", g.band.as_str()),
+            (None, _) => String::new(),
+        };
         let lead = match (input.grounds, factors.first()) {
             (Some(g), Some(first)) => format!(
                 "The churn model rates this customer's risk of leaving as {} ({:.2}), mainly because of their {} ({}).",
@@ -290,6 +301,7 @@ impl Prompts {
             influential => Value::from(Serde(&influential)),
             factors => Value::from(Serde(&factors)),
             factors_prose,
+            opening,
             lead,
             tenant => input.tenant,
         };
@@ -435,17 +447,22 @@ mod tests {
         let user = prompts.render(&target, &input, Attempt::First).unwrap().messages[1]
             .content
             .clone();
-        assert!(user.contains("risk of leaving as high (0.88)"), "{user}");
+        assert!(
+            user.contains("the risk that this customer leaves is high (0.88)"),
+            "{user}"
+        );
         assert!(
             user.contains("Main factors: contract (Month-to-month) raises it and months with us ((blank)) lowers it."),
             "the policy's names, the record's values, the direction: {user}"
         );
         assert!(
-            user.contains(&format!("Question: {DEFAULT_HYBRID_QUESTION}")),
+            user.starts_with(&format!("Question about a customer: {DEFAULT_HYBRID_QUESTION}")),
             "no text: the default question"
         );
         assert!(
-            user.contains("Explain why the risk is high (even if the question assumes otherwise)"),
+            user.ends_with(
+                "must begin: \"The risk of leaving is high, mainly because of the contract (Month-to-month)\"."
+            ),
             "{user}"
         );
         let retry = prompts.render(&target, &input, Attempt::Retry).unwrap().messages[1]
