@@ -15,19 +15,22 @@ pub struct PromptText(String);
 impl PromptText {
     /// The user message `prompt`.
     pub fn new(prompt: &str) -> Self {
-        let unquoted: String = prompt
-            .split(['"', '\u{201c}', '\u{201d}'])
-            .step_by(2)
-            .collect::<Vec<_>>()
-            .join(" | ");
-        Self(text::normalise(&unquoted))
+        Self(text::normalise(&unquoted(prompt)))
     }
 
-    /// Whether `sentence` is copied from the prompt.
+    /// Whether `sentence` (its quoted parts aside) is copied from the prompt.
     pub fn copied(&self, sentence: &str) -> bool {
-        let normalised = text::normalise(sentence);
+        let normalised = text::normalise(&unquoted(sentence));
         !self.0.trim().is_empty()
             && normalised.split_whitespace().count() >= MIN_WORDS
             && self.0.contains(normalised.as_str())
     }
+}
+
+/// `text` without what it quotes.
+fn unquoted(text: &str) -> String {
+    text.split(['"', '\u{201c}', '\u{201d}'])
+        .step_by(2)
+        .collect::<Vec<_>>()
+        .join(" | ")
 }

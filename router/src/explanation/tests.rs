@@ -292,4 +292,15 @@ fn a_sentence_copied_from_the_prompt_is_an_echo_but_the_opening_it_quotes_is_not
         Verdict::Faithful,
         "without the prompt there is nothing to echo"
     );
+    let retry = PromptText::new(
+        "Main factors: contract (Month-to-month) raises it.\nBegin your answer with exactly this sentence: \"The \
+         churn model rates this customer's risk of leaving as high (0.62).\" Then suggest one retention action.",
+    );
+    // Cut off by the token limit right after the quote: the sentence outside it is the prompt's.
+    let copied = "Begin your answer with exactly this sentence: \"The churn model rates it as high (0.62).\" Then";
+    assert_eq!(
+        g.check_answer(copied, &retry),
+        Verdict::EchoesPrompt,
+        "quoted parts aside, a copy"
+    );
 }
