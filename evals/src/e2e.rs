@@ -90,6 +90,21 @@ pub fn faithfulness(
     explanations: &Explanations,
     source: String,
 ) -> Faithfulness {
+    let grounds = grounds(prediction, record, explanations);
+    let verdict = grounds.check(text);
+    Faithfulness {
+        source,
+        names_top_field: grounds.names_top_field(text),
+        contradicts: matches!(verdict, Verdict::ContradictsBand | Verdict::MisstatesProbability),
+    }
+}
+
+/// What an explanation of `prediction` must agree with, by the policy's `explanations` settings.
+pub fn grounds(
+    prediction: &pb::Prediction,
+    record: Option<&BTreeMap<String, FeatureValue>>,
+    explanations: &Explanations,
+) -> Grounds {
     let influences: Vec<classical::Influence> = prediction
         .top_features
         .iter()
@@ -98,19 +113,7 @@ pub fn faithfulness(
             delta: f.delta,
         })
         .collect();
-    let grounds = Grounds::new(
-        (prediction.score, prediction.threshold, explanations.elevated_from),
-        &influences,
-        explanations.top_fields,
-        record,
-        &explanations.field_names,
-    );
-    let verdict = grounds.check(text);
-    Faithfulness {
-        source,
-        names_top_field: grounds.names_top_field(text),
-        contradicts: matches!(verdict, Verdict::ContradictsBand | Verdict::MisstatesProbability),
-    }
+    explanations.grounds((prediction.score, prediction.threshold), &influences, record)
 }
 
 /// The record as the `features` Struct.
@@ -149,35 +152,59 @@ pub async fn run(
             addr: options.addr.clone(),
             reason: e.to_string(),
         })?;
-    let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let shared = Arc::new(options.clone());
+    replay(
+        requests,
+        &client,
+        options.concurrency,
+        &options.addr,
+        progress,
+        move |mut client, request| {
+            let options = shared.clone();
+            async move { call(&mut client, &request, &options).await }
+        },
+    )
+    .await
+}
+
+/// Runs `ask` on every item with its own clone of `client`, `concurrency` at a time, in order; `progress` sees
+/// (done, total) after each.
+pub async fn replay<T, R, F>(
+    items: &[T],
+    client: &RouterClient<tonic::transport::Channel>,
+    concurrency: usize,
+    addr: &str,
+    progress: impl Fn(usize, usize) + Send + Sync + 'static,
+    ask: impl Fn(RouterClient<tonic::transport::Channel>, T) -> F,
+) -> Result<Vec<R>, EvalError>
+where
+    T: Clone,
+    R: Send + 'static,
+    F: Future<Output = R> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(concurrency.max(1)));
     let done = Arc::new(AtomicUsize::new(0));
     let progress = Arc::new(progress);
-    let total = requests.len();
+    let total = items.len();
     let mut tasks = Vec::with_capacity(total);
-    for request in requests {
-        let request = request.clone();
-        let (mut client, slots, done, progress, options) = (
-            client.clone(),
-            slots.clone(),
-            done.clone(),
-            progress.clone(),
-            options.clone(),
-        );
+    for item in items {
+        let answer = ask(client.clone(), item.clone());
+        let (slots, done, progress) = (slots.clone(), done.clone(), progress.clone());
         tasks.push(tokio::spawn(async move {
             let _slot = slots.acquire_owned().await;
-            let outcome = call(&mut client, &request, &options).await;
+            let answer = answer.await;
             progress(done.fetch_add(1, Ordering::SeqCst) + 1, total);
-            outcome
+            answer
         }));
     }
-    let mut outcomes = Vec::with_capacity(total);
+    let mut answers = Vec::with_capacity(total);
     for task in tasks {
-        outcomes.push(task.await.map_err(|e| EvalError::Gateway {
-            addr: options.addr.clone(),
+        answers.push(task.await.map_err(|e| EvalError::Gateway {
+            addr: addr.to_owned(),
             reason: e.to_string(),
         })?);
     }
-    Ok(outcomes)
+    Ok(answers)
 }
 
 async fn call(

@@ -10,14 +10,13 @@ use std::time::{Duration, Instant};
 
 use classical::schema::FeatureValue;
 use serde::{Deserialize, Serialize};
-use switchyard::explanation::{Band, Grounds, Verdict};
+use switchyard::explanation::{Band, Verdict};
 use switchyard::policy::Explanations;
 use switchyard_proto::v1 as pb;
 use switchyard_proto::v1::router_client::RouterClient;
-use tokio::sync::Semaphore;
 
 use crate::EvalError;
-use crate::e2e::features;
+use crate::e2e::{features, grounds, replay};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -138,35 +137,19 @@ pub async fn run(
             addr: options.addr.clone(),
             reason: e.to_string(),
         })?;
-    let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
-    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let progress = Arc::new(progress);
-    let total = cases.len();
-    let mut tasks = Vec::with_capacity(total);
-    for case in cases {
-        let (case, mut client, slots, done, progress) = (
-            case.clone(),
-            client.clone(),
-            slots.clone(),
-            done.clone(),
-            progress.clone(),
-        );
-        let (options, explanations) = (options.clone(), explanations.clone());
-        tasks.push(tokio::spawn(async move {
-            let _slot = slots.acquire_owned().await;
-            let answer = ask(&mut client, &case, &explanations, &options).await;
-            progress(done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1, total);
-            answer
-        }));
-    }
-    let mut answers = Vec::with_capacity(total);
-    for task in tasks {
-        answers.push(task.await.map_err(|e| EvalError::Gateway {
-            addr: options.addr.clone(),
-            reason: e.to_string(),
-        })?);
-    }
-    Ok(answers)
+    let shared = Arc::new((options.clone(), explanations.clone()));
+    replay(
+        cases,
+        &client,
+        options.concurrency,
+        &options.addr,
+        progress,
+        move |mut client, case| {
+            let shared = shared.clone();
+            async move { ask(&mut client, &case, &shared.1, &shared.0).await }
+        },
+    )
+    .await
 }
 
 /// What a call returned, whole or streamed.
@@ -236,21 +219,7 @@ async fn ask(
     };
     let explanation = returned.explanation.unwrap_or_default();
     let prediction = returned.prediction.unwrap_or_default();
-    let influences: Vec<classical::Influence> = prediction
-        .top_features
-        .iter()
-        .map(|f| classical::Influence {
-            feature: f.feature.clone(),
-            delta: f.delta,
-        })
-        .collect();
-    let grounds = Grounds::new(
-        (prediction.score, prediction.threshold, explanations.elevated_from),
-        &influences,
-        explanations.top_fields,
-        Some(&case.record),
-        &explanations.field_names,
-    );
+    let grounds = grounds(&prediction, Some(&case.record), explanations);
     let checked = Instant::now();
     let verdict = grounds.check(&returned.text);
     answer.check_us = checked.elapsed().as_secs_f64() * 1e6;

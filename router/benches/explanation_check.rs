@@ -7,64 +7,17 @@
 // Bench code: a failure is the bench failing, so expect/panic are the point here.
 #![allow(clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 
-use classical::schema::FeatureValue;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use switchyard::explanation::{Grounds, SentenceGate};
+use switchyard::explanation::{Grounds, PromptText, SentenceGate};
+
+#[path = "../tests/labelled/mod.rs"]
+mod labelled;
 
 /// Each labelled answer with its grounds.
 fn answers() -> Vec<(Grounds, String)> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let policy = std::fs::read_to_string(root.join("../deploy/config/policy.toml")).expect("policy");
-    let context = switchyard::policy::PolicyContext {
-        backends: ["local".to_owned()].into(),
-        ..Default::default()
-    };
-    let explanations = switchyard::policy::compile(std::path::Path::new("policy.toml"), &policy, &context)
-        .expect("compiles")
-        .explanations;
-    let text = std::fs::read_to_string(root.join("tests/data/explanation_labels.jsonl")).expect("answers");
-    text.lines()
-        .map(|line| {
-            let case: serde_json::Value = serde_json::from_str(line).expect("json");
-            let record: BTreeMap<String, FeatureValue> = case["record"]
-                .as_object()
-                .expect("record")
-                .iter()
-                .map(|(k, v)| {
-                    let value = match v {
-                        serde_json::Value::Number(n) => FeatureValue::Number(n.as_f64().expect("number")),
-                        serde_json::Value::String(s) => FeatureValue::Text(s.clone()),
-                        _ => FeatureValue::Null,
-                    };
-                    (k.clone(), value)
-                })
-                .collect();
-            let influences: Vec<classical::Influence> = case["top_features"]
-                .as_array()
-                .expect("features")
-                .iter()
-                .map(|f| classical::Influence {
-                    feature: f["feature"].as_str().expect("feature").to_owned(),
-                    delta: f["delta"].as_f64().expect("delta") as f32,
-                })
-                .collect();
-            let grounds = Grounds::new(
-                (
-                    case["score"].as_f64().expect("score") as f32,
-                    case["threshold"].as_f64().expect("threshold") as f32,
-                    explanations.elevated_from,
-                ),
-                &influences,
-                explanations.top_fields,
-                Some(&record),
-                &explanations.field_names,
-            );
-            (grounds, case["text"].as_str().expect("text").to_owned())
-        })
-        .collect()
+    labelled::answers().into_iter().map(|l| (l.grounds, l.text)).collect()
 }
 
 fn check(c: &mut Criterion) {
@@ -88,7 +41,7 @@ fn check(c: &mut Criterion) {
     group.bench_function("stream_gate", |b| {
         b.iter(|| {
             for (grounds, text) in &answers {
-                let mut gate = SentenceGate::new(grounds.clone(), switchyard::explanation::PromptText::default());
+                let mut gate = SentenceGate::new(grounds.clone(), PromptText::default());
                 for word in text.split_inclusive(' ') {
                     black_box(gate.push(word));
                 }

@@ -27,6 +27,25 @@ fn low() -> prost_types::Struct {
     record
 }
 
+/// The text a stream's deltas add up to.
+fn text_of(events: &[Event]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Delta(d) => Some(d.text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The summary that ends a stream.
+fn summary(events: &[Event]) -> &switchyard_proto::v1::Summary {
+    match events.last() {
+        Some(Event::Summary(summary)) => summary,
+        other => panic!("a stream ends with its summary: {other:?}"),
+    }
+}
+
 fn ask(question: &str, record: prost_types::Struct) -> RouteRequest {
     RouteRequest {
         text: question.into(),
@@ -155,21 +174,12 @@ async fn a_stream_stops_before_its_failing_sentence_and_ends_with_the_replacemen
     )
     .await;
     let events = stream_events(&mut gateway.client().await, ask("why will this customer leave?", low())).await;
-    let streamed: String = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Delta(d) => Some(d.text.as_str()),
-            _ => None,
-        })
-        .collect();
+    let streamed = text_of(&events);
     assert_eq!(
         streamed, "The two-year contract matters here.",
         "the failing sentence is never sent"
     );
-    let Some(Event::Summary(summary)) = events.last() else {
-        panic!("{events:?}")
-    };
-    let explanation = summary.explanation.clone().unwrap();
+    let explanation = summary(&events).explanation.clone().unwrap();
     assert_eq!(
         (explanation.source.as_str(), explanation.first_verdict.as_str()),
         ("template", "contradicts_band")
@@ -189,21 +199,12 @@ async fn a_stream_stops_before_its_failing_sentence_and_ends_with_the_replacemen
     )
     .await;
     let events = stream_events(&mut gateway.client().await, ask("why will this customer leave?", low())).await;
-    let streamed: String = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Delta(d) => Some(d.text.as_str()),
-            _ => None,
-        })
-        .collect();
+    let streamed = text_of(&events);
     assert_eq!(
         streamed,
         "The two-year contract keeps the risk low. Thank them for staying."
     );
-    let Some(Event::Summary(summary)) = events.last() else {
-        panic!("{events:?}")
-    };
-    let explanation = summary.explanation.clone().unwrap();
+    let explanation = summary(&events).explanation.clone().unwrap();
     assert_eq!(
         (explanation.source.as_str(), explanation.replacement.as_str()),
         ("llm", "")
@@ -233,9 +234,7 @@ async fn a_stream_that_fails_before_sending_anything_is_answered_by_the_retry() 
         ["The two-year contract keeps their risk of leaving low."],
         "only the retry is sent"
     );
-    let Some(Event::Summary(summary)) = events.last() else {
-        panic!("{events:?}")
-    };
+    let summary = summary(&events);
     let explanation = summary.explanation.clone().unwrap();
     assert_eq!(
         (

@@ -553,13 +553,10 @@ fn grounds(
     input: &RouteInput,
 ) -> Option<crate::explanation::Grounds> {
     let prediction = prediction.filter(|_| target.kind == TargetKind::Hybrid)?;
-    let explanations = &policy.explanations;
-    Some(crate::explanation::Grounds::new(
-        (prediction.score, prediction.threshold, explanations.elevated_from),
+    Some(policy.explanations.grounds(
+        (prediction.score, prediction.threshold),
         &prediction.top_features,
-        explanations.top_fields,
         input.record.as_ref(),
-        &explanations.field_names,
     ))
 }
 

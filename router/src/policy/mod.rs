@@ -234,6 +234,25 @@ pub struct Explanations {
     pub field_names: crate::explanation::FieldNames,
 }
 
+impl Explanations {
+    /// What an explanation of a score (with its `threshold`) must agree with, by these settings: its band, and
+    /// the strongest of `influences` with the ways prose names them (`record`: their values).
+    pub fn grounds(
+        &self,
+        (score, threshold): (f32, f32),
+        influences: &[classical::Influence],
+        record: Option<&std::collections::BTreeMap<String, classical::schema::FeatureValue>>,
+    ) -> crate::explanation::Grounds {
+        crate::explanation::Grounds::new(
+            (score, threshold, self.elevated_from),
+            influences,
+            self.top_fields,
+            record,
+            &self.field_names,
+        )
+    }
+}
+
 impl Default for Explanations {
     fn default() -> Self {
         Self {
