@@ -1,5 +1,7 @@
 //! A fake OpenAI-compatible backend: a fixed chat completion, whole or streamed after a fixed time to first
-//! token. It does no work, so what a benchmark measures through it is the caller's own cost.
+//! token. It does no work, so what a benchmark measures through it is the caller's own cost. Asked for an
+//! answer that must begin a given way (Switchyard's hybrid prompt), it answers with that opening, as an
+//! instruction-following model would, so the gateway's explanation check passes as it does for the real one.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,19 +61,35 @@ pub(crate) async fn serve(args: FakeArgs) -> Result<(), Box<dyn std::error::Erro
     Ok(())
 }
 
+/// The opening a request's last message asks the answer to begin with (`must begin: "..."`).
+fn required_opening(request: &serde_json::Value) -> Option<String> {
+    let content = request.get("messages")?.as_array()?.last()?.get("content")?.as_str()?;
+    let (_, rest) = content.split_once("must begin: \"")?;
+    rest.split_once('"').map(|(opening, _)| opening.to_owned())
+}
+
 async fn complete(State(pace): State<Arc<Pace>>, body: Bytes) -> Response {
-    let streamed = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
+    let request = serde_json::from_slice::<serde_json::Value>(&body).ok();
+    let streamed = request
+        .as_ref()
         .and_then(|v| v.get("stream").and_then(serde_json::Value::as_bool))
         .unwrap_or(false);
+    let opening = request.as_ref().and_then(required_opening);
     let response = if streamed {
         Response::builder()
             .header(header::CONTENT_TYPE, "text/event-stream")
             .body(Body::from_stream(events(*pace)))
     } else {
+        let body = match opening {
+            Some(opening) => COMPLETION.replace(
+                "Paris is the capital of France.",
+                &format!("{}.", opening.replace('"', "'")),
+            ),
+            None => COMPLETION.to_owned(),
+        };
         Response::builder()
             .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(COMPLETION))
+            .body(Body::from(body))
     };
     response.unwrap_or_else(|_| {
         let mut failed = Response::new(Body::empty());
