@@ -1,5 +1,6 @@
 //! The cost of holding a hybrid answer to its score: `Grounds::check` on the 60 real SmolLM2 answers of
-//! `tests/data/explanation_labels.jsonl` (whole answers), and the stream gate fed the same texts a word at a time,
+//! `tests/data/explanation_labels.jsonl` (whole answers; alone, and with the echo check against a prompt of the
+//! default's shape, as the gateway runs it), and the stream gate fed the same texts a word at a time,
 //! each beside a baseline measured in the same run: one lower-casing pass over the same text (the least any
 //! reading of it costs). Target: the check ≤ 50 µs per answer (docs/hybrid.md). Run: `cargo bench -p switchyard
 //! --bench explanation_check`.
@@ -20,6 +21,30 @@ fn answers() -> Vec<(Grounds, String)> {
     labelled::answers().into_iter().map(|l| (l.grounds, l.text)).collect()
 }
 
+/// A prompt of the default's shape and length for `grounds` (what the echo check reads).
+fn prompt(grounds: &Grounds) -> PromptText {
+    let factors: Vec<String> = grounds
+        .top_fields
+        .iter()
+        .map(|f| {
+            format!(
+                "{} ({}) {} it",
+                f.name,
+                f.value,
+                if f.delta > 0.0 { "raises" } else { "lowers" }
+            )
+        })
+        .collect();
+    let band = grounds.band.as_str();
+    PromptText::new(&format!(
+        "Question about a customer: Why will this customer leave?\nFacts from the churn model: the risk that this \
+         customer leaves is {band} ({:.2}). Main factors: {}.\nIn two sentences, explain the risk with the main \
+         factors, then suggest one retention action.\nYour answer must begin: \"The risk of leaving is {band}\".",
+        grounds.score,
+        factors.join(", ")
+    ))
+}
+
 fn check(c: &mut Criterion) {
     let answers = answers();
     let mut group = c.benchmark_group("explanation");
@@ -38,10 +63,19 @@ fn check(c: &mut Criterion) {
             }
         });
     });
+    let prompted: Vec<(Grounds, String, PromptText)> =
+        answers.iter().map(|(g, t)| (g.clone(), t.clone(), prompt(g))).collect();
+    group.bench_function("check_with_prompt", |b| {
+        b.iter(|| {
+            for (grounds, text, prompt) in &prompted {
+                black_box(grounds.check_answer(text, prompt));
+            }
+        });
+    });
     group.bench_function("stream_gate", |b| {
         b.iter(|| {
-            for (grounds, text) in &answers {
-                let mut gate = SentenceGate::new(grounds.clone(), PromptText::default());
+            for (grounds, text, prompt) in &prompted {
+                let mut gate = SentenceGate::new(grounds.clone(), prompt.clone());
                 for word in text.split_inclusive(' ') {
                     black_box(gate.push(word));
                 }

@@ -20,10 +20,11 @@ impl PromptText {
 
     /// Whether `sentence` (its quoted parts aside) is copied from the prompt.
     pub fn copied(&self, sentence: &str) -> bool {
+        if self.0.trim().is_empty() {
+            return false;
+        }
         let normalised = text::normalise(&unquoted(sentence));
-        !self.0.trim().is_empty()
-            && normalised.split_whitespace().count() >= MIN_WORDS
-            && self.0.contains(normalised.as_str())
+        normalised.split_whitespace().count() >= MIN_WORDS && self.0.contains(normalised.as_str())
     }
 }
 
