@@ -14,7 +14,9 @@ use prometheus::{Encoder, TextEncoder};
 
 use crate::telemetry::Telemetry;
 
+mod explanations;
 mod genai;
+use explanations::ExplanationCounters;
 pub use genai::LlmLabels;
 use std::sync::atomic::Ordering;
 
@@ -56,12 +58,8 @@ pub struct Metrics {
     rpc_duration: Histogram<f64>,
     /// `switchyard.decisions` by `switchyard.label_group`, `switchyard.target`.
     decisions: Counter<u64>,
-    /// `switchyard.explanations` by `switchyard.target`, `switchyard.explanation.source`: hybrid answers by where
-    /// their explanation came from.
-    explanations: Counter<u64>,
-    /// `switchyard.explanation.checks` by `switchyard.target`, `switchyard.explanation.attempt`,
-    /// `switchyard.explanation.verdict`: every check of an LLM explanation.
-    explanation_checks: Counter<u64>,
+    /// Hybrid explanations by source, and every check of one.
+    explanations: ExplanationCounters,
     /// `switchyard.classifier.confidence`: the decided label's probability.
     confidence: Histogram<f64>,
     /// `switchyard.score.duration`: scoring, queue wait included.
@@ -169,14 +167,7 @@ impl Metrics {
                 .u64_counter("switchyard.decisions")
                 .with_description("Routing decisions by label group and target")
                 .build(),
-            explanations: meter
-                .u64_counter("switchyard.explanations")
-                .with_description("Hybrid explanations by target and source (llm, llm_retried, template)")
-                .build(),
-            explanation_checks: meter
-                .u64_counter("switchyard.explanation.checks")
-                .with_description("Checks of LLM explanations against their score, by target, attempt and verdict")
-                .build(),
+            explanations: ExplanationCounters::new(&meter),
             confidence: meter
                 .f64_histogram("switchyard.classifier.confidence")
                 .with_description("Probability of the classifier's decided label")
@@ -433,25 +424,12 @@ impl Metrics {
 
     /// One check of an LLM explanation (`attempt`: `first`, `retry` or `stream`): `switchyard.explanation.checks`.
     pub fn explanation_check(&self, target: &str, attempt: &'static str, verdict: &'static str) {
-        self.explanation_checks.add(
-            1,
-            &[
-                KeyValue::new("switchyard.target", target.to_owned()),
-                KeyValue::new("switchyard.explanation.attempt", attempt),
-                KeyValue::new("switchyard.explanation.verdict", verdict),
-            ],
-        );
+        self.explanations.check(target, attempt, verdict);
     }
 
     /// One hybrid answer's explanation and where it came from: `switchyard.explanations`.
     pub fn explanation(&self, target: &str, source: &'static str) {
-        self.explanations.add(
-            1,
-            &[
-                KeyValue::new("switchyard.target", target.to_owned()),
-                KeyValue::new("switchyard.explanation.source", source),
-            ],
-        );
+        self.explanations.answer(target, source);
     }
 
     /// One classification (queue wait included) and the cascade tier that answered: `switchyard.classifier.duration`.
