@@ -16,7 +16,7 @@ use switchyard_proto::v1 as pb;
 use switchyard_proto::v1::router_client::RouterClient;
 
 use crate::EvalError;
-use crate::e2e::{features, grounds, replay};
+use crate::e2e::{features, grounds, percentile, replay};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -371,15 +371,6 @@ pub fn summarise(answers: &[Answer], addr: &str, model: &str) -> FaithfulnessRep
     report.check_p50_us = percentile(&checks, 0.5);
     report.check_max_us = checks.last().copied().unwrap_or_default();
     report
-}
-
-/// The nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }
 
 /// The measurements the `[faithfulness]` gates read.

@@ -26,14 +26,7 @@ fn prompt(grounds: &Grounds) -> PromptText {
     let factors: Vec<String> = grounds
         .top_fields
         .iter()
-        .map(|f| {
-            format!(
-                "{} ({}) {} it",
-                f.name,
-                f.value,
-                if f.delta > 0.0 { "raises" } else { "lowers" }
-            )
-        })
+        .map(|f| format!("{} ({}) {} it", f.name, f.value, f.direction()))
         .collect();
     let band = grounds.band.as_str();
     PromptText::new(&format!(

@@ -71,9 +71,9 @@ impl Engine {
         input: &RouteInput,
         deadline: Option<Instant>,
         payer: &Payer,
-        (mut generation, took, prompt): (Generation, Duration, PromptText),
+        (mut generation, took, prompt): (Generation, Duration, Option<PromptText>),
     ) -> Result<(Generation, Option<ExplanationReport>), RouterError> {
-        let (Some(grounds), policy) = (&prepared.grounds, &prepared.routing.policy) else {
+        let (Some(grounds), Some(prompt), policy) = (&prepared.grounds, prompt, &prepared.routing.policy) else {
             return Ok((generation, None));
         };
         let Explanations { mode, retry, .. } = policy.explanations;

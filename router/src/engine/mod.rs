@@ -201,7 +201,8 @@ impl Engine {
         let leg = self
             .llm_leg(&prepared, input, deadline, Complete, |target, request, answer| {
                 let took = answer.started.elapsed();
-                let prompt = explanation::prompt_text(request);
+                // Only a hybrid answer is checked against its prompt: other answers skip reading it.
+                let prompt = prepared.grounds.as_ref().map(|_| explanation::prompt_text(request));
                 Ok((self.account(target, &payer, request, answer), took, prompt))
             })
             .await?;

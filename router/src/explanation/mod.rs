@@ -196,6 +196,11 @@ impl Grounds {
 }
 
 impl TopField {
+    /// `raises` or `lowers`: which way it moves the risk.
+    pub fn direction(&self) -> &'static str {
+        if self.delta > 0.0 { "raises" } else { "lowers" }
+    }
+
     fn new(influence: &Influence, value: Option<&FeatureValue>, names: &FieldNames) -> Self {
         let configured = names.get(&influence.feature);
         let name = configured

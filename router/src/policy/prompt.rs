@@ -239,7 +239,7 @@ impl Prompts {
                         field: f.field.clone(),
                         name: f.name.clone(),
                         value: f.value.clone(),
-                        direction: if f.delta > 0.0 { "raises" } else { "lowers" },
+                        direction: f.direction(),
                         delta: format!("{:+.2}", f.delta),
                     })
                     .collect()
