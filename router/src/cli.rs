@@ -23,7 +23,7 @@ pub enum Command {
     /// Run the gateway.
     Serve {
         /// Config file (default: the repository's deploy/config/switchyard.toml).
-        #[arg(long, default_value = DEFAULT_CONFIG)]
+        #[arg(long, env = "SWITCHYARD_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// gRPC listen address, overriding the config's server.listen.
         #[arg(long, env = "SWITCHYARD_LISTEN")]
@@ -31,6 +31,15 @@ pub enum Command {
         /// Admin HTTP address (`/metrics`, `/healthz`, `/readyz`), overriding the config's server.admin_listen.
         #[arg(long, env = "SWITCHYARD_ADMIN_LISTEN")]
         admin_listen: Option<SocketAddr>,
+        /// A backend's base URL, overriding the config's `backends.NAME.base_url` (repeatable; in the
+        /// environment, comma-separated): where the LLM runs is the deployment's business, not the config's.
+        #[arg(
+            long = "backend-url",
+            value_name = "NAME=URL",
+            env = "SWITCHYARD_BACKEND_URLS",
+            value_delimiter = ','
+        )]
+        backend_urls: Vec<BackendUrl>,
     },
     /// Check a config file and its policy file (against the backends and the classifier's labels); exits
     /// non-zero naming file, line, key and reason.
@@ -47,6 +56,61 @@ pub enum Command {
     Explain(ClientArgs),
     /// Read an API key from stdin and print the SHA-256 digest the keys file holds for it.
     HashKey,
+    /// Ask a running gateway's `grpc.health.v1` service for its status; exits 0 only when it is SERVING (models
+    /// loaded, not draining). For container HEALTHCHECKs and Kubernetes exec probes.
+    Health(HealthArgs),
+}
+
+/// `--backend-url NAME=URL`: one backend's base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendUrl {
+    /// The backend's name in the config (`[backends.NAME]`).
+    pub backend: String,
+    /// Its new base URL.
+    pub url: String,
+}
+
+impl std::str::FromStr for BackendUrl {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value.split_once('=') {
+            Some((backend, url)) if !backend.trim().is_empty() && !url.trim().is_empty() => Ok(Self {
+                backend: backend.trim().to_owned(),
+                url: url.trim().to_owned(),
+            }),
+            _ => Err(format!(
+                "{value:?} is not NAME=URL (e.g. local=http://127.0.0.1:8081/v1)"
+            )),
+        }
+    }
+}
+
+/// `switchyard health`: where to ask and how.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The gateway's address (`https://` when its gRPC port serves TLS).
+    #[arg(long, env = "SWITCHYARD_ADDR", default_value = "http://127.0.0.1:50051")]
+    pub addr: String,
+    /// The health service name: "" for the server as a whole, `switchyard.v1.Router`, or
+    /// `switchyard.backend.<name>` for one LLM backend's circuit.
+    #[arg(long, default_value = "")]
+    pub service: String,
+    /// How long to wait for the answer, connecting included.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// CA certificate (PEM) to verify an `https://` gateway with; default: the system's roots.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM), when the gateway requires one (`server.tls.client_ca`).
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// The name to verify the gateway's certificate against, when it differs from the address's host.
+    #[arg(long)]
+    pub tls_server_name: Option<String>,
 }
 
 /// A request, from the command line.

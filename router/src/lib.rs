@@ -15,6 +15,7 @@ pub mod drift;
 pub mod engine;
 pub mod error;
 pub mod explanation;
+pub mod health;
 pub mod inference;
 pub mod layers;
 pub mod listen;

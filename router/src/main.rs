@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use switchyard::cli::{Cli, Command};
+use switchyard::cli::{BackendUrl, Cli, Command};
 use switchyard::config::Config;
-use switchyard::{client, engine, policy, server, telemetry};
+use switchyard::{client, engine, health, policy, server, telemetry};
 
 /// mimalloc instead of glibc's malloc: the request path allocates small objects on several threads at once, and
 /// glibc spent ~20 % of the gateway's CPU there under load (perf, `evals/bench`).
@@ -29,8 +29,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             config,
             listen,
             admin_listen,
+            backend_urls,
         } => {
             let mut config = Config::load(&config).map_err(|e| e.to_string())?;
+            for BackendUrl { backend, url } in backend_urls {
+                config.set_backend_url(&backend, &url).map_err(|e| e.to_string())?;
+            }
             if let Some(listen) = listen {
                 config.server.listen = listen;
             }
@@ -67,6 +71,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Explain(args) => {
             telemetry::init_cli_logs("warn");
             client::explain(args).await.map_err(|e| e.to_string())
+        }
+        Command::Health(args) => {
+            health::check(&args).await.map_err(|e| e.to_string())?;
+            println!("SERVING");
+            Ok(())
         }
         Command::HashKey => {
             let mut key = String::new();

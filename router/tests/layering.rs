@@ -18,6 +18,7 @@ const LEVELS: &[(&str, u32)] = &[
     ("tls", 1),
     ("client", 2),
     ("config", 2),
+    ("health", 2),
     ("metrics", 2),
     ("policy", 2),
     ("drift", 3),

@@ -172,6 +172,49 @@ async fn with_a_client_ca_only_clients_with_its_certificates_get_in() {
     }
 }
 
+#[tokio::test]
+async fn switchyard_health_checks_a_mutual_tls_gateway_with_a_probe_certificate() {
+    let dir = TempDir::new();
+    let (server_ca, client_ca) = (Ca::new("server ca"), Ca::new("client ca"));
+    let (cert, key) = server_ca.leaf("localhost");
+    let config = tls_config(
+        &write(&dir.0, "tls.crt", &cert),
+        &write(&dir.0, "tls.key", &key),
+        Some(&write(&dir.0, "clients.crt", &client_ca.pem())),
+    );
+    let gateway = Gateway::start(&config).await;
+    let ca = write(&dir.0, "ca.crt", &server_ca.pem());
+    let (probe_cert, probe_key) = client_ca.leaf("probe");
+    let (probe_cert, probe_key) = (
+        write(&dir.0, "probe.crt", &probe_cert),
+        write(&dir.0, "probe.key", &probe_key),
+    );
+    // The certificate names `localhost`; the probe dials the IP, as a kubelet exec probe does.
+    let addr = format!("https://{}", gateway.addr);
+    let health = |extra: &[&str]| {
+        let mut args = vec!["health", "--addr", &addr, "--ca", &ca, "--tls-server-name", "localhost"];
+        args.extend_from_slice(extra);
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let with_cert = health(&["--cert", &probe_cert, "--key", &probe_key]);
+    assert!(
+        with_cert.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with_cert.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&with_cert.stdout).trim(), "SERVING");
+    let without = health(&[]);
+    assert!(!without.status.success(), "no client certificate, no answer");
+    assert!(
+        String::from_utf8_lossy(&without.stderr).contains("no answer"),
+        "{}",
+        String::from_utf8_lossy(&without.stderr)
+    );
+}
+
 #[test]
 fn unusable_tls_files_are_refused_at_start_naming_the_key() {
     let dir = TempDir::new();

@@ -165,6 +165,28 @@ impl Config {
         let base = path.parent().unwrap_or_else(|| Path::new("."));
         validate(path, base, raw)
     }
+
+    /// Points backend `name` at `url` (`switchyard serve --backend-url`), checked as the file's `base_url` is.
+    pub fn set_backend_url(&mut self, name: &str, url: &str) -> Result<(), ConfigError> {
+        let key = format!("backends.{name}.base_url");
+        let Some((backend, _)) = self.backends.get_mut(name) else {
+            let known: Vec<&str> = self.backends.keys().map(String::as_str).collect();
+            let reason = format!("--backend-url names no such backend (configured: {})", known.join(", "));
+            return Err(error(&self.file, &key, reason));
+        };
+        backend.base_url =
+            base_url(url).map_err(|reason| error(&self.file, &key, format!("--backend-url: {reason}")))?;
+        Ok(())
+    }
+}
+
+/// A backend's base URL without its trailing `/`, or why it is not one.
+fn base_url(url: &str) -> Result<String, String> {
+    let trimmed = url.trim_end_matches('/');
+    if !(trimmed.starts_with("http://") || trimmed.starts_with("https://")) {
+        return Err(format!("{url:?} is not an http(s) URL"));
+    }
+    Ok(trimmed.to_owned())
 }
 
 /// `[telemetry]`: URLs, protocol, CA file, ratio and sizes checked.
@@ -335,10 +357,7 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
     let mut prices = BTreeMap::new();
     for (name, b) in raw.backends {
         let key = |field: &str| format!("backends.{name}.{field}");
-        let base_url = b.base_url.trim_end_matches('/').to_owned();
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(err(&key("base_url"), format!("{:?} is not an http(s) URL", b.base_url)));
-        }
+        let base_url = base_url(&b.base_url).map_err(|reason| err(&key("base_url"), reason))?;
         if b.model.trim().is_empty() {
             return Err(err(&key("model"), "must not be empty".to_owned()));
         }
