@@ -2,6 +2,11 @@
 # The main job: the gateway serving with its default config and real models, against a local LLM backend.
 # Sets up what is missing (ONNX Runtime, llama-server + SmolLM2 weights), starts llama-server, builds and runs
 # `switchyard serve`. Ctrl-C (or SIGTERM) stops both. Extra arguments go to `switchyard serve`.
+# Switches (deploy/checks/run-ports.sh moves them all and asks for a hybrid answer):
+#   SWITCHYARD_LISTEN=host:port        the gRPC port (default 127.0.0.1:50051)
+#   SWITCHYARD_ADMIN_LISTEN=host:port  /metrics, /readyz (default 127.0.0.1:9464)
+#   SWITCHYARD_LLM_PORT=port           the local llama-server (default 8081); the gateway's backend `local` follows
+#   SWITCHYARD_BACKEND_URLS=name=url   point backends elsewhere instead (then no local port is implied)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -22,6 +27,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
+# The default config's backend `local` is this llama-server, wherever its port went.
+export SWITCHYARD_BACKEND_URLS="${SWITCHYARD_BACKEND_URLS:-local=http://127.0.0.1:$llm_port/v1}"
 target/release/switchyard serve "$@" &
 gateway_pid=$!
 trap 'kill -TERM "$gateway_pid" 2>/dev/null || true' INT TERM
