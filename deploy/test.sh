@@ -30,8 +30,16 @@ if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $deny_version" ]; then
 fi
 cargo deny --offline check licenses bans sources
 
+# deploy/: overlays rendered and validated, alert rules checked and unit-tested, Dockerfiles, compose, workflows
+# and scripts linted (no cluster, no Docker engine needed).
+deploy/checks/manifests.sh
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# The container image's layout, staged on the host and served (the Dockerfile runs the same stage.sh), then the
+# main command with every documented port moved answering a hybrid request.
+deploy/checks/image.sh
+deploy/checks/run-ports.sh
 # The offline eval gates on the committed models (evals/gates.toml): a table, and a failure if any gate fails.
 cargo run --locked --quiet -p switchyard-evals -- gate

@@ -6,7 +6,7 @@
 #     (glibc 2.36, libgcc, libstdc++), and no symbol needs a newer glibc
 #   - serving: the staged binary, with only the staged library, models and config, reports SERVING to
 #     `switchyard health`, scores a customer, and exits 0 on SIGTERM
-#   - the Kubernetes config (deploy/k8s/base/config/switchyard.toml) validates against the staged models
+#   - the Kubernetes configs (base and prod overlay) validate against the staged models
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
@@ -41,13 +41,20 @@ for object in "$binary" "$ort"; do
   echo "image: $(basename "$object") links only what the base provides (newest symbol $newest)"
 done
 
-# The Kubernetes config names the image's paths (/opt/switchyard/...): check it against the staged tree.
-sed "s#/opt/switchyard/#$app/#g" deploy/k8s/base/config/switchyard.toml >"$app/config/k8s.toml"
-install -d "$app/config/policy"
-cp deploy/k8s/base/policy/policy.toml "$app/config/policy/policy.toml"
-sed -i "s#/etc/switchyard/#$app/config/#g" "$app/config/k8s.toml"
-"$binary" validate --config "$app/config/k8s.toml" >/dev/null || fail "the Kubernetes config does not validate"
-echo "image: the Kubernetes config validates against the staged models"
+# The Kubernetes configs name the image's paths (/opt/switchyard/...) and the mounts (/etc/switchyard/...): check
+# both overlays' against the staged tree, with the dev key digests and a throwaway certificate in the mounts' place.
+mounts="$work/etc"
+install -d "$mounts/policy" "$mounts/keys" "$mounts/tls"
+cp deploy/k8s/base/policy/policy.toml "$mounts/policy/policy.toml"
+cp deploy/k8s/overlays/dev/dev-keys.toml "$mounts/keys/keys.toml"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=switchyard \
+  -keyout "$mounts/tls/tls.key" -out "$mounts/tls/tls.crt" 2>/dev/null
+for config in deploy/k8s/base/config/switchyard.toml deploy/k8s/overlays/prod/switchyard.toml; do
+  sed -e "s#/opt/switchyard/#$app/#g" -e "s#/etc/switchyard/#$mounts/#g" "$config" >"$mounts/switchyard.toml"
+  ORT_DYLIB_PATH="$ort" SWITCHYARD_API_KEYS_FILE="$mounts/keys/keys.toml" "$binary" validate --config "$mounts/switchyard.toml" >/dev/null \
+    || fail "$config does not validate against the staged image"
+  echo "image: $config validates against the staged models"
+done
 
 grpc_port="$(free_port)" admin_port="$(free_port)"
 # Only what the image sets (its ENV): the config and the library, both inside the staged tree.

@@ -1,7 +1,9 @@
+# shellcheck shell=bash
 # Shared by the deploy checks (sourced, not run).
 
 # A real customer of the Telco test set's shape (router/tests/support's `telco_record`): a new, month-to-month,
 # fiber-optic customer the scorer rates high.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 TELCO_RECORD='{"gender":"Female","seniorcitizen":0,"partner":"No","dependents":"No","tenure":2,"phoneservice":"Yes",
 "multiplelines":"No","internetservice":"Fiber optic","onlinesecurity":"No","onlinebackup":"No",
 "deviceprotection":"No","techsupport":"No","streamingtv":"Yes","streamingmovies":"Yes",
@@ -15,8 +17,8 @@ free_port() {
 
 # Waits until `switchyard health` (binary $1) says SERVING at $2, for up to $3 seconds; fails otherwise.
 wait_serving() {
-  local binary="$1" addr="$2" seconds="$3" i
-  for i in $(seq 1 $((seconds * 5))); do
+  local binary="$1" addr="$2" seconds="$3"
+  for _ in $(seq 1 $((seconds * 5))); do
     if "$binary" health --addr "$addr" --timeout 1s >/dev/null 2>&1; then
       return 0
     fi
