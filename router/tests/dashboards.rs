@@ -48,11 +48,10 @@ const PROMQL_KEYWORDS: &[&str] = &[
 /// `{...}` or a grouping), strings, ranges or Grafana variables.
 fn metric_names(expr: &str) -> BTreeSet<String> {
     let mut kept = String::new();
-    let mut chars = expr.chars().peekable();
     let mut depth_braces = 0;
     let mut depth_brackets = 0;
     let mut quote: Option<char> = None;
-    while let Some(c) = chars.next() {
+    for c in expr.chars() {
         match (quote, c) {
             (Some(q), c) if c == q => quote = None,
             (Some(_), _) => {}
