@@ -28,6 +28,9 @@ deny_version=0.20.2
 if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $deny_version" ]; then
   cargo install --locked --quiet cargo-deny --version "$deny_version"
 fi
+# cargo deny reads every platform's crates (cargo metadata): fetch them all first, a fresh registry cache has only
+# what this platform's builds needed.
+cargo fetch --locked --quiet
 cargo deny --offline check licenses bans sources
 
 # deploy/: overlays rendered and validated, alert rules checked and unit-tested, Dockerfiles, compose, workflows
