@@ -167,19 +167,19 @@ impl LlmError {
         } else if error.is_connect() {
             Self::Connect {
                 backend: backend.to_owned(),
-                detail: chain(error),
+                detail: error_chain(error),
             }
         } else {
             Self::Protocol {
                 backend: backend.to_owned(),
-                detail: chain(error),
+                detail: error_chain(error),
             }
         }
     }
 }
 
-/// An error and its sources, one line.
-fn chain(error: &dyn std::error::Error) -> String {
+/// An error and its sources on one line (a transport error's own text is often only "error sending request").
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(inner) = source {

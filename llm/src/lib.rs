@@ -15,5 +15,5 @@ pub use backend::{
     BackendConfig, ChatBackend, ChatCompletion, ChatMessage, ChatRequest, StreamEvent, Usage, read_ca_bundle,
 };
 pub use breaker::{BreakerConfig, CircuitBreaker, CircuitState, Permit, Verdict};
-pub use error::LlmError;
+pub use error::{LlmError, error_chain};
 pub use resilient::{CallReport, GuardConfig, GuardedBackend, OpenStream};

@@ -52,7 +52,10 @@ pub async fn check(args: &HealthArgs) -> Result<(), HealthError> {
     };
     let endpoint = endpoint(args)?;
     let asked = async {
-        let channel = endpoint.connect().await.map_err(|e| unreachable(source_chain(&e)))?;
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| unreachable(llm::error_chain(&e)))?;
         let request = HealthCheckRequest {
             service: args.service.clone(),
         };
@@ -61,7 +64,7 @@ pub async fn check(args: &HealthArgs) -> Result<(), HealthError> {
             .await
             .map_err(|status| match status.code() {
                 // tonic reports a failed handshake (a refused client certificate) as UNKNOWN "transport error".
-                tonic::Code::Unavailable | tonic::Code::Unknown => unreachable(source_chain(&status)),
+                tonic::Code::Unavailable | tonic::Code::Unknown => unreachable(llm::error_chain(&status)),
                 code => HealthError::Status {
                     addr: args.addr.clone(),
                     code,
@@ -105,21 +108,9 @@ fn endpoint(args: &HealthArgs) -> Result<Endpoint, HealthError> {
     }
     endpoint
         .tls_config(tls)
-        .map_err(|e| HealthError::Setup(format!("TLS: {}", source_chain(&e))))
+        .map_err(|e| HealthError::Setup(format!("TLS: {}", llm::error_chain(&e))))
 }
 
 fn read(path: &std::path::Path, flag: &str) -> Result<Vec<u8>, HealthError> {
     std::fs::read(path).map_err(|e| HealthError::Setup(format!("{flag} {}: {e}", path.display())))
-}
-
-/// An error and its causes on one line (a transport error's own text is only "transport error").
-fn source_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
 }

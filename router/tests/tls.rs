@@ -149,17 +149,22 @@ async fn the_grpc_port_speaks_tls_and_a_rotated_certificate_is_served_without_a_
     );
 }
 
-#[tokio::test]
-async fn with_a_client_ca_only_clients_with_its_certificates_get_in() {
-    let dir = TempDir::new();
-    let (server_ca, client_ca, stranger_ca) = (Ca::new("server ca"), Ca::new("client ca"), Ca::new("stranger"));
+/// A gateway serving a `localhost` certificate from `server_ca` and requiring client certificates from `client_ca`.
+async fn mutual_tls_gateway(dir: &TempDir, server_ca: &Ca, client_ca: &Ca) -> Gateway {
     let (cert, key) = server_ca.leaf("localhost");
     let config = tls_config(
         &write(&dir.0, "tls.crt", &cert),
         &write(&dir.0, "tls.key", &key),
         Some(&write(&dir.0, "clients.crt", &client_ca.pem())),
     );
-    let gateway = Gateway::start(&config).await;
+    Gateway::start(&config).await
+}
+
+#[tokio::test]
+async fn with_a_client_ca_only_clients_with_its_certificates_get_in() {
+    let dir = TempDir::new();
+    let (server_ca, client_ca, stranger_ca) = (Ca::new("server ca"), Ca::new("client ca"), Ca::new("stranger"));
+    let gateway = mutual_tls_gateway(&dir, &server_ca, &client_ca).await;
     let mut member = tls_client(&gateway, &server_ca, Some(client_ca.leaf("ops")))
         .await
         .unwrap();
@@ -176,13 +181,7 @@ async fn with_a_client_ca_only_clients_with_its_certificates_get_in() {
 async fn switchyard_health_checks_a_mutual_tls_gateway_with_a_probe_certificate() {
     let dir = TempDir::new();
     let (server_ca, client_ca) = (Ca::new("server ca"), Ca::new("client ca"));
-    let (cert, key) = server_ca.leaf("localhost");
-    let config = tls_config(
-        &write(&dir.0, "tls.crt", &cert),
-        &write(&dir.0, "tls.key", &key),
-        Some(&write(&dir.0, "clients.crt", &client_ca.pem())),
-    );
-    let gateway = Gateway::start(&config).await;
+    let gateway = mutual_tls_gateway(&dir, &server_ca, &client_ca).await;
     let ca = write(&dir.0, "ca.crt", &server_ca.pem());
     let (probe_cert, probe_key) = client_ca.leaf("probe");
     let (probe_cert, probe_key) = (
