@@ -23,6 +23,10 @@ export SWITCHYARD_MLSERVER_PYTHON
 SWITCHYARD_TRAINING_PYTHON="$(deploy/setup/python-env.sh classical/training/requirements.txt)"
 export SWITCHYARD_TRAINING_PYTHON
 
+# A real Prometheus for router/tests/dashboards.rs (scrapes a gateway, runs every dashboard query and alert rule).
+SWITCHYARD_PROMETHEUS="$(deploy/setup/prometheus.sh | sed -n 1p)"
+export SWITCHYARD_PROMETHEUS
+
 # Supply chain: licences, banned crates, sources (deny.toml). Pinned, installed once into ~/.cargo/bin.
 deny_version=0.20.2
 if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $deny_version" ]; then

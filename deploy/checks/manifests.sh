@@ -13,7 +13,7 @@ cd "$repo"
 
 python="$(deploy/setup/python-env.sh deploy/setup/requirements-deploy-checks.txt)"
 tools="$(dirname "$python")"
-promtool="$(deploy/setup/promtool.sh)"
+promtool="$(deploy/setup/prometheus.sh | sed -n 2p)"
 command -v kubectl >/dev/null || fail "kubectl is not on PATH (it ships with the machine image)"
 
 work="$(mktemp -d)"
