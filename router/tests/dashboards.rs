@@ -1,7 +1,8 @@
 //! The Grafana dashboard, the alert rules and the HPA's adapter rule name only metrics the gateway exports: a
 //! running gateway serves every kind of request (scored, LLM whole and streamed, hybrid), reloads, judges drift,
 //! and its `/metrics` must hold every series name the PromQL in those files reads. A renamed metric or a typo in
-//! a panel fails here instead of showing an empty graph in production.
+//! a panel fails here instead of showing an empty graph in production. Then a real Prometheus scrapes a gateway
+//! under traffic: every panel's query must return data and every alert rule must evaluate.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
