@@ -1,5 +1,6 @@
-//! The routing policy in a running gateway: hot reload under load (file changes and SIGHUP), shadows that never
-//! slow the primary, targets that fail open, and `Explain` / `switchyard explain` showing every step.
+//! The routing policy in a running gateway: hot reload under load (file changes, a Kubernetes ConfigMap volume's
+//! update, and SIGHUP), shadows that never slow the primary, targets that fail open, and `Explain` /
+//! `switchyard explain` showing every step.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -46,6 +47,57 @@ fn replace_file(path: &std::path::Path, text: &str) {
     let staging = path.with_extension("toml.new");
     std::fs::write(&staging, text).unwrap();
     std::fs::rename(&staging, path).unwrap();
+}
+
+/// Publishes `text` as a ConfigMap volume's `policy.toml` the way the kubelet's atomic writer does: the file is
+/// a symlink through `..data`, which is swapped (rename over) to a new timestamped directory; the old one goes.
+fn kubelet_publish(volume: &std::path::Path, text: &str, n: usize) {
+    let generation = format!("..2026_11_29_00_00_{n:02}.000000001");
+    std::fs::create_dir(volume.join(&generation)).unwrap();
+    std::fs::write(volume.join(&generation).join("policy.toml"), text).unwrap();
+    let previous = std::fs::read_link(volume.join("..data")).ok();
+    std::os::unix::fs::symlink(&generation, volume.join("..data_tmp")).unwrap();
+    std::fs::rename(volume.join("..data_tmp"), volume.join("..data")).unwrap();
+    if !volume.join("policy.toml").exists() {
+        std::os::unix::fs::symlink("..data/policy.toml", volume.join("policy.toml")).unwrap();
+    }
+    if let Some(previous) = previous {
+        std::fs::remove_dir_all(volume.join(previous)).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_kubernetes_configmap_update_is_reloaded_without_a_restart() {
+    let fake = FakeLlm::start(vec![Fault::Ok]).await;
+    let volume = support::TempDir::new();
+    kubelet_publish(&volume.0, &versioned(1), 1);
+    let path = volume.0.join("policy.toml");
+    let text = config(&fake.base_url(), "2s").replace(
+        "[policy]\nfile = \"policy.toml\"",
+        &format!("[policy]\nfile = \"{}\"", path.display()),
+    );
+    let gateway = Gateway::start(&text).await;
+    let client = gateway.client().await;
+    let served = || {
+        let mut client = client.clone();
+        async move {
+            let response = client.route(request("hi", None)).await.unwrap().into_inner();
+            response.decision.unwrap().policy_version
+        }
+    };
+    assert_eq!(served().await, version_of(&versioned(1)));
+    // Two updates in a row: the watch must survive the first swap of `..data`.
+    for n in [2, 3] {
+        kubelet_publish(&volume.0, &versioned(n), n);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while served().await != version_of(&versioned(n)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ConfigMap update {n} never took effect"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 #[tokio::test]
