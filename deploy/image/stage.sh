@@ -7,6 +7,7 @@
 #   ROOT/opt/switchyard/models/<entry>/<version>/           the served models, without their test fixtures
 #   ROOT/opt/switchyard/config/{switchyard.toml,policy.toml} the image's config (deploy/image/switchyard.toml) and
 #                                                            the repository's default policy
+#   ROOT/usr/lib/locale/C.utf8                               the locale ONNX Runtime's text operators open
 # Usage: deploy/image/stage.sh ROOT
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -33,6 +34,10 @@ for version_dir in classical/models/*/*/; do
     fi
   done
 done
+# ONNX Runtime's StringNormalizer (in the classifier's graph) opens the C.UTF-8 locale: ship glibc's compiled
+# locale with the image rather than trust the base to have it (the build stage's glibc is the base's, Debian 12).
+install -d "$stage/usr/lib/locale"
+cp -R /usr/lib/locale/C.utf8 "$stage/usr/lib/locale/"
 install -m 0644 deploy/image/switchyard.toml "$app/config/switchyard.toml"
 install -m 0644 deploy/config/policy.toml "$app/config/policy.toml"
 echo "staged into $stage ($(du -sm "$stage" | cut -f1) MB)" >&2
