@@ -8,6 +8,7 @@
 #     SERVING to `switchyard health`, scores a customer, and exits 0 on SIGTERM (a library, locale or file the
 #     image lacks fails here, not in production)
 #   - the Kubernetes configs (base and prod overlay) validate against the staged models
+#   - the LLM image (deploy/image/llama-server.Dockerfile) answers a chat completion from the same base
 # Needs root (chroot, and /proc mounted in the root as a container runtime does).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -85,3 +86,28 @@ http_get "http://127.0.0.1:$admin_port/readyz" >/dev/null || fail "no /readyz"
 kill -TERM "$pid"
 wait "$pid" || fail "the staged gateway did not exit 0 on SIGTERM"
 echo "image: scored, drained, exited 0"
+
+# The LLM image of the compose stack and dev overlay (deploy/image/llama-server.Dockerfile) on the same base: its
+# two files where that Dockerfile puts them, llama-server chrooted as uid 65532, one chat completion.
+mapfile -t llama < <(deploy/setup/llama-server.sh)
+install -D -m 0755 "${llama[0]}" "$root/usr/local/bin/llama-server"
+install -D -m 0644 "${llama[1]}" "$root/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+llm_port="$(free_port)"
+chroot --userspec=65532:65532 "$root" /usr/local/bin/llama-server -m /models/SmolLM2-135M-Instruct.Q4_1.gguf \
+  --host 127.0.0.1 --port "$llm_port" -c 2048 --alias smollm2 -t 2 >"$work/llama.log" 2>&1 &
+llama_pid=$!
+trap 'kill "$llama_pid" 2>/dev/null || true; cleanup' EXIT
+for _ in $(seq 1 300); do
+  http_get "http://127.0.0.1:$llm_port/health" >/dev/null 2>&1 && break
+  kill -0 "$llama_pid" 2>/dev/null || break
+  sleep 0.2
+done
+answer="$(python3 -c 'import json, sys, urllib.request
+body = json.dumps({"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8, "temperature": 0}).encode()
+request = urllib.request.Request(sys.argv[1], body, {"content-type": "application/json"})
+print(json.load(urllib.request.urlopen(request, timeout=30))["choices"][0]["message"]["content"])' \
+  "http://127.0.0.1:$llm_port/v1/chat/completions")" || { tail -5 "$work/llama.log" >&2; fail "the LLM image did not answer"; }
+[ -n "$answer" ] || fail "the LLM image answered nothing"
+kill "$llama_pid"
+wait "$llama_pid" 2>/dev/null || true
+echo "image: the LLM image's llama-server answers from the same base as uid 65532"
