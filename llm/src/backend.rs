@@ -176,7 +176,8 @@ impl ChatBackend {
             .build()
             .map_err(|e| LlmError::Protocol {
                 backend: config.name.clone(),
-                detail: e.to_string(),
+                // reqwest's own text is only "builder error"; the cause (e.g. no CA certificates) is below it.
+                detail: crate::error::error_chain(&e),
             })?;
         let url = reqwest::Url::parse(&config.base_url).ok();
         Ok(Self {

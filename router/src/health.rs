@@ -2,9 +2,9 @@
 //! HEALTHCHECKs and Kubernetes exec probes (the image has no shell, curl or grpc_health_probe).
 
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 use crate::cli::HealthArgs;
 
@@ -44,38 +44,35 @@ pub enum HealthError {
     },
 }
 
-/// Asks once; `Ok` only for SERVING.
+/// Pause between attempts after a transport failure.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Asks until an answer or the timeout; `Ok` only for SERVING. A transport failure (no connection, a connection
+/// closed before the answer) is tried again within the timeout, as gRPC clients retry a call the server never
+/// saw: once in a few dozen runs of the mutual-TLS test, a fresh process's first call over a new connection was
+/// CANCELLED by its own connection closing, and a probe must not fail a healthy pod for that. An answer (a
+/// status, NOT_SERVING) is final.
 pub async fn check(args: &HealthArgs) -> Result<(), HealthError> {
-    let unreachable = |reason: String| HealthError::Unreachable {
-        addr: args.addr.clone(),
-        reason,
-    };
     let endpoint = endpoint(args)?;
-    let asked = async {
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| unreachable(llm::error_chain(&e)))?;
-        let request = HealthCheckRequest {
-            service: args.service.clone(),
-        };
-        HealthClient::new(channel)
-            .check(request)
-            .await
-            .map_err(|status| match status.code() {
-                // tonic reports a failed handshake (a refused client certificate) as UNKNOWN "transport error".
-                tonic::Code::Unavailable | tonic::Code::Unknown => unreachable(llm::error_chain(&status)),
-                code => HealthError::Status {
+    let deadline = tokio::time::Instant::now() + args.timeout;
+    let response = loop {
+        match tokio::time::timeout_at(deadline, ask(args, &endpoint)).await {
+            Ok(Ok(response)) => break response,
+            Ok(Err(HealthError::Unreachable { reason, .. }))
+                if deadline - tokio::time::Instant::now() > RETRY_PAUSE =>
+            {
+                tracing::debug!(%reason, "health check: transport failure, trying again");
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Ok(Err(error)) => return Err(error),
+            Err(_) => {
+                return Err(HealthError::Unreachable {
                     addr: args.addr.clone(),
-                    code,
-                    message: status.message().to_owned(),
-                },
-            })
+                    reason: format!("timed out after {:?}", args.timeout),
+                });
+            }
+        }
     };
-    let response = tokio::time::timeout(args.timeout, asked)
-        .await
-        .map_err(|_| unreachable(format!("timed out after {:?}", args.timeout)))??
-        .into_inner();
     let status = ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown);
     if status == ServingStatus::Serving {
         return Ok(());
@@ -85,6 +82,37 @@ pub async fn check(args: &HealthArgs) -> Result<(), HealthError> {
         service: args.service.clone(),
         status: status.as_str_name(),
     })
+}
+
+/// One attempt: a new connection and one `Check`.
+async fn ask(args: &HealthArgs, endpoint: &Endpoint) -> Result<HealthCheckResponse, HealthError> {
+    let unreachable = |reason: String| HealthError::Unreachable {
+        addr: args.addr.clone(),
+        reason,
+    };
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| unreachable(llm::error_chain(&e)))?;
+    let request = HealthCheckRequest {
+        service: args.service.clone(),
+    };
+    let response = HealthClient::new(channel)
+        .check(request)
+        .await
+        .map_err(|status| match status.code() {
+            // How tonic reports a connection that failed or closed under the call: a refused client certificate
+            // is UNKNOWN "transport error", a connection closed before the answer CANCELLED.
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => {
+                unreachable(llm::error_chain(&status))
+            }
+            code => HealthError::Status {
+                addr: args.addr.clone(),
+                code,
+                message: status.message().to_owned(),
+            },
+        })?;
+    Ok(response.into_inner())
 }
 
 /// The channel's endpoint, with TLS when the address is `https://`.

@@ -73,6 +73,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             client::explain(args).await.map_err(|e| e.to_string())
         }
         Command::Health(args) => {
+            telemetry::init_cli_logs("warn");
             health::check(&args).await.map_err(|e| e.to_string())?;
             println!("SERVING");
             Ok(())
