@@ -71,12 +71,7 @@ env -i SWITCHYARD_CONFIG=/opt/switchyard/config/switchyard.toml \
 pid=$!
 in_image() { chroot --userspec=65532:65532 "$root" /usr/local/bin/switchyard "$@"; }
 trap 'kill "$pid" 2>/dev/null || true; cleanup' EXIT
-for _ in $(seq 1 600); do
-  in_image health --addr "http://127.0.0.1:$grpc_port" --timeout 1s >/dev/null 2>&1 && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.2
-done
-in_image health --addr "http://127.0.0.1:$grpc_port" >/dev/null \
+wait_serving "$pid" 120 "http://127.0.0.1:$grpc_port" in_image \
   || { tail -20 "$work/serve.log" >&2; fail "the gateway did not serve from the staged image"; }
 echo "image: the gateway serves from the staged image as uid 65532 (switchyard health: SERVING)"
 scored="$(in_image route --addr "http://127.0.0.1:$grpc_port" --features "$TELCO_RECORD")" \

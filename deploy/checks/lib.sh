@@ -15,17 +15,20 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Waits until `switchyard health` (binary $1) says SERVING at $2, for up to $3 seconds; fails otherwise.
+# Waits until `CMD... health --addr ADDR` says SERVING, for up to SECONDS, while process PID lives; fails
+# otherwise. Usage: wait_serving PID SECONDS ADDR CMD...
 wait_serving() {
-  local binary="$1" addr="$2" seconds="$3"
+  local pid="$1" seconds="$2" addr="$3"
+  shift 3
   for _ in $(seq 1 $((seconds * 5))); do
-    if "$binary" health --addr "$addr" --timeout 1s >/dev/null 2>&1; then
+    if "$@" health --addr "$addr" --timeout 1s >/dev/null 2>&1; then
       return 0
     fi
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.2
   done
-  echo "not SERVING at $addr after ${seconds}s:" >&2
-  "$binary" health --addr "$addr" --timeout 1s >&2 || true
+  echo "not SERVING at $addr:" >&2
+  "$@" health --addr "$addr" --timeout 1s >&2 || true
   return 1
 }
 

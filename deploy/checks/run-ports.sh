@@ -22,7 +22,7 @@ trap cleanup EXIT
 switchyard=target/release/switchyard
 # run.sh builds the binary first (cached by the image check that runs before this one).
 for _ in $(seq 1 600); do [ -x "$switchyard" ] && break; sleep 1; done
-wait_serving "$switchyard" "http://127.0.0.1:$grpc_port" 300 || { tail -20 "$log" >&2; fail "run.sh did not serve"; }
+wait_serving "$run_pid" 300 "http://127.0.0.1:$grpc_port" "$switchyard" || { tail -20 "$log" >&2; fail "run.sh did not serve"; }
 
 answer="$("$switchyard" route --addr "http://127.0.0.1:$grpc_port" --temperature 0 \
   --text "Why might this customer leave?" --features "$TELCO_RECORD")" || fail "the hybrid request failed"
