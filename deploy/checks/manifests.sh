@@ -4,7 +4,7 @@
 #     strictly (kubernetes-validate); the PrometheusRule is current with alerts.yml; the cluster's policy is the
 #     repository's default policy
 #   - alert rules: promtool check rules and promtool test rules
-#   - Dockerfiles: hadolint; compose: the Compose Specification's schema; workflows: actionlint (with shellcheck)
+#   - Dockerfiles: hadolint; compose: the Compose Specification's schema and the files it mounts; workflows: actionlint (with shellcheck)
 #     and the GitHub workflow schema; shell scripts under deploy/: shellcheck
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -34,6 +34,23 @@ echo "manifests: the PrometheusRule and the cluster's policy are current"
 
 "$tools/hadolint" deploy/image/Dockerfile deploy/image/llama-server.Dockerfile
 "$tools/check-jsonschema" --builtin-schema vendor.compose-spec deploy/compose.yaml
+# Every file compose mounts or builds from exists (the schema cannot know).
+"$python" - deploy/compose.yaml <<'PY'
+import pathlib, sys, yaml
+compose = pathlib.Path(sys.argv[1])
+missing = []
+for name, service in yaml.safe_load(compose.read_text())["services"].items():
+    build = service.get("build")
+    if build:
+        context = compose.parent / build["context"]
+        missing += [f"{name}: {p}" for p in (context, context / build["dockerfile"]) if not p.exists()]
+    for volume in service.get("volumes", []):
+        source = volume.split(":")[0]
+        if source.startswith("."):
+            missing += [f"{name}: {source}"] if not (compose.parent / source).exists() else []
+if missing:
+    sys.exit("compose.yaml names files that do not exist: " + ", ".join(missing))
+PY
 PATH="$tools:$PATH" "$tools/actionlint" -no-color
 "$tools/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml
 "$tools/shellcheck" -x -P SCRIPTDIR deploy/*.sh deploy/checks/*.sh deploy/setup/*.sh deploy/image/*.sh
