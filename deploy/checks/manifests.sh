@@ -4,8 +4,8 @@
 #     strictly (kubernetes-validate); the PrometheusRule is current with alerts.yml; the cluster's policy is the
 #     repository's default policy
 #   - alert rules: promtool check rules and promtool test rules
-#   - Dockerfiles: hadolint; compose: the Compose Specification's schema and the files it mounts; workflows: actionlint (with shellcheck)
-#     and the GitHub workflow schema; shell scripts under deploy/: shellcheck
+#   - Dockerfiles: hadolint; compose: the Compose Specification's schema and the files it mounts; workflows:
+#     actionlint (with shellcheck) and the GitHub workflow schema; shell scripts under deploy/: shellcheck
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
