@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Everything deploy/ ships that a tool can check without a cluster or a Docker engine:
 #   - Kubernetes: both overlays render (kubectl kustomize) and validate against the Kubernetes 1.37 schemas,
-#     strictly (kubernetes-validate); the PrometheusRule is current with alerts.yml; the cluster's policy is the
-#     repository's default policy
+#     strictly (kubernetes-validate), and agree with the config they mount (k8s_wiring.py: ports, mounted
+#     paths); the PrometheusRule is current with alerts.yml; the cluster's policy is the repository's default
 #   - alert rules: promtool check rules and promtool test rules
 #   - Dockerfiles: hadolint; compose: the Compose Specification's schema and the files it mounts; workflows:
 #     actionlint (with shellcheck) and the GitHub workflow schema; shell scripts under deploy/: shellcheck
@@ -23,7 +23,8 @@ for overlay in dev prod; do
   # CRDs (ServiceMonitor, PrometheusRule, Certificate, InferenceService) have no schema here: warned, not failed.
   "$tools/kubernetes-validate" --strict --quiet --kubernetes-version 1.37.0 "$work/$overlay.yaml" \
     || fail "the $overlay overlay does not validate"
-  echo "manifests: overlay $overlay renders and validates ($(grep -c '^kind:' "$work/$overlay.yaml") resources)"
+  "$python" deploy/checks/k8s_wiring.py "$work/$overlay.yaml"
+  echo "manifests: overlay $overlay renders, validates and agrees with its config ($(grep -c '^kind:' "$work/$overlay.yaml") resources)"
 done
 "$python" deploy/observability/prometheusrule.py --check
 cmp -s deploy/config/policy.toml deploy/k8s/base/policy/policy.toml \
