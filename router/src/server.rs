@@ -222,6 +222,11 @@ pub async fn serve_with(
                     let _ = engine.set(loaded);
                     tokio::spawn(drift_timers(engine.clone(), config.drift.clone()));
                     tokio::spawn(model_reloads(engine.clone(), config.clone()));
+                    // Backend entries exist before anything says SERVING: a client that saw the server ready
+                    // can ask for them at once.
+                    if let Some(engine) = engine.get() {
+                        report_backends_once(engine, &reporter).await;
+                    }
                     reporter.set_service_status("", ServingStatus::Serving).await;
                     reporter.set_service_status(ROUTER_SERVICE, ServingStatus::Serving).await;
                     tokio::spawn(report_backends(engine.clone(), reporter.clone()));
@@ -307,15 +312,20 @@ async fn report_backends(engine: SharedEngine, reporter: tonic_health::server::H
     let mut ticker = tokio::time::interval(BACKEND_HEALTH_INTERVAL);
     loop {
         ticker.tick().await;
-        for (name, circuit) in engine.circuits() {
-            let status = match circuit {
-                llm::CircuitState::Open => ServingStatus::NotServing,
-                llm::CircuitState::Closed | llm::CircuitState::HalfOpen => ServingStatus::Serving,
-            };
-            reporter
-                .set_service_status(&format!("switchyard.backend.{name}"), status)
-                .await;
-        }
+        report_backends_once(engine, &reporter).await;
+    }
+}
+
+/// Sets each backend's health entry from its circuit breaker, once.
+async fn report_backends_once(engine: &Engine, reporter: &tonic_health::server::HealthReporter) {
+    for (name, circuit) in engine.circuits() {
+        let status = match circuit {
+            llm::CircuitState::Open => ServingStatus::NotServing,
+            llm::CircuitState::Closed | llm::CircuitState::HalfOpen => ServingStatus::Serving,
+        };
+        reporter
+            .set_service_status(&format!("switchyard.backend.{name}"), status)
+            .await;
     }
 }
 
