@@ -63,10 +63,16 @@ done
 
 grpc_port="$(free_port)" admin_port="$(free_port)"
 mount -t proc proc "$root/proc"
-# Only the image's ENV (SWITCHYARD_CONFIG, ORT_DYLIB_PATH) and the ports; paths as the image has them.
-env -i SWITCHYARD_CONFIG=/opt/switchyard/config/switchyard.toml \
-  ORT_DYLIB_PATH=/opt/switchyard/lib/libonnxruntime.so.1.31.1 \
-  SWITCHYARD_LISTEN="127.0.0.1:$grpc_port" SWITCHYARD_ADMIN_LISTEN="127.0.0.1:$admin_port" \
+# Only the Dockerfile's ENV, read from it, with the listeners moved to free loopback ports (later wins in env).
+mapfile -t image_env < <(python3 - deploy/image/Dockerfile <<'PY'
+import re, shlex, sys
+text = re.sub(r"\\\n", " ", open(sys.argv[1]).read())
+for line in text.splitlines():
+    if line.startswith("ENV "):
+        print("\n".join(shlex.split(line[4:])))
+PY
+)
+env -i "${image_env[@]}" SWITCHYARD_LISTEN="127.0.0.1:$grpc_port" SWITCHYARD_ADMIN_LISTEN="127.0.0.1:$admin_port" \
   "$(command -v chroot)" --userspec=65532:65532 "$root" /usr/local/bin/switchyard serve >"$work/serve.log" 2>&1 &
 pid=$!
 in_image() { chroot --userspec=65532:65532 "$root" /usr/local/bin/switchyard "$@"; }
@@ -83,10 +89,8 @@ wait "$pid" || fail "the staged gateway did not exit 0 on SIGTERM"
 echo "image: scored, drained, exited 0"
 
 # The LLM image of the compose stack and dev overlay (deploy/image/llama-server.Dockerfile) on the same base: its
-# two files where that Dockerfile puts them, llama-server chrooted as uid 65532, one chat completion.
-mapfile -t llama < <(deploy/setup/llama-server.sh)
-install -D -m 0755 "${llama[0]}" "$root/usr/local/bin/llama-server"
-install -D -m 0644 "${llama[1]}" "$root/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+# build step, then llama-server chrooted as uid 65532 and one chat completion.
+deploy/image/stage-llama-server.sh "$root"
 llm_port="$(free_port)"
 chroot --userspec=65532:65532 "$root" /usr/local/bin/llama-server -m /models/SmolLM2-135M-Instruct.Q4_1.gguf \
   --host 127.0.0.1 --port "$llm_port" -c 2048 --alias smollm2 -t 2 >"$work/llama.log" 2>&1 &

