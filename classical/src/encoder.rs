@@ -15,7 +15,7 @@ use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStr
 
 use crate::classifier::TextNormalization;
 use crate::metadata::{LabelInfo, MetadataReader, ModelIdentity};
-use crate::{ClassicalError, OnnxRuntime, tensors};
+use crate::{ClassicalError, Int8Products, OnnxRuntime, tensors};
 
 /// The encoder's description, shared by every session loaded from the same file.
 #[derive(Debug)]
@@ -56,9 +56,15 @@ pub struct TokenBatch {
 }
 
 impl RequestEncoder {
-    /// Loads the model at `path` and the tokenizer its metadata names (a file beside it).
+    /// Loads the model at `path` and the tokenizer its metadata names (a file beside it), with exact int8
+    /// products on every CPU.
     pub fn load(runtime: &OnnxRuntime, path: &Path) -> Result<Self, ClassicalError> {
-        let session = runtime.session(path)?;
+        Self::load_with(runtime, path, Int8Products::Exact)
+    }
+
+    /// [`RequestEncoder::load`] with the int8 products chosen (the evals compare the CPU's native kernel).
+    pub fn load_with(runtime: &OnnxRuntime, path: &Path, products: Int8Products) -> Result<Self, ClassicalError> {
+        let session = runtime.session_with(path, products)?;
         let reader = MetadataReader::new(path, &session);
         reader.expect_kind("request_encoder")?;
         let metadata_error = |key: &str, reason: String| ClassicalError::Metadata {

@@ -6,6 +6,7 @@ use std::sync::{Mutex, PoisonError};
 use ort::environment::Environment;
 
 use crate::ClassicalError;
+use crate::kernels::{InstructionSets, Int8Products};
 
 /// Environment variable naming the ONNX Runtime 1.31 shared library (`libonnxruntime.so.1.31.x`).
 pub const ORT_DYLIB_PATH: &str = "ORT_DYLIB_PATH";
@@ -69,17 +70,25 @@ impl OnnxRuntime {
         &self.environment
     }
 
-    /// Opens `path` as a session with one intra-op thread: parallelism comes from running several sessions.
-    pub(crate) fn session(&self, path: &Path) -> Result<ort::session::Session, ClassicalError> {
+    /// Opens `path` as a session with one intra-op thread (parallelism comes from running several sessions) and
+    /// exact int8 products on every CPU (`kernels`).
+    pub fn session(&self, path: &Path) -> Result<ort::session::Session, ClassicalError> {
+        self.session_with(path, Int8Products::Exact)
+    }
+
+    /// [`OnnxRuntime::session`] with the int8 products chosen: [`Int8Products::Native`] is for measuring only.
+    pub fn session_with(&self, path: &Path, products: Int8Products) -> Result<ort::session::Session, ClassicalError> {
         let fail = |reason: String| ClassicalError::ModelLoad {
             path: path.to_path_buf(),
             reason,
         };
-        ort::session::Session::builder(self.environment())
+        let mut builder = ort::session::Session::builder(self.environment())
             .map_err(|e| fail(e.to_string()))?
             .with_intra_threads(1)
-            .map_err(|e| fail(e.to_string()))?
-            .commit_from_file(path)
-            .map_err(|e| fail(e.to_string()))
+            .map_err(|e| fail(e.to_string()))?;
+        if products.needs_precision_entry(&InstructionSets::detect()) {
+            builder = builder.with_precise_qmm().map_err(|e| fail(e.to_string()))?;
+        }
+        builder.commit_from_file(path).map_err(|e| fail(e.to_string()))
     }
 }

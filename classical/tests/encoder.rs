@@ -11,8 +11,30 @@ mod common;
 use classical::{RequestClassifier, RequestEncoder};
 use common::{CLASSIFIER, ENCODER, model_file, read_json, runtime};
 
-/// int8 kernels may sum in a different order on another CPU: close, not bit-identical.
-const TOLERANCE: f32 = 1e-4;
+/// How far a probability may move between CPUs. The served sessions' int8 products are exact on every CPU
+/// (`classical::kernels`, held by `tests/int8.rs`), so what differs is the float kernels' summation order (AVX2 +
+/// FMA against AVX-512): ~1e-7 (measured: 2.4e-7 on an AVX2-only EPYC against these fixtures, which Python's
+/// onnxruntime wrote with its default kernels where they were exact, i.e. with VNNI). The dynamic quantizer can
+/// turn such a difference into a one-step change of one activation's u8 code when it falls on a rounding
+/// boundary, which moves a probability by more than the float error itself: allow 1e-3. Decisions must not move
+/// at all: every fixture's top label leads by more than [`DECISION_MARGIN`].
+const TOLERANCE: f32 = 1e-3;
+/// Fixtures' smallest lead of the top label over the second: twice the tolerance, so a decision flip is an error.
+const DECISION_MARGIN: f32 = 2.0 * TOLERANCE;
+
+fn top_two(probabilities: &[f32]) -> ((usize, f32), f32) {
+    let mut best = (0, f32::MIN);
+    let mut second = f32::MIN;
+    for (i, &p) in probabilities.iter().enumerate() {
+        if p > best.1 {
+            second = best.1;
+            best = (i, p);
+        } else if p > second {
+            second = p;
+        }
+    }
+    (best, second)
+}
 
 fn cases() -> Vec<(String, bool, Vec<i64>, Vec<f32>)> {
     let fixtures = read_json(&model_file(ENCODER, "parity_fixtures.json"));
@@ -82,23 +104,35 @@ fn token_ids_are_pythons_and_long_texts_are_cut_at_max_tokens() {
 }
 
 /// One request per run, as the cascade runs the encoder (its int8 activation scales are computed per run, so a
-/// batched run's answers depend on the batch: `cascade.rs`).
+/// batched run's answers depend on the batch: `cascade.rs`). The decision exactly, the probabilities within
+/// [`TOLERANCE`], on any x86-64 CPU.
 #[test]
-fn probabilities_are_pythons_for_each_request_alone() {
+fn decisions_and_probabilities_are_pythons_for_each_request_alone() {
+    println!("machine: {}", classical::kernels::machine_summary());
     let mut encoder = RequestEncoder::load(&runtime(), &model_file(ENCODER, "model.onnx")).expect("encoder loads");
+    let mut worst_overall = 0.0_f32;
     for (text, has_record, _, expected) in cases() {
         let got = encoder
             .probabilities(&[(&text, has_record)])
             .expect("runs")
             .pop()
             .expect("one row");
+        let ((expected_label, expected_top), expected_second) = top_two(&expected);
+        assert!(
+            expected_top - expected_second > DECISION_MARGIN,
+            "{text:?}: a fixture this close to a tie cannot pin a decision"
+        );
+        let ((label, _), _) = top_two(&got);
+        assert_eq!(label, expected_label, "{text:?}: the decided label moved");
         let worst = got
             .iter()
             .zip(&expected)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0_f32, f32::max);
         assert!(worst <= TOLERANCE, "{text:?}: max |Δp| {worst}");
+        worst_overall = worst_overall.max(worst);
     }
+    println!("max |Δp| over the fixtures: {worst_overall:e}");
 }
 
 #[test]
