@@ -7,7 +7,7 @@
 
 use std::hint::black_box;
 
-use classical::{ChurnScorer, RequestClassifier};
+use classical::{ChurnScorer, Int8Products, RequestClassifier, RequestEncoder};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 // The shipped model paths and the fixture readers the tests use.
@@ -15,20 +15,25 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{CLASSIFIER, SCORER, model_file, read_json, record, runtime};
+use common::{CLASSIFIER, ENCODER, SCORER, model_file, read_json, record, runtime};
 
 const BATCHES: [usize; 2] = [1, 32];
 
-fn classifier(c: &mut Criterion) {
+/// The first 32 CLINC150 validation questions.
+fn questions() -> Vec<String> {
     let clinc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/clinc150/clinc150_train_val.json");
     let data = read_json(&clinc);
-    let texts: Vec<String> = data["val"]
+    data["val"]
         .as_array()
         .expect("val")
         .iter()
         .take(32)
         .map(|item| item[0].as_str().expect("text").to_owned())
-        .collect();
+        .collect()
+}
+
+fn classifier(c: &mut Criterion) {
+    let texts = questions();
     let mut model = RequestClassifier::load(&runtime(), &model_file(CLASSIFIER, "model.onnx")).expect("classifier");
     let mut group = c.benchmark_group("classifier");
     for batch in BATCHES {
@@ -67,5 +72,25 @@ fn scorer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, classifier, scorer);
+/// The encoder one request per run, as the cascade runs it, with the served exact int8 products and with the CPU's
+/// own kernel: the cost of exactness on this machine (the same kernel where the CPU has VNNI).
+fn encoder(c: &mut Criterion) {
+    let texts = questions();
+    let path = model_file(ENCODER, "model.onnx");
+    let mut group = c.benchmark_group("encoder");
+    group.throughput(Throughput::Elements(texts.len() as u64));
+    for (name, products) in [("exact", Int8Products::Exact), ("native", Int8Products::Native)] {
+        let mut model = RequestEncoder::load_with(&runtime(), &path, products).expect("encoder");
+        group.bench_function(BenchmarkId::new("batch-1-x32", name), |b| {
+            b.iter(|| {
+                for text in &texts {
+                    black_box(model.probabilities(&[(text.as_str(), false)]).expect("ran"));
+                }
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, classifier, scorer, encoder);
 criterion_main!(benches);

@@ -89,12 +89,17 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 def machine() -> dict:
     """The machine and the commit a run measured."""
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                if l.startswith("model name")), "unknown")
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((l.split(":", 1)[1].strip() for l in cpuinfo if l.startswith("model name")), "unknown")
+    flags = set(next((l.split(":", 1)[1].split() for l in cpuinfo if l.startswith("flags")), []))
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
                                 capture_output=True, text=True).stdout.strip())
-    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(), "commit": commit + ("+dirty" if dirty else ""),
+    # ONNX Runtime picks its kernels by these (classical/src/kernels.rs): the encoder's int8 products run u8×u8
+    # (exact, slower) where AVX2 or AVX-512 has no VNNI.
+    isa = {"avx2": "avx2" in flags, "avx512": "avx512bw" in flags,
+           "vnni": "avx512_vnni" in flags or "avx_vnni" in flags}
+    return {"cpu": cpu, "isa": isa, "cores": os.cpu_count(), "kernel": platform.release(), "commit": commit + ("+dirty" if dirty else ""),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 

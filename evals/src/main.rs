@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use classical::OnnxRuntime;
+use classical::{Int8Products, OnnxRuntime};
 use switchyard_evals::datasets::{Datasets, file_sha256};
 use switchyard_evals::models::{ModelFiles, ModelsReport};
 use switchyard_evals::{EvalError, cascade, e2e, gates, html, models, report, whatif};
@@ -312,7 +312,7 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
     } = &cli.command
     {
         let encoder_path = cli.root.join(encoder);
-        let prepared = prepare_cascade(&runtime, &files, &datasets, &encoder_path)?;
+        let prepared = prepare_cascade(&runtime, &files, &datasets, &encoder_path, Int8Products::Exact)?;
         let search = cascade::choose_bars(&prepared, *target_escalation);
         let bars = search.chosen;
         let config = classical::CascadeConfig {
@@ -320,7 +320,9 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
             bars,
         };
         let mut served = classical::CascadeClassifier::load(&runtime, &files.classifier, Some(&config))?;
-        let report = cascade::report(&prepared, bars, &mut served, Some(search))?;
+        let mut report = cascade::report(&prepared, bars, &mut served, Some(search))?;
+        let native = prepare_native(&runtime, &files, &datasets, &encoder_path)?;
+        report.kernels = Some(cascade::compare_kernels(&prepared, native.as_ref(), bars));
         let command = format!("switchyard-evals cascade --target-escalation {target_escalation}");
         let dir = cli.root.join(out);
         std::fs::create_dir_all(&dir).map_err(|e| EvalError::io(&dir, &e))?;
@@ -336,9 +338,16 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
     let config =
         switchyard::config::Config::load(&cli.root.join(&cli.config)).map_err(|e| EvalError::Config(e.to_string()))?;
     if let Some(cascade) = &config.models.pool.cascade {
-        let prepared = prepare_cascade(&runtime, &files, &datasets, &cascade.encoder)?;
+        let prepared = prepare_cascade(&runtime, &files, &datasets, &cascade.encoder, Int8Products::Exact)?;
         let mut served = classical::CascadeClassifier::load(&runtime, &files.classifier, Some(cascade))?;
-        evaluated.cascade = Some(cascade::report(&prepared, cascade.bars, &mut served, None)?);
+        let mut report = cascade::report(&prepared, cascade.bars, &mut served, None)?;
+        // The gate judges what is served on this machine; the report also measures the CPU's own int8 kernel.
+        let native = match cli.command {
+            Command::Models { .. } => prepare_native(&runtime, &files, &datasets, &cascade.encoder)?,
+            _ => None,
+        };
+        report.kernels = Some(cascade::compare_kernels(&prepared, native.as_ref(), cascade.bars));
+        evaluated.cascade = Some(report);
     }
     match cli.command {
         Command::Whatif { .. } | Command::E2e { .. } | Command::Cascade { .. } | Command::Faithfulness { .. } => {
@@ -359,6 +368,8 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
                 .filter(|(gate, _)| !gate.starts_with("faithfulness."))
                 .collect();
             let verdicts = gates::check(&limits, &report::measurements(&evaluated))?;
+            // The cascade's numbers are this machine's kernels' (the encoder is int8): name the machine.
+            println!("measured on: {}\n", classical::kernels::machine_summary());
             print!("{}", gates::table(&verdicts));
             let failed: Vec<&str> = verdicts.iter().filter(|v| !v.passed).map(|v| v.gate.as_str()).collect();
             if failed.is_empty() {
@@ -372,21 +383,36 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
     }
 }
 
-/// Both classifier tiers (the linear model of `files`, the encoder at `encoder`) over every labelled request.
+/// Both classifier tiers (the linear model of `files`, the encoder at `encoder` with `products`) over every labelled
+/// request.
 fn prepare_cascade(
     runtime: &OnnxRuntime,
     files: &ModelFiles,
     datasets: &Datasets,
     encoder: &std::path::Path,
+    products: Int8Products,
 ) -> Result<cascade::Prepared, EvalError> {
     let mut linear = classical::RequestClassifier::load(runtime, &files.classifier)?;
-    let mut encoder = classical::RequestEncoder::load(runtime, encoder)?;
+    let mut encoder = classical::RequestEncoder::load_with(runtime, encoder, products)?;
     cascade::prepare(
         &mut linear,
         &mut encoder,
         &datasets.clinc150_val()?,
         &datasets.record_phrasings()?,
     )
+}
+
+/// The same with this CPU's own int8 kernel, where it is not the served (exact) one.
+fn prepare_native(
+    runtime: &OnnxRuntime,
+    files: &ModelFiles,
+    datasets: &Datasets,
+    encoder: &std::path::Path,
+) -> Result<Option<cascade::Prepared>, EvalError> {
+    if !classical::InstructionSets::detect().u8s8_saturates() {
+        return Ok(None);
+    }
+    prepare_cascade(runtime, files, datasets, encoder, Int8Products::Native).map(Some)
 }
 
 /// A one-line progress bar on stderr.
@@ -443,6 +469,8 @@ fn provenance(
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
     };
+    // Every number below was computed on this machine's kernels (int8 and float): name it.
+    out.push(("machine".to_owned(), classical::kernels::machine_summary()));
     out.push((
         "commit".to_owned(),
         git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into()),

@@ -97,6 +97,10 @@ pub fn tiers(report: &CascadeReport) -> String {
         l.all.0,
         l.all.1
     );
+    if let Some(kernels) = &report.kernels {
+        md.push_str(&super::kernels::markdown(kernels));
+        md.push('\n');
+    }
     md
 }
 

@@ -23,9 +23,11 @@ const BATCH: usize = 64;
 /// Weights of the linear model in escalated answers that the search tries (and rows precompute).
 pub(crate) const WEIGHT_GRID: [f32; 4] = [0.0, 0.2, 0.4, 0.6];
 
+mod kernels;
 mod markdown;
 mod search;
 
+pub use kernels::{DifferingDecision, KernelComparison, KernelRun, compare as compare_kernels};
 pub use markdown::{markdown, tiers as tiers_markdown};
 /// What kind of labelled request a row is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +136,8 @@ pub struct CascadeReport {
     pub latency: Latency,
     /// How the setting was chosen, when this run chose it.
     pub search: Option<Search>,
+    /// The machine and, where its own int8 kernel is not exact, the cascade on both kernels.
+    pub kernels: Option<KernelComparison>,
 }
 
 /// Both tiers' outputs on every labelled request the models never trained on.
@@ -142,6 +146,8 @@ pub struct Prepared {
     rows: Vec<Row>,
     context: Context,
     encoder_threshold: f32,
+    /// Each encoder run, one request alone, µs.
+    encoder_us: Vec<f64>,
 }
 
 /// Runs each tier once over CLINC150 validation (no record) and every record phrasing (with a record).
@@ -164,7 +170,7 @@ pub fn prepare(
         let truth = index(&p.label).ok_or_else(|| unknown(&p.label))?;
         labelled.push((&p.text, true, truth, Kind::Record, p.kind.clone()));
     }
-    let rows = tier_outputs(linear, encoder, &info, &labelled)?;
+    let (rows, encoder_us) = tier_outputs(linear, encoder, &info, &labelled)?;
     Ok(Prepared {
         requests: labelled.iter().map(|(t, r, ..)| ((*t).to_owned(), *r)).collect(),
         rows,
@@ -174,6 +180,7 @@ pub fn prepare(
             labels: info.labels.iter().map(|l| l.label.clone()).collect(),
         },
         encoder_threshold: encoder.info().out_of_scope_threshold,
+        encoder_us,
     })
 }
 
@@ -242,6 +249,7 @@ pub fn report(
         served_disagreements: disagreements,
         latency,
         search,
+        kernels: None,
     })
 }
 
@@ -249,21 +257,24 @@ fn unknown(label: &str) -> EvalError {
     EvalError::Config(format!("label {label:?} is not one of the classifier's"))
 }
 
-/// Runs each tier once over every request.
+/// Runs each tier once over every request; also returns each encoder run's time (µs).
 fn tier_outputs(
     linear: &mut RequestClassifier,
     encoder: &mut RequestEncoder,
     info: &ClassifierInfo,
     labelled: &[(&str, bool, usize, Kind, String)],
-) -> Result<Vec<Row>, EvalError> {
+) -> Result<(Vec<Row>, Vec<f64>), EvalError> {
     let mut rows = Vec::with_capacity(labelled.len());
+    let mut encoder_us = Vec::with_capacity(labelled.len());
     for chunk in labelled.chunks(BATCH) {
         let batch: Vec<(&str, bool)> = chunk.iter().map(|(t, r, ..)| (*t, *r)).collect();
         let linear_out = linear.classify_batch(&batch)?;
         // One request per encoder run, as the gateway runs it (its int8 activation scales are per run).
         let mut encoder_out = Vec::with_capacity(batch.len());
         for request in &batch {
+            let started = Instant::now();
             encoder_out.extend(encoder.probabilities(std::slice::from_ref(request))?);
+            encoder_us.push(started.elapsed().as_secs_f64() * 1e6);
         }
         for (((_, _, truth, kind, set), l), e) in chunk.iter().zip(linear_out).zip(encoder_out) {
             let top = l.top(2);
@@ -300,7 +311,7 @@ fn tier_outputs(
             });
         }
     }
-    Ok(rows)
+    Ok((rows, encoder_us))
 }
 
 /// Which decision rule to replay.
