@@ -16,6 +16,18 @@ pub const MAX_FEATURES: usize = 64;
 /// Longest feature name, request id and forced target name, in bytes.
 pub const MAX_NAME_BYTES: usize = 128;
 
+/// Refuses a string a model would read if it holds a NUL character. ONNX Runtime's string tensors are C strings:
+/// a NUL fails the run inside the model, which would answer a caller's mistake as a server fault (`INTERNAL`).
+pub fn check_model_string(field: &str, value: &str) -> Result<(), RouterError> {
+    if value.contains('\0') {
+        return Err(RouterError::invalid(
+            field,
+            "contains a NUL character (U+0000), which the models cannot read",
+        ));
+    }
+    Ok(())
+}
+
 /// A structurally valid request (field-level checks done; limits from config are checked by the engine).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteInput {
@@ -59,7 +71,10 @@ impl TryFrom<RouteRequest> for RouteInput {
                     let value = match value.kind {
                         None | Some(Kind::NullValue(_)) => FeatureValue::Null,
                         Some(Kind::NumberValue(n)) => FeatureValue::Number(n),
-                        Some(Kind::StringValue(s)) => FeatureValue::Text(s),
+                        Some(Kind::StringValue(s)) => {
+                            check_model_string(&format!("features.{name}"), &s)?;
+                            FeatureValue::Text(s)
+                        }
                         Some(Kind::BoolValue(b)) => FeatureValue::Bool(b),
                         Some(Kind::StructValue(_) | Kind::ListValue(_)) => {
                             return Err(RouterError::invalid(
@@ -74,6 +89,7 @@ impl TryFrom<RouteRequest> for RouteInput {
             }
             _ => None,
         };
+        check_model_string("text", &request.text)?;
         if request.text.trim().is_empty() && record.is_none() {
             return Err(RouterError::invalid(
                 "text",
@@ -146,6 +162,34 @@ mod tests {
     fn empty_request_is_refused_naming_text() {
         let err = RouteInput::try_from(request("  ")).unwrap_err();
         assert!(err.to_string().starts_with("text: empty request"), "{err}");
+    }
+
+    #[test]
+    fn a_nul_character_in_text_or_a_feature_string_is_refused_naming_the_field() {
+        let err = RouteInput::try_from(request("what is\0 my balance")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "text: contains a NUL character (U+0000), which the models cannot read"
+        );
+        let features = Struct {
+            fields: [(
+                "contract".to_owned(),
+                Value {
+                    kind: Some(Kind::StringValue("Month\0-to-month".to_owned())),
+                },
+            )]
+            .into_iter()
+            .collect(),
+        };
+        let err = RouteInput::try_from(RouteRequest {
+            features: Some(features),
+            ..request("")
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("features.contract: contains a NUL"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -237,6 +281,9 @@ mod tests {
                     proptest::prop_assert!(input.tenant.is_empty() || crate::auth::check_tenant(&input.tenant).is_ok());
                     proptest::prop_assert!(input.record.as_ref().is_none_or(|r| r.len() <= MAX_FEATURES));
                     proptest::prop_assert!(input.temperature.is_none_or(|t| (0.0..=2.0).contains(&t)));
+                    proptest::prop_assert!(!input.text.contains('\0'));
+                    let nul_free = |v: &FeatureValue| !matches!(v, FeatureValue::Text(s) if s.contains('\0'));
+                    proptest::prop_assert!(input.record.iter().flatten().all(|(_, v)| nul_free(v)));
                 }
                 Err(RouterError::InvalidArgument { field, .. }) => proptest::prop_assert!(!field.is_empty()),
                 Err(other) => proptest::prop_assert!(false, "not an argument error: {other}"),

@@ -180,6 +180,12 @@ async fn bad_inputs_get_invalid_argument_naming_the_problem() {
             "features.contract: not one of",
         ),
         (request("", None), "text: empty request"),
+        // ONNX Runtime's string tensors are C strings: a NUL is the caller's mistake, not an inference failure.
+        (request("what is my\0 balance", None), "text: contains a NUL character"),
+        (
+            with(&|f| drop(f.fields.insert("contract".into(), s("Month\0-to-month")))),
+            "features.contract: contains a NUL character",
+        ),
         (
             request(&"x".repeat(40_000), None),
             "text: 40000 bytes exceeds the limit",

@@ -11,6 +11,7 @@ use switchyard_proto::inference::model_metadata_response::TensorMetadata;
 use super::tensors::{Column, Input, Output, field_error};
 use crate::engine::{Engine, ServingModels};
 use crate::error::RouterError;
+use crate::request::check_model_string;
 
 /// The most rows one infer call may carry: work per call stays bounded, like a Router call's.
 pub const MAX_ROWS: usize = 1024;
@@ -209,10 +210,12 @@ async fn score(
 /// as a boolean (refused by the schema where it expects something else).
 fn value(input: &Input, row: usize) -> Result<FeatureValue, RouterError> {
     Ok(match &input.column {
-        Column::Bytes(values) => FeatureValue::Text(
-            String::from_utf8(values[row].clone())
-                .map_err(|_| field_error(&input.name, &format!("row {row}: not UTF-8")))?,
-        ),
+        Column::Bytes(values) => {
+            let text = String::from_utf8(values[row].clone())
+                .map_err(|_| field_error(&input.name, &format!("row {row}: not UTF-8")))?;
+            check_model_string(&format!("inputs.{}", input.name), &text)?;
+            FeatureValue::Text(text)
+        }
         Column::Number(values) if values[row].is_nan() => FeatureValue::Null,
         Column::Number(values) => FeatureValue::Number(values[row]),
         Column::Bool(values) => FeatureValue::Bool(values[row]),
@@ -230,7 +233,10 @@ async fn classify(
             .iter()
             .enumerate()
             .map(|(row, v)| {
-                String::from_utf8(v.clone()).map_err(|_| field_error(&input.name, &format!("row {row}: not UTF-8")))
+                let text = String::from_utf8(v.clone())
+                    .map_err(|_| field_error(&input.name, &format!("row {row}: not UTF-8")))?;
+                check_model_string(&format!("inputs.{}", input.name), &text)?;
+                Ok::<_, RouterError>(text)
             })
             .collect::<Result<_, _>>()?,
         Some((input, _)) => return Err(field_error(&input.name, "expected BYTES")),
