@@ -193,14 +193,15 @@ def report(r: dict) -> str:
     return "\n".join(out)
 
 
-if __name__ == "__main__":
-    print(report(json.loads(Path(sys.argv[1]).read_text())))
-
-
 def isa_line(m: dict) -> str:
     """The instruction sets ONNX Runtime's kernels depend on, as the run recorded them (older runs did not)."""
     isa = m.get("isa")
     if isa is None:
         return "instruction sets not recorded"
-    yes = lambda b: "yes" if b else "no"
-    return f"AVX2 {yes(isa['avx2'])}, AVX-512 {yes(isa['avx512'])}, VNNI {yes(isa['vnni'])}"
+    return ", ".join(f"{name} {'yes' if isa[key] else 'no'}" for name, key in
+                     (("AVX2", "avx2"), ("AVX-512", "avx512"), ("VNNI", "vnni")))
+
+
+if __name__ == "__main__":
+    print(report(json.loads(Path(sys.argv[1]).read_text())))
+
