@@ -182,7 +182,19 @@ pub async fn serve_with(
     let stopped = async {
         let _ = stopped.await;
     };
+    let connections = config.server.connections;
     let routes = Server::builder()
+        // A client that opens streams and never reads them holds at most this many per connection (each waits for
+        // flow-control window with its answer buffered); one that wants more waits for its own streams to end.
+        .max_concurrent_streams(connections.max_concurrent_streams)
+        // A connection whose peer stopped answering (gone without a FIN, or never reading) is found by a PING and
+        // closed, instead of holding its streams forever.
+        .http2_keepalive_interval(Some(connections.keepalive_interval))
+        .http2_keepalive_timeout(Some(connections.keepalive_timeout))
+        // No connection lives forever: GOAWAY after its age frees what it held and lets L4 balancers rebalance;
+        // calls in flight get the grace period.
+        .max_connection_age(connections.max_connection_age)
+        .max_connection_age_grace(connections.max_connection_age_grace)
         // A caller without a deadline still gets an answer or an error within this bound.
         .timeout(config.server.request_timeout)
         // Bounds the requests one connection has in flight...

@@ -66,6 +66,27 @@ fn invalid_main_configs_name_file_key_and_reason() {
             "server.listen",
         ),
         (
+            good.replace(
+                "max_text_bytes = 32768",
+                "max_text_bytes = 32768\nmax_concurrent_streams = 0",
+            ),
+            "server.max_concurrent_streams: must be at least 1",
+        ),
+        (
+            good.replace(
+                "max_text_bytes = 32768",
+                "max_text_bytes = 32768\nkeepalive_timeout = \"0s\"",
+            ),
+            "server.keepalive_timeout: \"0s\" must be longer than 0",
+        ),
+        (
+            good.replace(
+                "max_text_bytes = 32768",
+                "max_text_bytes = 32768\nmax_connection_age = \"later\"",
+            ),
+            "server.max_connection_age: \"later\" is not a duration",
+        ),
+        (
             format!("{good}\n[drift]\nwindow = \"soon\"\n"),
             "drift.window: \"soon\" is not a duration",
         ),

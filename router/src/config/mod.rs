@@ -100,8 +100,27 @@ pub struct ServerConfig {
     pub max_text_bytes: usize,
     /// Concurrent requests per connection.
     pub concurrency_per_connection: usize,
+    /// What one gRPC connection may hold and how long it lives (HTTP/2).
+    pub connections: ConnectionLimits,
     /// TLS on the gRPC port (`None`: plaintext).
     pub tls: Option<crate::tls::TlsFiles>,
+}
+
+/// What one gRPC connection may hold and how long it lives: HTTP/2 settings, so a client that opens streams it
+/// never reads, or a connection nobody uses, holds bounded memory for a bounded time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Streams a client may have open at once (`SETTINGS_MAX_CONCURRENT_STREAMS`); a client wanting more waits.
+    pub max_concurrent_streams: u32,
+    /// An HTTP/2 PING after this long without a frame from the client...
+    pub keepalive_interval: Duration,
+    /// ...and the connection closed when the PING is not answered within this.
+    pub keepalive_timeout: Duration,
+    /// After this, the connection is told to go away (GOAWAY): what it held is freed, and L4 load balancers get
+    /// to spread the client's next connection.
+    pub max_connection_age: Duration,
+    /// Calls in flight at the GOAWAY may finish this long; then the connection closes.
+    pub max_connection_age_grace: Duration,
 }
 
 /// Where the routing policy lives.
@@ -252,6 +271,10 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
     let duration = |key: &str, value: &str| {
         humantime::parse_duration(value).map_err(|e| err(key, format!("{value:?} is not a duration ({e})")))
     };
+    let positive_duration = |key: &str, value: &str| match duration(key, value)? {
+        d if d.is_zero() => Err(err(key, format!("{value:?} must be longer than 0"))),
+        d => Ok(d),
+    };
     let server = ServerConfig {
         listen: raw.server.listen.parse().map_err(|e| {
             err(
@@ -287,6 +310,19 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
             "server.concurrency_per_connection",
             raw.server.concurrency_per_connection,
         )?,
+        connections: ConnectionLimits {
+            max_concurrent_streams: match raw.server.max_concurrent_streams {
+                0 => return Err(err("server.max_concurrent_streams", "must be at least 1".to_owned())),
+                streams => streams,
+            },
+            keepalive_interval: positive_duration("server.keepalive_interval", &raw.server.keepalive_interval)?,
+            keepalive_timeout: positive_duration("server.keepalive_timeout", &raw.server.keepalive_timeout)?,
+            max_connection_age: positive_duration("server.max_connection_age", &raw.server.max_connection_age)?,
+            max_connection_age_grace: duration(
+                "server.max_connection_age_grace",
+                &raw.server.max_connection_age_grace,
+            )?,
+        },
         tls: None,
     };
     let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };

@@ -183,6 +183,11 @@ pub(super) struct RawServer {
     pub(super) request_timeout: String,
     pub(super) max_text_bytes: usize,
     pub(super) concurrency_per_connection: usize,
+    pub(super) max_concurrent_streams: u32,
+    pub(super) keepalive_interval: String,
+    pub(super) keepalive_timeout: String,
+    pub(super) max_connection_age: String,
+    pub(super) max_connection_age_grace: String,
     pub(super) tls: Option<RawTls>,
 }
 
@@ -214,6 +219,11 @@ impl Default for RawServer {
             request_timeout: "120s".to_owned(),
             max_text_bytes: 32 * 1024,
             concurrency_per_connection: 64,
+            max_concurrent_streams: 128,
+            keepalive_interval: "30s".to_owned(),
+            keepalive_timeout: "10s".to_owned(),
+            max_connection_age: "30m".to_owned(),
+            max_connection_age_grace: "30s".to_owned(),
             tls: None,
         }
     }
