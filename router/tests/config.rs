@@ -87,6 +87,13 @@ fn invalid_main_configs_name_file_key_and_reason() {
             "server.max_connection_age: \"later\" is not a duration",
         ),
         (
+            good.replace(
+                "max_text_bytes = 32768",
+                "max_text_bytes = 32768\nmax_connection_age_grace = \"5s\"",
+            ),
+            "server.max_connection_age_grace: \"5s\" is shorter than server.request_timeout (\"60s\")",
+        ),
+        (
             format!("{good}\n[drift]\nwindow = \"soon\"\n"),
             "drift.window: \"soon\" is not a duration",
         ),

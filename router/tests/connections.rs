@@ -12,12 +12,15 @@ use support::{Gateway, config, free_port};
 use tonic_health::pb::health_check_response::ServingStatus;
 
 /// A gateway (no LLM needed) with extra `[server]` lines.
+/// `request_timeout` is 1 s, so a grace of 1 s is allowed.
 async fn gateway_with(server_settings: &str) -> Gateway {
-    let text = config(&format!("http://127.0.0.1:{}/v1", free_port()), "2s").replacen(
-        "max_text_bytes = 32768",
-        &format!("max_text_bytes = 32768\n{server_settings}"),
-        1,
-    );
+    let text = config(&format!("http://127.0.0.1:{}/v1", free_port()), "2s")
+        .replacen(r#"request_timeout = "60s""#, r#"request_timeout = "1s""#, 1)
+        .replacen(
+            "max_text_bytes = 32768",
+            &format!("max_text_bytes = 32768\n{server_settings}"),
+            1,
+        );
     Gateway::start(&text).await
 }
 

@@ -119,7 +119,8 @@ pub struct ConnectionLimits {
     /// After this, the connection is told to go away (GOAWAY): what it held is freed, and L4 load balancers get
     /// to spread the client's next connection.
     pub max_connection_age: Duration,
-    /// Calls in flight at the GOAWAY may finish this long; then the connection closes.
+    /// Calls in flight at the GOAWAY may finish this long; then the connection closes. At least the request
+    /// timeout, so no call is cut.
     pub max_connection_age_grace: Duration,
 }
 
@@ -326,6 +327,18 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
         tls: None,
     };
     let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    // A call in flight when its connection reaches its age must be able to finish: no request outlives
+    // request_timeout, so a grace at least that long never cuts one.
+    if server.connections.max_connection_age_grace < server.request_timeout {
+        return Err(err(
+            "server.max_connection_age_grace",
+            format!(
+                "{:?} is shorter than server.request_timeout ({:?}): calls in flight at a connection's maximum age \
+                 would be cut",
+                raw.server.max_connection_age_grace, raw.server.request_timeout
+            ),
+        ));
+    }
     let mut server = server;
     if let Some(tls) = &raw.server.tls {
         let files = crate::tls::TlsFiles {

@@ -223,7 +223,7 @@ impl Default for RawServer {
             keepalive_interval: "30s".to_owned(),
             keepalive_timeout: "10s".to_owned(),
             max_connection_age: "30m".to_owned(),
-            max_connection_age_grace: "30s".to_owned(),
+            max_connection_age_grace: "120s".to_owned(),
             tls: None,
         }
     }
