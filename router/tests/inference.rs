@@ -227,6 +227,11 @@ async fn typed_contents_work_and_malformed_calls_are_refused_without_harm() {
             "inputs.extra: not an input of this model",
         ),
         (
+            infer(vec![text_tensor(&["fine", "not\0 fine"])]),
+            tonic::Code::InvalidArgument,
+            "inputs.text: contains a NUL character",
+        ),
+        (
             infer(vec![text_tensor(&vec!["a"; 1025])]),
             tonic::Code::InvalidArgument,
             "1025 rows; at most 1024 per call",
