@@ -341,12 +341,11 @@ fn run(cli: Cli) -> Result<ExitCode, EvalError> {
         let prepared = prepare_cascade(&runtime, &files, &datasets, &cascade.encoder, Int8Products::Exact)?;
         let mut served = classical::CascadeClassifier::load(&runtime, &files.classifier, Some(cascade))?;
         let mut report = cascade::report(&prepared, cascade.bars, &mut served, None)?;
-        // The gate judges what is served on this machine; the report also measures the CPU's own int8 kernel.
-        let native = match cli.command {
-            Command::Models { .. } => prepare_native(&runtime, &files, &datasets, &cascade.encoder)?,
-            _ => None,
-        };
-        report.kernels = Some(cascade::compare_kernels(&prepared, native.as_ref(), cascade.bars));
+        // The gate judges what is served on this machine; the models report also measures the CPU's own kernel.
+        if let Command::Models { .. } = cli.command {
+            let native = prepare_native(&runtime, &files, &datasets, &cascade.encoder)?;
+            report.kernels = Some(cascade::compare_kernels(&prepared, native.as_ref(), cascade.bars));
+        }
         evaluated.cascade = Some(report);
     }
     match cli.command {

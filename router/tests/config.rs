@@ -77,7 +77,7 @@ fn invalid_main_configs_name_file_key_and_reason() {
                 "max_text_bytes = 32768",
                 "max_text_bytes = 32768\nkeepalive_timeout = \"0s\"",
             ),
-            "server.keepalive_timeout: \"0s\" must be longer than 0",
+            "server.keepalive_timeout: must be longer than zero",
         ),
         (
             good.replace(

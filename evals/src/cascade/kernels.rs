@@ -78,7 +78,7 @@ pub fn compare(served: &Prepared, native: Option<&Prepared>, bars: CascadeBars) 
             if decided_a != decided_b {
                 differing_right.0 += usize::from(decided_a.0 == a.truth);
                 differing_right.1 += usize::from(decided_b.0 == b.truth);
-                let name = |(label, tier): (usize, Tier)| format!("{} ({})", context.labels[label], tier_name(tier));
+                let name = |(label, tier): (usize, Tier)| format!("{} ({})", context.labels[label], tier.as_str());
                 differing.push(DifferingDecision {
                     text: text.clone(),
                     kind: kind_name(a.kind),
@@ -105,7 +105,7 @@ fn run(prepared: &Prepared, kernel: &str, served: bool, bars: CascadeBars) -> Ke
     for row in &rows {
         let (label, tier) = decide(row, &prepared.context, Setting::Cascade(bars));
         digest.update(prepared.context.labels[label].as_bytes());
-        digest.update([0, tier_name(tier).as_bytes()[0], b'\n']);
+        digest.update([0, tier.as_str().as_bytes()[0], b'\n']);
     }
     let mut encoder_us = prepared.encoder_us.clone();
     KernelRun {
@@ -113,14 +113,7 @@ fn run(prepared: &Prepared, kernel: &str, served: bool, bars: CascadeBars) -> Ke
         served,
         cascade: outcome(&rows, &prepared.context, Setting::Cascade(bars)),
         encoder_us: percentiles(&mut encoder_us),
-        decisions_sha256: digest.finalize().iter().map(|b| format!("{b:02x}")).collect(),
-    }
-}
-
-fn tier_name(tier: Tier) -> &'static str {
-    match tier {
-        Tier::Linear => "linear",
-        Tier::Encoder => "encoder",
+        decisions_sha256: crate::datasets::hex(&digest.finalize()),
     }
 }
 

@@ -36,17 +36,7 @@ impl DriftConfig {
 }
 
 pub(super) fn drift(path: &Path, raw: &RawDrift) -> Result<DriftConfig, ConfigError> {
-    let duration = |key: &str, value: &str| {
-        humantime::parse_duration(value)
-            .map_err(|e| error(path, key, format!("{value:?} is not a duration ({e})")))
-            .and_then(|d| {
-                if d.is_zero() {
-                    Err(error(path, key, "must be longer than zero".to_owned()))
-                } else {
-                    Ok(d)
-                }
-            })
-    };
+    let duration = |key: &str, value: &str| super::positive_duration(path, key, value);
     let window = duration("drift.window", &raw.window)?;
     let evaluate_every = duration("drift.evaluate_every", &raw.evaluate_every)?;
     if !(1..=MAX_SLICES).contains(&raw.slices) {

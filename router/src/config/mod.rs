@@ -272,10 +272,7 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
     let duration = |key: &str, value: &str| {
         humantime::parse_duration(value).map_err(|e| err(key, format!("{value:?} is not a duration ({e})")))
     };
-    let positive_duration = |key: &str, value: &str| match duration(key, value)? {
-        d if d.is_zero() => Err(err(key, format!("{value:?} must be longer than 0"))),
-        d => Ok(d),
-    };
+    let positive_duration = |key: &str, value: &str| positive_duration(path, key, value);
     let server = ServerConfig {
         listen: raw.server.listen.parse().map_err(|e| {
             err(
@@ -623,6 +620,15 @@ fn cascade(path: &Path, raw: &raw::RawCascade, encoder: PathBuf) -> Result<class
         error(path, &format!("models.cascade.{field}"), reason)
     })?;
     Ok(classical::CascadeConfig { encoder, bars })
+}
+
+/// A duration longer than zero, or an error naming `key`.
+fn positive_duration(path: &Path, key: &str, value: &str) -> Result<Duration, ConfigError> {
+    match humantime::parse_duration(value) {
+        Err(e) => Err(error(path, key, format!("{value:?} is not a duration ({e})"))),
+        Ok(d) if d.is_zero() => Err(error(path, key, "must be longer than zero".to_owned())),
+        Ok(d) => Ok(d),
+    }
 }
 
 fn positive(path: &Path, key: &str, value: usize) -> Result<usize, ConfigError> {

@@ -206,16 +206,19 @@ async fn score(
     ])
 }
 
+/// Row `row` of a BYTES input as text a model can read: UTF-8 without a NUL.
+fn model_text(input: &Input, row: usize, bytes: &[u8]) -> Result<String, RouterError> {
+    let text =
+        String::from_utf8(bytes.to_vec()).map_err(|_| field_error(&input.name, &format!("row {row}: not UTF-8")))?;
+    check_model_string(&format!("inputs.{}", input.name), &text)?;
+    Ok(text)
+}
+
 /// Row `row` of `input` as a record field's value: BYTES as text (UTF-8), a number as itself (NaN as null), BOOL
 /// as a boolean (refused by the schema where it expects something else).
 fn value(input: &Input, row: usize) -> Result<FeatureValue, RouterError> {
     Ok(match &input.column {
-        Column::Bytes(values) => {
-            let text = String::from_utf8(values[row].clone())
-                .map_err(|_| field_error(&input.name, &format!("row {row}: not UTF-8")))?;
-            check_model_string(&format!("inputs.{}", input.name), &text)?;
-            FeatureValue::Text(text)
-        }
+        Column::Bytes(values) => FeatureValue::Text(model_text(input, row, &values[row])?),
         Column::Number(values) if values[row].is_nan() => FeatureValue::Null,
         Column::Number(values) => FeatureValue::Number(values[row]),
         Column::Bool(values) => FeatureValue::Bool(values[row]),
@@ -232,12 +235,7 @@ async fn classify(
         Some((input, Column::Bytes(values))) => values
             .iter()
             .enumerate()
-            .map(|(row, v)| {
-                let text = String::from_utf8(v.clone())
-                    .map_err(|_| field_error(&input.name, &format!("row {row}: not UTF-8")))?;
-                check_model_string(&format!("inputs.{}", input.name), &text)?;
-                Ok::<_, RouterError>(text)
-            })
+            .map(|(row, v)| model_text(input, row, v))
             .collect::<Result<_, _>>()?,
         Some((input, _)) => return Err(field_error(&input.name, "expected BYTES")),
         None => return Err(field_error(TEXT, "missing")),
