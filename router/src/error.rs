@@ -78,6 +78,22 @@ pub enum RouterError {
     /// A remote scorer failed.
     #[error(transparent)]
     Remote(#[from] RemoteScorerError),
+    /// The call was not answered by its deadline (the caller's, or the server's `request_timeout`).
+    #[error("deadline exceeded: no answer within {after:?} ({})", set_by.describe())]
+    DeadlineExceeded {
+        /// How long the call had.
+        after: Duration,
+        /// Whose deadline it was.
+        set_by: DeadlineSetter,
+    },
+    /// Refused before any work: the call would exceed a concurrency limit.
+    #[error("overloaded: more than {capacity} calls in flight on this {limit}; try again shortly")]
+    Shed {
+        /// `connection` (`concurrency_per_connection`) or `server` (`max_calls_in_flight`).
+        limit: &'static str,
+        /// The limit.
+        capacity: usize,
+    },
     /// A shadow target did not answer within its time limit.
     #[error("shadow target {target} did not answer within {after:?}")]
     ShadowTimedOut {
@@ -86,6 +102,24 @@ pub enum RouterError {
         /// The limit.
         after: Duration,
     },
+}
+
+/// Whose deadline a call exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadlineSetter {
+    /// The caller's `grpc-timeout`.
+    Caller,
+    /// The server's `request_timeout`.
+    Server,
+}
+
+impl DeadlineSetter {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Caller => "the caller's grpc-timeout",
+            Self::Server => "the server's request_timeout",
+        }
+    }
 }
 
 /// Why the gateway could not start: models, policy or backends.
@@ -147,6 +181,8 @@ impl RouterError {
                 | ClassicalError::Inference { .. },
             ) => (Code::Internal, "inference"),
             Self::ShadowTimedOut { .. } => (Code::DeadlineExceeded, "timeout"),
+            Self::DeadlineExceeded { .. } => (Code::DeadlineExceeded, "deadline_exceeded"),
+            Self::Shed { .. } => (Code::ResourceExhausted, "shed"),
             Self::Llm(e) => (llm_code(e), e.kind()),
             Self::Remote(RemoteScorerError::Unavailable { .. } | RemoteScorerError::Mismatch { .. }) => {
                 (Code::Unavailable, "scorer_unavailable")
@@ -185,9 +221,9 @@ impl RouterError {
         match self {
             Self::Llm(e @ LlmError::CircuitOpen { .. }) => e.retry_after(),
             Self::Llm(e @ LlmError::RateLimited { .. }) => Some(e.retry_after().unwrap_or(Duration::from_secs(1))),
-            Self::Llm(LlmError::Overloaded { .. }) | Self::Classical(ClassicalError::Overloaded { .. }) => {
-                Some(OVERLOADED_RETRY)
-            }
+            Self::Llm(LlmError::Overloaded { .. })
+            | Self::Classical(ClassicalError::Overloaded { .. })
+            | Self::Shed { .. } => Some(OVERLOADED_RETRY),
             Self::Quota(e) => Some(e.retry_after()),
             Self::Remote(RemoteScorerError::CircuitOpen { retry_after, .. }) => Some(*retry_after),
             _ => None,
@@ -224,6 +260,17 @@ impl RouterError {
             }
             Self::Classical(ClassicalError::Overloaded { capacity }) => {
                 metadata.insert("queue_capacity".to_owned(), capacity.to_string());
+            }
+            Self::Shed { limit, capacity } => {
+                metadata.insert("limit".to_owned(), (*limit).to_owned());
+                metadata.insert("capacity".to_owned(), capacity.to_string());
+            }
+            Self::DeadlineExceeded { set_by, .. } => {
+                let by = match set_by {
+                    DeadlineSetter::Caller => "caller",
+                    DeadlineSetter::Server => "server",
+                };
+                metadata.insert("set_by".to_owned(), by.to_owned());
             }
             _ => {}
         }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use switchyard_proto::inference::grpc_inference_service_server::GrpcInferenceServiceServer;
 use switchyard_proto::v1::router_server::RouterServer;
 use tokio::net::TcpListener;
-use tonic::transport::Server;
+use tokio::sync::watch;
 use tonic_health::ServingStatus;
 
 use crate::admin;
@@ -15,8 +15,8 @@ use crate::config::Config;
 use crate::engine::{Engine, SharedEngine};
 use crate::error::LoadError;
 use crate::inference::InferenceService;
-use crate::layers::{AccessLog, Authenticate, ObserveLayer, RpcDuration, ServerSpan};
-use crate::listen;
+use crate::layers::{AccessLog, Admission, Authenticate, Deadline, ObserveLayer, RpcDuration, ServerSpan};
+use crate::listen::{self, Phase, Port, PortLimits};
 use crate::metrics::{Metrics, MetricsError, SharedMetrics};
 use crate::policy::{self, ReloadOutcome};
 use crate::service::RouterService;
@@ -51,9 +51,6 @@ pub enum ServeError {
     /// A task the server runs (loading, serving) panicked or was cancelled.
     #[error("server task failed: {0}")]
     Crashed(String),
-    /// The transport failed.
-    #[error("server failed: {0}")]
-    Transport(#[from] tonic::transport::Error),
     /// The TLS certificate, key or client CA could not be loaded.
     #[error("tls: {0}")]
     Tls(crate::tls::TlsError),
@@ -122,36 +119,22 @@ pub async fn serve_with(
         None => None,
     };
     let engine: SharedEngine = Arc::new(tokio::sync::OnceCell::new());
-    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (admin_phase, admin_phase_rx) = watch::channel(Phase::Serving);
+    let admin_tls = match &tls {
+        Some((_, cert, true)) => Some(crate::tls::admin_acceptor(cert).map_err(ServeError::Tls)?),
+        _ => None,
+    };
+    let admin_limits = admin_limits(&config.server.admin_connections);
     let admin_routes = admin::router(metrics.clone(), ready.clone(), engine.clone());
-    let admin_stopped = async {
-        let _ = admin_stopped.await;
-    };
-    let admin = match &tls {
-        Some((_, cert, true)) => {
-            let acceptor = crate::tls::admin_acceptor(cert).map_err(ServeError::Tls)?;
-            let listener =
-                listen::AdminTlsListener::new(admin_listener, acceptor).map_err(|source| ServeError::Bind {
-                    addr: admin_addr,
-                    source,
-                })?;
-            tokio::spawn(
-                axum::serve(listener, admin_routes)
-                    .with_graceful_shutdown(admin_stopped)
-                    .into_future(),
-            )
-        }
-        _ => tokio::spawn(
-            axum::serve(listen::admin_listener(admin_listener), admin_routes)
-                .with_graceful_shutdown(admin_stopped)
-                .into_future(),
-        ),
-    };
-    tokio::spawn(async move {
-        if let Ok(Err(error)) = admin.await {
-            tracing::error!(%error, "admin server failed");
-        }
-    });
+    let admin = tokio::spawn(listen::serve(
+        Port::Admin,
+        admin_listener,
+        admin_tls,
+        admin_limits,
+        admin_routes,
+        metrics.clone(),
+        admin_phase_rx,
+    ));
     tracing::info!(addr = %admin_local, tls = matches!(tls, Some((_, _, true))), "admin listening");
 
     // A request is its text plus a small record and a few ids: anything much larger is refused while decoding,
@@ -162,8 +145,15 @@ pub async fn serve_with(
     // tonic's usual 4 MiB, stated here so it cannot drift.
     let inference = GrpcInferenceServiceServer::new(InferenceService::new(engine.clone(), ready.clone()))
         .max_decoding_message_size(INFERENCE_MESSAGE_BYTES);
-    // Router calls only; health and reflection pass through each layer untouched.
-    let observed = tower::ServiceBuilder::new()
+    let routes = tonic::service::Routes::new(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(router)
+        .add_service(inference)
+        .prepare();
+    // Router and Open Inference Protocol calls only; health and reflection pass through each layer untouched.
+    let grpc = tower::ServiceBuilder::new()
+        .map_request(|request: http::Request<hyper::body::Incoming>| request.map(tonic::body::Body::new))
         // The SERVER span: continues the caller's trace, holds the handler (and a stream) until the call ends,
         // and records its final status.
         .layer(ObserveLayer(ServerSpan))
@@ -171,48 +161,37 @@ pub async fn serve_with(
         .layer(ObserveLayer(RpcDuration(metrics.clone())))
         // The access line, inside the SERVER span, once the call's status is final.
         .layer(ObserveLayer(AccessLog))
+        // Beyond its connection's or the port's limit a call is refused at once (RESOURCE_EXHAUSTED, with
+        // RetryInfo) instead of queueing without bound; inside the observers, so it is still logged and timed.
+        .layer(Admission::new(
+            config.server.concurrency_per_connection,
+            config.server.max_calls_in_flight,
+            metrics.clone(),
+        ))
+        // A caller without a deadline still gets an answer or an error within request_timeout; an expired
+        // deadline answers DEADLINE_EXCEEDED (logged), never a bare transport cancellation.
+        .layer(Deadline::new(config.server.request_timeout))
         // Innermost, so a refused call is still spanned, timed and logged: with auth required, the caller's
         // API key decides its tenant (health stays open; reflection needs the tenant's permission).
-        .layer(Authenticate::new(config.auth.clone(), engine.clone()));
+        .layer(Authenticate::new(config.auth.clone(), engine.clone()))
+        .service(routes);
     if let Some(keys) = &config.auth {
         tokio::spawn(keys.clone().watch());
     }
 
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let stopped = async {
-        let _ = stopped.await;
+    let (phase, phase_rx) = watch::channel(Phase::Serving);
+    let stop = || {
+        let _ = phase.send(Phase::Draining);
     };
-    let connections = config.server.connections;
-    let routes = Server::builder()
-        // A client that opens streams and never reads them holds at most this many per connection (each waits for
-        // flow-control window with its answer buffered); one that wants more waits for its own streams to end.
-        .max_concurrent_streams(connections.max_concurrent_streams)
-        // A connection whose peer stopped answering (gone without a FIN, or never reading) is found by a PING and
-        // closed, instead of holding its streams forever.
-        .http2_keepalive_interval(Some(connections.keepalive_interval))
-        .http2_keepalive_timeout(Some(connections.keepalive_timeout))
-        // No connection lives forever: GOAWAY after its age frees what it held and lets L4 balancers rebalance;
-        // calls in flight get the grace period.
-        .max_connection_age(connections.max_connection_age)
-        .max_connection_age_grace(connections.max_connection_age_grace)
-        // A caller without a deadline still gets an answer or an error within this bound.
-        .timeout(config.server.request_timeout)
-        // Bounds the requests one connection has in flight...
-        .concurrency_limit_per_connection(config.server.concurrency_per_connection)
-        // ...and refuses the excess at once with RESOURCE_EXHAUSTED instead of queueing it without bound.
-        .load_shed(true)
-        .layer(observed)
-        .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(router)
-        .add_service(inference);
-    let mut server = match tls {
-        Some((acceptor, _, _)) => {
-            tokio::spawn(routes.serve_with_incoming_shutdown(listen::tls_incoming(listener, acceptor), stopped))
-        }
-        None => tokio::spawn(routes.serve_with_incoming_shutdown(listen::grpc_incoming(listener), stopped)),
-    };
+    let mut server = tokio::spawn(listen::serve(
+        Port::Grpc,
+        listener,
+        tls.map(|(acceptor, _, _)| acceptor),
+        grpc_limits(&config.server),
+        grpc,
+        metrics.clone(),
+        phase_rx,
+    ));
     tracing::info!(addr = %local, tls = config.server.tls.is_some(), "listening");
 
     // Models load off the async runtime while health already answers NOT_SERVING.
@@ -225,7 +204,7 @@ pub async fn serve_with(
             match result {
                 Ok(Ok(loaded)) => {
                     if let Err(error) = loaded.check_scorers().await {
-                        let _ = stop.send(());
+                        stop();
                         return Err(ServeError::Load(error));
                     }
                     let store = loaded.policy().clone();
@@ -247,17 +226,17 @@ pub async fn serve_with(
                     tracing::info!(policy_version = %version, "models loaded; serving");
                 }
                 Ok(Err(error)) => {
-                    let _ = stop.send(());
+                    stop();
                     return Err(ServeError::Load(error));
                 }
                 Err(join) => {
-                    let _ = stop.send(());
+                    stop();
                     return Err(ServeError::Crashed(format!("loading the models: {join}")));
                 }
             }
         }
         () = &mut shutdown => {
-            let _ = stop.send(());
+            stop();
             return Ok(());
         }
     }
@@ -279,17 +258,20 @@ pub async fn serve_with(
         result = &mut server => return flatten(result),
         () = tokio::time::sleep(delay) => {}
     }
-    let _ = stop.send(());
+    stop();
     let drained = match tokio::time::timeout(config.server.shutdown_grace, &mut server).await {
         Ok(result) => flatten(result),
         Err(_) => {
             tracing::warn!("grace period over: dropping the requests still in flight");
-            server.abort();
-            Ok(())
+            let _ = phase.send(Phase::Closed);
+            flatten(server.await)
         }
     };
     // The admin port outlives the drain: /readyz says 503 and /metrics stays scrapeable until the end.
-    let _ = stop_admin.send(());
+    let _ = admin_phase.send(Phase::Closed);
+    if let Err(join) = admin.await {
+        tracing::error!(error = %join, "admin server failed");
+    }
     metrics.shutdown();
     drained
 }
@@ -361,9 +343,38 @@ async fn drift_timers(engine: SharedEngine, config: crate::config::DriftConfig) 
     .await;
 }
 
-fn flatten(result: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>) -> Result<(), ServeError> {
-    match result {
-        Ok(inner) => inner.map_err(ServeError::from),
-        Err(join) => Err(ServeError::Crashed(format!("serving: {join}"))),
+fn flatten(result: Result<(), tokio::task::JoinError>) -> Result<(), ServeError> {
+    result.map_err(|join| ServeError::Crashed(format!("serving: {join}")))
+}
+
+/// The gRPC port's connection limits, from `[server]`.
+fn grpc_limits(server: &crate::config::ServerConfig) -> PortLimits {
+    let connections = &server.connections;
+    PortLimits {
+        max_connections: connections.max_connections,
+        handshake_timeout: connections.handshake_timeout,
+        idle_timeout: connections.idle_timeout,
+        max_connection_age: Some((connections.max_connection_age, connections.max_connection_age_grace)),
+        header_read_timeout: None,
+        max_concurrent_streams: connections.max_concurrent_streams,
+        keepalive: Some((connections.keepalive_interval, connections.keepalive_timeout)),
+        http2_only: true,
+    }
+}
+
+/// HTTP/2 streams one admin connection may have open (a scraper or a probe needs one or two).
+const ADMIN_STREAMS: u32 = 16;
+
+/// The admin port's connection limits, from `[server]`.
+fn admin_limits(admin: &crate::config::AdminLimits) -> PortLimits {
+    PortLimits {
+        max_connections: admin.max_connections,
+        handshake_timeout: admin.header_timeout,
+        idle_timeout: admin.idle_timeout,
+        max_connection_age: None,
+        header_read_timeout: Some(admin.header_timeout),
+        max_concurrent_streams: ADMIN_STREAMS,
+        keepalive: None,
+        http2_only: false,
     }
 }

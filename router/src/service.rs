@@ -272,18 +272,7 @@ async fn forward(
 /// small margin: the LLM call gives up just before the caller does, so the caller receives DEADLINE_EXCEEDED
 /// naming the backend rather than a bare cancellation from the transport's own timer.
 fn deadline(metadata: &tonic::metadata::MetadataMap) -> Option<Instant> {
-    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    let amount: u64 = digits.parse().ok()?;
-    let timeout = match unit {
-        "H" => Duration::from_secs(amount.saturating_mul(3600)),
-        "M" => Duration::from_secs(amount.saturating_mul(60)),
-        "S" => Duration::from_secs(amount),
-        "m" => Duration::from_millis(amount),
-        "u" => Duration::from_micros(amount),
-        "n" => Duration::from_nanos(amount),
-        _ => return None,
-    };
+    let timeout = crate::layers::grpc_timeout(metadata.as_ref())?;
     let margin = (timeout / 10).min(Duration::from_millis(50));
     Instant::now().checked_add(timeout - margin)
 }

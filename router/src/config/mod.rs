@@ -98,10 +98,14 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Longest accepted `text`, in bytes.
     pub max_text_bytes: usize,
-    /// Concurrent requests per connection.
+    /// Concurrent requests per connection; more are shed.
     pub concurrency_per_connection: usize,
-    /// What one gRPC connection may hold and how long it lives (HTTP/2).
+    /// Concurrent requests on the whole gRPC port; more are shed.
+    pub max_calls_in_flight: usize,
+    /// What one gRPC connection may hold and how long it lives (HTTP/2), and how many may be open.
     pub connections: ConnectionLimits,
+    /// The same for the admin port.
+    pub admin_connections: AdminLimits,
     /// TLS on the gRPC port (`None`: plaintext).
     pub tls: Option<crate::tls::TlsFiles>,
 }
@@ -110,6 +114,12 @@ pub struct ServerConfig {
 /// never reads, or a connection nobody uses, holds bounded memory for a bounded time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
+    /// Connections open at once; a newcomer beyond is refused (GOAWAY) and closed.
+    pub max_connections: usize,
+    /// A connection that has sent no byte (or not finished its TLS handshake) by then is dropped.
+    pub handshake_timeout: Duration,
+    /// A connection with no call in flight for this long is told to go away.
+    pub idle_timeout: Duration,
     /// Streams a client may have open at once (`SETTINGS_MAX_CONCURRENT_STREAMS`); a client wanting more waits.
     pub max_concurrent_streams: u32,
     /// An HTTP/2 PING after this long without a frame from the client...
@@ -122,6 +132,17 @@ pub struct ConnectionLimits {
     /// Calls in flight at the GOAWAY may finish this long; then the connection closes. At least the request
     /// timeout, so no call is cut.
     pub max_connection_age_grace: Duration,
+}
+
+/// What the admin port's connections may hold and how long they live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminLimits {
+    /// Connections open at once; a newcomer beyond gets a 503 and is closed.
+    pub max_connections: usize,
+    /// A request's headers must have arrived within this (also a silent connection's first bytes).
+    pub header_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
 }
 
 /// Where the routing policy lives.
@@ -308,7 +329,16 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
             "server.concurrency_per_connection",
             raw.server.concurrency_per_connection,
         )?,
+        max_calls_in_flight: positive(path, "server.max_calls_in_flight", raw.server.max_calls_in_flight)?,
+        admin_connections: AdminLimits {
+            max_connections: positive(path, "server.admin_max_connections", raw.server.admin_max_connections)?,
+            header_timeout: positive_duration("server.admin_header_timeout", &raw.server.admin_header_timeout)?,
+            idle_timeout: positive_duration("server.admin_idle_timeout", &raw.server.admin_idle_timeout)?,
+        },
         connections: ConnectionLimits {
+            max_connections: positive(path, "server.max_connections", raw.server.max_connections)?,
+            handshake_timeout: positive_duration("server.handshake_timeout", &raw.server.handshake_timeout)?,
+            idle_timeout: positive_duration("server.idle_timeout", &raw.server.idle_timeout)?,
             max_concurrent_streams: match raw.server.max_concurrent_streams {
                 0 => return Err(err("server.max_concurrent_streams", "must be at least 1".to_owned())),
                 streams => streams,

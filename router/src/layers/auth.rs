@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 
 use futures::future::{Either, Ready, ready};
 use tonic::Status;
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 
 use crate::auth::{AUTHORIZATION, Authenticated, KeysFile};
@@ -82,12 +81,10 @@ where
             .headers()
             .get(AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or_default());
-        let certificates = request
-            .extensions()
-            .get::<TlsConnectInfo<TcpConnectInfo>>()
-            .and_then(TlsConnectInfo::peer_certs);
-        let leaf = certificates
+        let connection = request.extensions().get::<Arc<crate::listen::Connection>>().cloned();
+        let leaf = connection
             .as_deref()
+            .and_then(|connection| connection.peer_certificates.as_deref())
             .and_then(|chain| chain.first())
             .map(|der| der.as_ref());
         let Some(caller) = keys.current().authenticate(header, leaf) else {

@@ -1,22 +1,32 @@
-//! Cross-cutting work on every `switchyard.v1.Router` call, as tower layers composed in `server.rs`'s one
-//! `ServiceBuilder`: the SERVER span and its status (`server_span`), `rpc.server.call.duration` (`duration`), the
-//! access line (`access`), and authentication (`auth`). The handlers keep only the RPC's own work; they note what the layers report (request
-//! id, tenant, decision) in the call's [`CallNotes`].
+//! Cross-cutting work on every `switchyard.v1.Router` and Open Inference Protocol call, as tower layers composed
+//! in `server.rs`'s one `ServiceBuilder`: the SERVER span and its status (`server_span`),
+//! `rpc.server.call.duration` (`duration`), the access line (`access`), load shedding (`admission`), the call's
+//! deadline (`deadline`) and authentication (`auth`). The handlers keep only the RPC's own work; they note what
+//! the layers report (request id, tenant, decision) in the call's [`CallNotes`]. `hold` keeps a guard for a
+//! call's whole length (its response body included).
 //!
-//! Each layer is a [`CallObserver`] run by [`ObserveLayer`]: it begins when the request arrives and ends once,
-//! with the call's final gRPC status, when the response ends: at once for an error answered in the headers, at
-//! the trailers for a unary answer or a stream, or when the caller goes away (`CANCELLED`).
+//! The observing layers are [`CallObserver`]s run by [`ObserveLayer`]: each begins when the request arrives and
+//! ends once, with the call's final gRPC status, when the response ends: at once for an error answered in the
+//! headers, at the trailers for a unary answer or a stream, or when the caller goes away (`CANCELLED`). Every
+//! layer that can end a call itself (shedding, the deadline, authentication) sits inside them, so no call the
+//! server ends escapes the access log or the duration metric.
 
 mod access;
+mod admission;
 mod auth;
+mod deadline;
 mod duration;
+mod hold;
 mod notes;
 mod observe;
 mod server_span;
 
 pub use access::AccessLog;
+pub use admission::{Admission, AdmissionService};
 pub use auth::{Authenticate, AuthenticateService, UNAUTHENTICATED};
+pub use deadline::{Deadline, DeadlineFuture, DeadlineService, grpc_timeout};
 pub use duration::RpcDuration;
+pub use hold::{HoldBody, HoldFuture};
 pub use notes::{CallNotes, Notes};
 pub use observe::{CallObserver, ObserveFuture, ObserveLayer, ObserveService, ObservedBody};
 pub use server_span::ServerSpan;

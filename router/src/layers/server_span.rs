@@ -30,7 +30,6 @@ impl CallObserver for ServerSpan {
 /// The host and port the caller addressed (the URI's authority, else the `host` header) and the caller's own
 /// address (from the connection, plain or TLS).
 fn origin(request: &http::Request<tonic::body::Body>) -> spans::CallOrigin {
-    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
     let authority = request.uri().authority().cloned().or_else(|| {
         request
             .headers()
@@ -38,15 +37,10 @@ fn origin(request: &http::Request<tonic::body::Body>) -> spans::CallOrigin {
             .and_then(|h| h.to_str().ok())
             .and_then(|h| h.parse::<http::uri::Authority>().ok())
     });
-    let extensions = request.extensions();
-    let peer = extensions
-        .get::<TcpConnectInfo>()
-        .or_else(|| {
-            extensions
-                .get::<TlsConnectInfo<TcpConnectInfo>>()
-                .map(|tls| tls.get_ref())
-        })
-        .and_then(TcpConnectInfo::remote_addr);
+    let peer = request
+        .extensions()
+        .get::<std::sync::Arc<crate::listen::Connection>>()
+        .map(|connection| connection.remote);
     spans::CallOrigin {
         server: authority.map(|a| (a.host().to_owned(), a.port_u16())),
         peer,

@@ -14,8 +14,10 @@ use prometheus::{Encoder, TextEncoder};
 
 use crate::telemetry::Telemetry;
 
+mod connections;
 mod explanations;
 mod genai;
+use connections::ConnectionCounters;
 use explanations::ExplanationCounters;
 pub use genai::LlmLabels;
 use std::sync::atomic::Ordering;
@@ -60,6 +62,8 @@ pub struct Metrics {
     decisions: Counter<u64>,
     /// Hybrid explanations by source, and every check of one.
     explanations: ExplanationCounters,
+    /// Connections open and closed by port, and calls shed.
+    connections: ConnectionCounters,
     /// `switchyard.classifier.confidence`: the decided label's probability.
     confidence: Histogram<f64>,
     /// `switchyard.score.duration`: scoring, queue wait included.
@@ -168,6 +172,7 @@ impl Metrics {
                 .with_description("Routing decisions by label group and target")
                 .build(),
             explanations: ExplanationCounters::new(&meter),
+            connections: ConnectionCounters::new(&meter),
             confidence: meter
                 .f64_histogram("switchyard.classifier.confidence")
                 .with_description("Probability of the classifier's decided label")
@@ -425,6 +430,21 @@ impl Metrics {
     /// One check of an LLM explanation (`attempt`: `first`, `retry` or `stream`): `switchyard.explanation.checks`.
     pub fn explanation_check(&self, target: &str, attempt: &'static str, verdict: &'static str) {
         self.explanations.check(target, attempt, verdict);
+    }
+
+    /// A client connection accepted on `port` (`grpc`, `admin`): `switchyard.connections.open`.
+    pub fn connection_opened(&self, port: &'static str) {
+        self.connections.opened(port);
+    }
+
+    /// A client connection on `port` ended (or was refused at the limit), and why: `switchyard.connections.closed`.
+    pub fn connection_closed(&self, port: &'static str, reason: &'static str) {
+        self.connections.closed(port, reason);
+    }
+
+    /// A call refused at once by the `limit` it would exceed (`connection`, `server`): `switchyard.calls.shed`.
+    pub fn shed(&self, limit: &'static str) {
+        self.connections.shed(limit);
     }
 
     /// One hybrid answer's explanation and where it came from: `switchyard.explanations`.

@@ -246,10 +246,23 @@ impl OtlpReceiver {
         );
         let scheme = if tls.is_some() { "https" } else { "http" };
         let task = match tls {
-            Some(acceptor) => {
-                let listener = switchyard::listen::AdminTlsListener::new(listener, acceptor).unwrap();
-                tokio::spawn(async move { axum::serve(listener, app).await.unwrap() })
-            }
+            // The gateway's own HTTPS serving, as its admin port uses it.
+            Some(acceptor) => tokio::spawn(async move {
+                let (_serving, phase) = tokio::sync::watch::channel(switchyard::listen::Phase::Serving);
+                let limits = switchyard::listen::PortLimits {
+                    max_connections: 64,
+                    handshake_timeout: Duration::from_secs(10),
+                    idle_timeout: Duration::from_secs(60),
+                    max_connection_age: None,
+                    header_read_timeout: Some(Duration::from_secs(10)),
+                    max_concurrent_streams: 16,
+                    keepalive: None,
+                    http2_only: false,
+                };
+                let metrics = std::sync::Arc::new(switchyard::metrics::Metrics::standalone().unwrap());
+                let port = switchyard::listen::Port::Admin;
+                switchyard::listen::serve(port, listener, Some(acceptor), limits, app, metrics, phase).await;
+            }),
             None => tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }),
         };
         Self {
