@@ -1,9 +1,11 @@
-//! The admin HTTP port: `/metrics` (Prometheus text), `/healthz` (the process answers), `/readyz` (models
+//! The admin HTTP port: `/metrics` (Prometheus text, encoded on the blocking pool, one encoding shared by the
+//! scrapes waiting for it), `/healthz` (the process answers), `/readyz` (models
 //! loaded and not draining), `/drift` (the drift table: every watched model's signals compared now, as JSON),
 //! `/models` (what serves, and candidates) and `POST /models/reload` (reload the models now; the outcome as JSON).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::time::Instant;
 
 use axum::Router;
 use axum::extract::State;
@@ -16,8 +18,39 @@ use crate::metrics::SharedMetrics;
 #[derive(Clone)]
 struct AdminState {
     metrics: SharedMetrics,
+    exposition: Arc<Exposition>,
     ready: Arc<AtomicBool>,
     engine: SharedEngine,
+}
+
+/// The Prometheus text, encoded off the async workers (on the blocking pool: gathering walks every series), one
+/// encoding at a time. Every scrape gets an encoding begun after it arrived (never stale numbers), and the
+/// scrapes waiting together share the next one: a flood of N scrapes costs about two encodings, not N.
+struct Exposition {
+    /// The last encoding: when it began, and its text.
+    latest: tokio::sync::Mutex<Option<(Instant, Arc<str>)>>,
+}
+
+impl Exposition {
+    async fn text(&self, metrics: &SharedMetrics) -> Result<Arc<str>, String> {
+        let arrived = Instant::now();
+        // Scrapes that arrive during an encoding wait for it (asynchronously) rather than start their own.
+        let mut latest = self.latest.lock().await;
+        if let Some((began, text)) = latest.as_ref()
+            && *began >= arrived
+        {
+            return Ok(text.clone());
+        }
+        let began = Instant::now();
+        let metrics = metrics.clone();
+        let text: Arc<str> = tokio::task::spawn_blocking(move || metrics.encode())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+            .into();
+        *latest = Some((began, text.clone()));
+        Ok(text)
+    }
 }
 
 /// The admin router; `ready` flips to true once the models are loaded and back to false while draining;
@@ -30,7 +63,14 @@ pub fn router(metrics: SharedMetrics, ready: Arc<AtomicBool>, engine: SharedEngi
         .route("/drift", get(drift))
         .route("/models", get(models))
         .route("/models/reload", post(reload_models))
-        .with_state(AdminState { metrics, ready, engine })
+        .with_state(AdminState {
+            metrics,
+            exposition: Arc::new(Exposition {
+                latest: tokio::sync::Mutex::new(None),
+            }),
+            ready,
+            engine,
+        })
 }
 
 /// A JSON answer.
@@ -57,9 +97,11 @@ async fn drift(State(state): State<AdminState>) -> Result<Json, (StatusCode, Str
 
 async fn metrics_text(State(state): State<AdminState>) -> Result<String, (StatusCode, String)> {
     state
-        .metrics
-        .encode()
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        .exposition
+        .text(&state.metrics)
+        .await
+        .map(|text| text.to_string())
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e))
 }
 
 async fn readiness(State(state): State<AdminState>) -> (StatusCode, &'static str) {

@@ -34,8 +34,8 @@ impl CallObserver for RpcDuration {
         })
     }
 
-    fn end(call: Timed, code: Code, _message: &str) {
+    fn end(call: Timed, code: Code, message: &str) {
         let target = call.notes.lock().target.clone();
-        call.metrics.rpc(call.method, code, &target, call.started.elapsed());
+        call.metrics.rpc(call.method, (code, message), &target, call.started.elapsed());
     }
 }

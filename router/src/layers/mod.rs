@@ -2,8 +2,7 @@
 //! in `server.rs`'s one `ServiceBuilder`: the SERVER span and its status (`server_span`),
 //! `rpc.server.call.duration` (`duration`), the access line (`access`), load shedding (`admission`), the call's
 //! deadline (`deadline`) and authentication (`auth`). The handlers keep only the RPC's own work; they note what
-//! the layers report (request id, tenant, decision) in the call's [`CallNotes`]. `hold` keeps a guard for a
-//! call's whole length (its response body included).
+//! the layers report (request id, tenant, decision) in the call's [`CallNotes`].
 //!
 //! The observing layers are [`CallObserver`]s run by [`ObserveLayer`]: each begins when the request arrives and
 //! ends once, with the call's final gRPC status, when the response ends: at once for an error answered in the
@@ -16,7 +15,6 @@ mod admission;
 mod auth;
 mod deadline;
 mod duration;
-mod hold;
 mod notes;
 mod observe;
 mod server_span;
@@ -26,7 +24,6 @@ pub use admission::{Admission, AdmissionService};
 pub use auth::{Authenticate, AuthenticateService, UNAUTHENTICATED};
 pub use deadline::{Deadline, DeadlineFuture, DeadlineService, grpc_timeout};
 pub use duration::RpcDuration;
-pub use hold::{HoldBody, HoldFuture};
 pub use notes::{CallNotes, Notes};
 pub use observe::{CallObserver, ObserveFuture, ObserveLayer, ObserveService, ObservedBody};
 pub use server_span::ServerSpan;

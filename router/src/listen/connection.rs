@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tower::Service;
 
 use super::{Phase, PortLimits};
-use crate::layers::HoldFuture;
+use super::hold::{HoldBody, HoldFuture};
 
 /// Longest a connection told to go away while idle (nothing in flight) may take to close: only the GOAWAY is
 /// left to write, so a peer that does not take it within this never reads at all.
@@ -139,7 +139,7 @@ impl<S, B> Service<http::Request<Incoming>> for Tracked<S>
 where
     S: Service<http::Request<Incoming>, Response = http::Response<B>>,
 {
-    type Response = http::Response<crate::layers::HoldBody<B, OpenCall>>;
+    type Response = http::Response<HoldBody<B, OpenCall>>;
     type Error = S::Error;
     type Future = HoldFuture<S::Future, OpenCall>;
 

@@ -9,6 +9,7 @@
 
 mod accept;
 mod connection;
+mod hold;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;

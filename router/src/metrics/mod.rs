@@ -401,7 +401,7 @@ impl Metrics {
     }
 
     /// One finished RPC (`method` fully qualified): `rpc.server.call.duration`.
-    pub fn rpc(&self, method: &'static str, code: tonic::Code, target: &str, elapsed: Duration) {
+    pub fn rpc(&self, method: &'static str, (code, message): (tonic::Code, &str), target: &str, elapsed: Duration) {
         let code_name = crate::telemetry::spans::code_name(code);
         let mut attributes = vec![
             KeyValue::new("rpc.system.name", "grpc"),
@@ -409,8 +409,8 @@ impl Metrics {
             KeyValue::new("rpc.response.status_code", code_name),
             KeyValue::new("switchyard.target", target.to_owned()),
         ];
-        if crate::telemetry::spans::is_server_error(code) {
-            attributes.push(KeyValue::new("error.type", code_name));
+        if let Some(error_type) = crate::telemetry::spans::server_error_type(code, message) {
+            attributes.push(KeyValue::new("error.type", error_type));
         }
         self.rpc_duration.record(elapsed.as_secs_f64(), &attributes);
     }

@@ -67,19 +67,40 @@ pub fn detached_child(name: &'static str, parent: opentelemetry::Context) -> tra
 }
 
 /// Records the call's gRPC status on its SERVER span: `rpc.response.status_code` always (the code's name); for
-/// the codes that mean the server failed ([`is_server_error`]), `error.type` and an ERROR span status. A request
-/// the caller got wrong is not the server's error (the OpenTelemetry gRPC conventions, v1.44).
+/// a failure of the server's own ([`server_error_type`]), `error.type` and an ERROR span status. A request the
+/// caller got wrong is not the server's error (the OpenTelemetry gRPC conventions, v1.44).
 pub fn record_status(span: &tracing::Span, code: tonic::Code, message: &str) {
     span.set_attribute(RPC_RESPONSE_STATUS_CODE, code_name(code));
-    if is_server_error(code) {
-        span.set_attribute(ERROR_TYPE, code_name(code));
+    if let Some(error_type) = server_error_type(code, message) {
+        span.set_attribute(ERROR_TYPE, error_type);
         span.set_status(Status::error(message.to_owned()));
     }
 }
 
+/// `error.type` of a call that ended with `code` and `message`: the code's name when the server failed, `None`
+/// when it did not (OK, or the caller's mistake). A message the server could not decode answers INTERNAL, as
+/// tonic, grpc-go and grpc-java do, but the garbage is the caller's: no `error.type`, so the alerts on the
+/// server's error ratio do not fire on it (the metric keeps it apart: INTERNAL without `error.type`).
+pub fn server_error_type(code: tonic::Code, message: &str) -> Option<&'static str> {
+    let undecodable = code == tonic::Code::Internal && is_undecodable(message);
+    (is_server_error(code) && !undecodable).then(|| code_name(code))
+}
+
+/// The messages tonic answers for a request it cannot decode: a malformed protobuf message, a malformed gRPC
+/// frame, a body cut short, a compressed message it cannot decompress.
+fn is_undecodable(message: &str) -> bool {
+    const PREFIXES: [&str; 4] = [
+        "failed to decode Protobuf message",
+        "protocol error: received message with",
+        "Unexpected EOF decoding stream",
+        "Error decompressing",
+    ];
+    PREFIXES.iter().any(|prefix| message.starts_with(prefix))
+}
+
 /// The gRPC codes a server's span and metrics count as its own errors: UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED,
 /// INTERNAL, UNAVAILABLE, DATA_LOSS.
-pub fn is_server_error(code: tonic::Code) -> bool {
+fn is_server_error(code: tonic::Code) -> bool {
     matches!(
         code,
         tonic::Code::Unknown

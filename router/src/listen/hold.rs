@@ -1,7 +1,7 @@
 //! Holding something for exactly as long as a call lasts: a guard taken when the request arrives and dropped
 //! when its response body ends (or is dropped: the caller left), so a count of calls "in flight" includes a
-//! stream's whole length, not only its handler. Used for the connection's open calls (its idle clock) and the
-//! admission counts that shedding reads.
+//! stream's whole length, not only its handler: a connection's open calls, which its idle clock and shedding
+//! read.
 
 use std::future::Future;
 use std::pin::Pin;
