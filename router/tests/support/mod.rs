@@ -184,12 +184,36 @@ impl Gateway {
         std::fs::read_to_string(self._dir.0.join("stderr.log")).unwrap_or_default()
     }
 
+    /// Like `start`, with at most `descriptors` open files (util-linux `prlimit`), to drive it to `EMFILE`.
+    pub async fn start_with_descriptors(config_text: &str, descriptors: u64) -> Self {
+        Self::spawn_with(config_text, "warn", true, &[], Some(descriptors)).await
+    }
+
     async fn spawn(config_text: &str, level: &str, keep_log: bool, env: &[(&str, &str)]) -> Self {
+        Self::spawn_with(config_text, level, keep_log, env, None).await
+    }
+
+    async fn spawn_with(
+        config_text: &str,
+        level: &str,
+        keep_log: bool,
+        env: &[(&str, &str)],
+        descriptors: Option<u64>,
+    ) -> Self {
         let dir = TempDir::new();
         let path = write_config(&dir.0, config_text);
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        // prlimit execs the gateway in its own process: the child's pid is the gateway's.
+        let mut command = match descriptors {
+            Some(n) => {
+                let mut command = Command::new("prlimit");
+                command.arg(format!("--nofile={n}:{n}")).arg(env!("CARGO_BIN_EXE_switchyard"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_switchyard")),
+        };
+        let child = command
             .args([
                 "serve",
                 "--config",
@@ -303,6 +327,37 @@ impl Gateway {
             .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
             .filter(|target| target.to_string_lossy().starts_with("socket:"))
             .count()
+    }
+
+    /// Descriptors of every kind the gateway process holds open.
+    pub fn open_descriptors(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).unwrap().count()
+    }
+
+    /// The gateway's resident memory, in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap();
+        kb * 1024
+    }
+
+    /// CPU time (user + system) the gateway has used so far, in seconds (at the kernel's 100 ticks a second).
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // Fields after the command name (which may hold spaces) in parentheses: utime and stime are the 12th and
+        // 13th of those.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after.split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        ticks as f64 / 100.0
     }
 
     /// Threads of the gateway process.
