@@ -45,40 +45,6 @@ async fn timed_with(gateway: &Gateway, code_name: &str) -> f64 {
     )
 }
 
-/// Sends `body` as a Route call with `grpc-timeout: timeout` over a raw HTTP/2 connection and returns the
-/// status the server answered. (tonic's client also starts its own timer from the header and reports its own
-/// CANCELLED when that fires first: the server's answer is what is tested here.)
-async fn raw_route(gateway: &Gateway, body: switchyard_proto::v1::RouteRequest, timeout: &str) -> tonic::Status {
-    use prost::Message;
-    let tcp = tokio::net::TcpStream::connect(gateway.addr()).await.unwrap();
-    let (send, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(connection);
-    let mut send = send.ready().await.unwrap();
-    let request = http::Request::post(format!("http://{}/switchyard.v1.Router/Route", gateway.addr()))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .header("grpc-timeout", timeout)
-        .body(())
-        .unwrap();
-    let (response, mut stream) = send.send_request(request, false).unwrap();
-    let message = body.encode_to_vec();
-    let mut frame = vec![0u8];
-    frame.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
-    frame.extend_from_slice(&message);
-    stream.send_data(bytes::Bytes::from(frame), true).unwrap();
-    let response = tokio::time::timeout(Duration::from_secs(30), response).await.unwrap().unwrap();
-    let headers = response.headers().clone();
-    if let Some(status) = tonic::Status::from_header_map(&headers) {
-        return status;
-    }
-    let mut body = response.into_body();
-    while let Some(data) = body.data().await {
-        data.unwrap();
-    }
-    let trailers = body.trailers().await.unwrap().expect("trailers");
-    tonic::Status::from_header_map(&trailers).expect("grpc-status in the trailers")
-}
-
 /// Waits until `done` holds (the access line is written as the call's response ends), at most 10 s.
 async fn eventually(mut done: impl FnMut() -> bool) {
     for _ in 0..100 {
@@ -96,12 +62,22 @@ async fn an_expired_deadline_answers_deadline_exceeded_and_is_logged_and_timed()
     let text = config(&slow.base_url(), "30s").replacen(r#"request_timeout = "60s""#, r#"request_timeout = "1s""#, 1);
     let gateway = Gateway::start_logging(&text).await;
     for timeout in ["1u", "1m", "0m"] {
-        let status = raw_route(&gateway, request("tell me a joke", None), timeout).await;
-        assert_eq!(status.code(), Code::DeadlineExceeded, "grpc-timeout {timeout}: {status:?}");
+        // A raw HTTP/2 caller: tonic's client also starts its own timer from the header and reports its own
+        // CANCELLED when that fires first; the server's answer is what is tested here.
+        let body = prost::Message::encode_to_vec(&request("tell me a joke", None));
+        let status = support::raw_call(&gateway, "/switchyard.v1.Router/Route", &body, Some(timeout)).await;
+        assert_eq!(
+            status.code(),
+            Code::DeadlineExceeded,
+            "grpc-timeout {timeout}: {status:?}"
+        );
     }
     let mut client = gateway.client().await;
     // No deadline from the caller: the server's request_timeout (1 s) ends it, and says so.
-    let status = client.route(request("tell me a joke", None)).await.expect_err("past request_timeout");
+    let status = client
+        .route(request("tell me a joke", None))
+        .await
+        .expect_err("past request_timeout");
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     assert!(status.message().contains("request_timeout"), "{}", status.message());
     let info = status.get_details_error_info().expect("ErrorInfo");
@@ -161,7 +137,10 @@ async fn calls_beyond_a_connections_limit_are_shed_with_details_and_logged() {
     assert_eq!(logged_with(&gateway, Code::ResourceExhausted), 3, "{}", gateway.logs());
     assert_eq!(timed_with(&gateway, "RESOURCE_EXHAUSTED").await, 3.0);
     let (_, metrics) = gateway.admin_get("/metrics").await;
-    assert_eq!(sample(&metrics, "switchyard_calls_shed_total", &["reason=\"connection\""]), 3.0);
+    assert_eq!(
+        sample(&metrics, "switchyard_calls_shed_total", &["reason=\"connection\""]),
+        3.0
+    );
 }
 
 #[tokio::test]
@@ -177,7 +156,9 @@ async fn calls_beyond_the_servers_limit_are_shed_whatever_their_connection() {
     let mut busy = Vec::new();
     for _ in 0..2 {
         let mut client = gateway.client().await;
-        busy.push(tokio::spawn(async move { client.route(request("tell me a joke", None)).await }));
+        busy.push(tokio::spawn(async move {
+            client.route(request("tell me a joke", None)).await
+        }));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut third = gateway.client().await;
@@ -191,7 +172,10 @@ async fn calls_beyond_the_servers_limit_are_shed_whatever_their_connection() {
     // Room again: the same caller is served.
     third.route(request("", Some(support::telco_record()))).await.unwrap();
     let (_, metrics) = gateway.admin_get("/metrics").await;
-    assert_eq!(sample(&metrics, "switchyard_calls_shed_total", &["reason=\"server\""]), 1.0);
+    assert_eq!(
+        sample(&metrics, "switchyard_calls_shed_total", &["reason=\"server\""]),
+        1.0
+    );
     eventually(|| logged_with(&gateway, Code::ResourceExhausted) >= 1).await;
     assert_eq!(logged_with(&gateway, Code::ResourceExhausted), 1, "{}", gateway.logs());
 }

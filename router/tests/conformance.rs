@@ -181,6 +181,18 @@ async fn every_span_and_metric_follows_the_conventions() {
     v2.server_ready(switchyard_proto::inference::ServerReadyRequest {})
         .await
         .unwrap();
+    // The calls the server ends itself: a deadline already past (DEADLINE_EXCEEDED, the server's failure to
+    // answer in time), and bytes that are no protobuf message (INTERNAL, as gRPC servers answer it, but the
+    // caller's garbage: no error.type).
+    let question = prost::Message::encode_to_vec(&request("tell me a joke", None));
+    let expired = support::raw_call(&gateway, "/switchyard.v1.Router/Route", &question, Some("0m")).await;
+    assert_eq!(expired.code(), tonic::Code::DeadlineExceeded, "{expired:?}");
+    let garbage = support::raw_call(&gateway, "/switchyard.v1.Router/Route", &[0xff; 7], None).await;
+    assert_eq!(garbage.code(), tonic::Code::Internal, "{garbage:?}");
+    assert!(
+        garbage.message().starts_with("failed to decode Protobuf message"),
+        "{garbage:?}"
+    );
 
     // Spans.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -188,12 +200,13 @@ async fn every_span_and_metric_follows_the_conventions() {
         let spans = receiver.all_spans();
         let servers = spans.iter().filter(|s| s.span.kind == SpanKind::Server as i32).count();
         let chats = spans.iter().filter(|s| s.span.name.starts_with("chat ")).count();
-        if servers >= 7 && chats >= 3 {
+        if servers >= 9 && chats >= 3 {
             break spans;
         }
         assert!(std::time::Instant::now() < deadline, "spans missing: {spans:#?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    let mut internal_without_error_type = 0;
     for span in &spans {
         let what = format!("span {}", span.span.name);
         assert_eq!(span.schema_url, SCHEMA_URL, "{what}: schema URL");
@@ -212,6 +225,11 @@ async fn every_span_and_metric_follows_the_conventions() {
                 "{what}: named by its method"
             );
             let code = string("rpc.response.status_code").unwrap();
+            if code == "INTERNAL" && !has("error.type") {
+                // The undecodable message: the one INTERNAL that is the caller's.
+                internal_without_error_type += 1;
+                continue;
+            }
             assert_eq!(
                 has("error.type"),
                 SERVER_ERRORS.contains(&code.as_str()),
@@ -226,6 +244,17 @@ async fn every_span_and_metric_follows_the_conventions() {
             assert!(has("server.address"), "{what}: server.address recommended and known");
         }
     }
+    assert_eq!(
+        internal_without_error_type, 1,
+        "only the undecodable message is an INTERNAL without error.type"
+    );
+    assert!(
+        spans.iter().any(
+            |s| s.str("rpc.response.status_code").as_deref() == Some("DEADLINE_EXCEEDED")
+                && s.str("error.type").as_deref() == Some("DEADLINE_EXCEEDED")
+        ),
+        "the expired deadline is spanned with its code"
+    );
     assert!(
         spans
             .iter()

@@ -210,7 +210,11 @@ async fn the_admin_port_closes_a_client_that_dribbles_its_headers_and_refuses_be
     let dribbling = tokio::spawn(async move {
         for i in 0.. {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            if dribbler.write_all(format!("x-line-{i}: y\r\n").as_bytes()).await.is_err() {
+            if dribbler
+                .write_all(format!("x-line-{i}: y\r\n").as_bytes())
+                .await
+                .is_err()
+            {
                 return i;
             }
         }
@@ -261,7 +265,10 @@ async fn at_the_descriptor_limit_the_accept_loop_waits_instead_of_spinning() {
     // A spinning accept loop burns a core (3 CPU-seconds in these 3 s); one that backs off (up to 1 s between
     // tries) uses a few milliseconds. 1 s separates the two on any machine.
     let cpu = gateway.cpu_seconds() - cpu_before;
-    assert!(cpu < 1.0, "the gateway used {cpu:.2} CPU-seconds in 3 s at the descriptor limit");
+    assert!(
+        cpu < 1.0,
+        "the gateway used {cpu:.2} CPU-seconds in 3 s at the descriptor limit"
+    );
     assert!(
         gateway.logs().contains("accept failed; waiting before the next"),
         "{}",

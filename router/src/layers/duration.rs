@@ -36,6 +36,7 @@ impl CallObserver for RpcDuration {
 
     fn end(call: Timed, code: Code, message: &str) {
         let target = call.notes.lock().target.clone();
-        call.metrics.rpc(call.method, (code, message), &target, call.started.elapsed());
+        call.metrics
+            .rpc(call.method, (code, message), &target, call.started.elapsed());
     }
 }

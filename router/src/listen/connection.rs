@@ -21,8 +21,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tower::Service;
 
-use super::{Phase, PortLimits};
 use super::hold::{HoldBody, HoldFuture};
+use super::{Phase, PortLimits};
 
 /// Longest a connection told to go away while idle (nothing in flight) may take to close: only the GOAWAY is
 /// left to write, so a peer that does not take it within this never reads at all.

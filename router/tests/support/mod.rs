@@ -208,7 +208,9 @@ impl Gateway {
         let mut command = match descriptors {
             Some(n) => {
                 let mut command = Command::new("prlimit");
-                command.arg(format!("--nofile={n}:{n}")).arg(env!("CARGO_BIN_EXE_switchyard"));
+                command
+                    .arg(format!("--nofile={n}:{n}"))
+                    .arg(env!("CARGO_BIN_EXE_switchyard"));
                 command
             }
             None => Command::new(env!("CARGO_BIN_EXE_switchyard")),
@@ -331,7 +333,9 @@ impl Gateway {
 
     /// Descriptors of every kind the gateway process holds open.
     pub fn open_descriptors(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).unwrap().count()
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .unwrap()
+            .count()
     }
 
     /// The gateway's resident memory, in bytes.
@@ -480,6 +484,40 @@ pub mod fake_llm;
 pub mod otlp;
 pub use fake_llm::{FakeLlm, Fault};
 pub use otlp::OtlpReceiver;
+
+/// Sends `message` (encoded protobuf, or any bytes) as one gRPC call to `path` over a raw HTTP/2 connection,
+/// with `grpc-timeout` when given, and returns the status the server answered: what a caller of any gRPC stack
+/// (or none) gets, without a client library's own checks or timers in between.
+pub async fn raw_call(gateway: &Gateway, path: &str, message: &[u8], timeout: Option<&str>) -> tonic::Status {
+    let tcp = tokio::net::TcpStream::connect(gateway.addr()).await.unwrap();
+    let (send, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut send = send.ready().await.unwrap();
+    let mut request = http::Request::post(format!("http://{}{path}", gateway.addr()))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    if let Some(timeout) = timeout {
+        request = request.header("grpc-timeout", timeout);
+    }
+    let (response, mut stream) = send.send_request(request.body(()).unwrap(), false).unwrap();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(message);
+    stream.send_data(bytes::Bytes::from(frame), true).unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(30), response)
+        .await
+        .unwrap()
+        .unwrap();
+    if let Some(status) = tonic::Status::from_header_map(response.headers()) {
+        return status;
+    }
+    let mut body = response.into_body();
+    while let Some(data) = body.data().await {
+        data.unwrap();
+    }
+    let trailers = body.trailers().await.unwrap().expect("trailers");
+    tonic::Status::from_header_map(&trailers).expect("grpc-status in the trailers")
+}
 
 /// A real Telco customer (from the test split) as a `Struct`.
 pub fn telco_record() -> Struct {
