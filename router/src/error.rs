@@ -89,7 +89,7 @@ pub enum RouterError {
     /// Refused before any work: the call would exceed a concurrency limit.
     #[error("overloaded: more than {capacity} calls in flight on this {limit}; try again shortly")]
     Shed {
-        /// `connection` (`concurrency_per_connection`) or `server` (`max_calls_in_flight`).
+        /// `connection` (`concurrency_per_connection`).
         limit: &'static str,
         /// The limit.
         capacity: usize,

@@ -161,11 +161,10 @@ pub async fn serve_with(
         .layer(ObserveLayer(RpcDuration(metrics.clone())))
         // The access line, inside the SERVER span, once the call's status is final.
         .layer(ObserveLayer(AccessLog))
-        // Beyond its connection's or the port's limit a call is refused at once (RESOURCE_EXHAUSTED, with
-        // RetryInfo) instead of queueing without bound; inside the observers, so it is still logged and timed.
+        // Beyond its connection's limit a call is refused at once (RESOURCE_EXHAUSTED, with RetryInfo) instead of
+        // queueing without bound; inside the observers, so it is still logged and timed.
         .layer(Admission::new(
             config.server.concurrency_per_connection,
-            config.server.max_calls_in_flight,
             metrics.clone(),
         ))
         // A caller without a deadline still gets an answer or an error within request_timeout; an expired

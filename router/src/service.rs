@@ -64,7 +64,7 @@ impl RouterService {
             None => Permissions::ALL,
         };
         note_input(&notes, &input);
-        let admission = engine.quotas().admit(&input.tenant).map_err(RouterError::from)?;
+        let admission = engine.admit(&input.tenant)?;
         Ok(Admitted {
             engine,
             deadline,

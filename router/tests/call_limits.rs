@@ -1,7 +1,7 @@
 //! The limits a call meets before and during its work, as the caller sees them and as the server records them:
 //! an expired deadline (the caller's `grpc-timeout` of 1u, 1m or 0m, or the server's `request_timeout`) answers
-//! DEADLINE_EXCEEDED, and a call beyond its connection's or the server's concurrency is shed with
-//! RESOURCE_EXHAUSTED, `ErrorInfo` and `RetryInfo`. Each such call is in the access log and the duration metric
+//! DEADLINE_EXCEEDED, and a call beyond its connection's concurrency (`concurrency_per_connection`) or the
+//! server's (`[limits] max_in_flight`) is shed with RESOURCE_EXHAUSTED, `ErrorInfo` and `RetryInfo`. Each such call is in the access log and the duration metric
 //! once, with the code the caller saw.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -146,11 +146,7 @@ async fn calls_beyond_a_connections_limit_are_shed_with_details_and_logged() {
 #[tokio::test]
 async fn calls_beyond_the_servers_limit_are_shed_whatever_their_connection() {
     let slow = FakeLlm::start(vec![Fault::Delay(Duration::from_millis(1500))]).await;
-    let text = config(&slow.base_url(), "30s").replacen(
-        "max_text_bytes = 32768",
-        "max_text_bytes = 32768\nmax_calls_in_flight = 2",
-        1,
-    );
+    let text = format!("{}\n[limits]\nmax_in_flight = 2\n", config(&slow.base_url(), "30s"));
     let gateway = Gateway::start_logging(&text).await;
     // Two calls on two connections fill the server; a third, on a third connection, is shed.
     let mut busy = Vec::new();
@@ -165,7 +161,8 @@ async fn calls_beyond_the_servers_limit_are_shed_whatever_their_connection() {
     let status = third.route(request("tell me a joke", None)).await.expect_err("shed");
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     let info = status.get_details_error_info().expect("ErrorInfo");
-    assert_eq!(info.metadata["limit"], "server");
+    assert_eq!(info.reason, "OVERLOADED");
+    assert!(status.get_details_retry_info().is_some(), "RetryInfo");
     for call in busy {
         call.await.unwrap().unwrap();
     }

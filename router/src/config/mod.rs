@@ -100,8 +100,6 @@ pub struct ServerConfig {
     pub max_text_bytes: usize,
     /// Concurrent requests per connection; more are shed.
     pub concurrency_per_connection: usize,
-    /// Concurrent requests on the whole gRPC port; more are shed.
-    pub max_calls_in_flight: usize,
     /// What one gRPC connection may hold and how long it lives (HTTP/2), and how many may be open.
     pub connections: ConnectionLimits,
     /// The same for the admin port.
@@ -329,7 +327,6 @@ fn validate(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigEr
             "server.concurrency_per_connection",
             raw.server.concurrency_per_connection,
         )?,
-        max_calls_in_flight: positive(path, "server.max_calls_in_flight", raw.server.max_calls_in_flight)?,
         admin_connections: AdminLimits {
             max_connections: positive(path, "server.admin_max_connections", raw.server.admin_max_connections)?,
             header_timeout: positive_duration("server.admin_header_timeout", &raw.server.admin_header_timeout)?,

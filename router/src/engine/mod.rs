@@ -149,6 +149,17 @@ impl Engine {
         &self.quotas
     }
 
+    /// Admits a call of `tenant` under the server's and the tenant's limits (held until the admission drops); a
+    /// call refused at the server's `limits.max_in_flight` is counted as shed (`switchyard.calls.shed`, `server`).
+    pub fn admit(&self, tenant: &str) -> Result<crate::quota::Admission, RouterError> {
+        self.quotas.admit(tenant).map_err(|refused| {
+            if matches!(refused, crate::quota::QuotaError::Server { .. }) {
+                self.metrics.shed("server");
+            }
+            RouterError::from(refused)
+        })
+    }
+
     /// Who pays for `input`'s LLM calls. The metric label is the tenant when the policy or the limits name it,
     /// else `other`: without authentication a caller may name any tenant, and a label must not grow with them.
     fn payer(&self, policy: &Policy, input: &RouteInput) -> accounting::Payer {

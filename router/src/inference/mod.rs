@@ -101,7 +101,7 @@ impl GrpcInferenceService for InferenceService {
             .map(|caller| caller.tenant.clone())
             .unwrap_or_default();
         let engine = self.engine()?;
-        let _admission = engine.quotas().admit(&tenant).map_err(RouterError::from)?;
+        let _admission = engine.admit(&tenant)?;
         let request = request.into_inner();
         let models = engine.models();
         let served = Served::find(&models.pool, &request.model_name, &request.model_version)?;

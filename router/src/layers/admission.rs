@@ -1,7 +1,8 @@
-//! Load shedding: a call beyond its connection's `concurrency_per_connection`, or beyond the port's
-//! `max_calls_in_flight`, is refused at once with RESOURCE_EXHAUSTED (`ErrorInfo` reason `SHED` naming the
-//! limit, `RetryInfo`), before any work, instead of queueing without bound. It sits inside the observing layers,
-//! so a shed call is spanned, timed and logged like any other; `switchyard.calls.shed` counts them by limit.
+//! Load shedding per connection: a call beyond its connection's `concurrency_per_connection` is refused at once
+//! with RESOURCE_EXHAUSTED (`ErrorInfo` reason `SHED`, the limit and its capacity; `RetryInfo`), before any
+//! work, instead of queueing without bound. It sits inside the observing layers, so a shed call is spanned, timed
+//! and logged like any other; `switchyard.calls.shed` counts it (`connection`). The server-wide limit is
+//! `[limits] max_in_flight`, admitted with the tenant's quotas (`Engine::admit`, counted there as `server`).
 //! Health and reflection are never shed: a probe must tell an overloaded server from a dead one.
 
 use std::sync::Arc;
@@ -15,35 +16,32 @@ use crate::error::RouterError;
 use crate::listen::Connection;
 use crate::metrics::SharedMetrics;
 
-/// Sheds calls beyond the per-connection and per-port limits.
+/// Sheds calls beyond a connection's limit.
 #[derive(Clone)]
 pub struct Admission {
     per_connection: usize,
-    per_port: usize,
     metrics: SharedMetrics,
 }
 
 impl Admission {
-    /// At most `per_connection` calls in flight on one connection and `per_port` on the whole port.
-    pub fn new(per_connection: usize, per_port: usize, metrics: SharedMetrics) -> Self {
+    /// At most `per_connection` calls in flight on one connection.
+    pub fn new(per_connection: usize, metrics: SharedMetrics) -> Self {
         Self {
             per_connection,
-            per_port,
             metrics,
         }
     }
 
-    /// The limit this call would exceed, if any (the call itself is already counted).
+    /// The refusal of a call over the limit (the call itself is already counted).
     fn exceeded(&self, connection: &Connection) -> Option<RouterError> {
-        let (limit, capacity) = if connection.calls() > self.per_connection {
-            ("connection", self.per_connection)
-        } else if connection.port_calls() > self.per_port {
-            ("server", self.per_port)
-        } else {
+        if connection.calls() <= self.per_connection {
             return None;
-        };
-        self.metrics.shed(limit);
-        Some(RouterError::Shed { limit, capacity })
+        }
+        self.metrics.shed("connection");
+        Some(RouterError::Shed {
+            limit: "connection",
+            capacity: self.per_connection,
+        })
     }
 }
 

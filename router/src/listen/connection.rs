@@ -37,8 +37,6 @@ pub struct Connection {
     pub peer_certificates: Option<Vec<CertificateDer<'static>>>,
     /// Requests open on this connection (a stream counts until its last byte).
     calls: AtomicUsize,
-    /// Requests open on every connection of the port.
-    port_calls: Arc<AtomicUsize>,
     /// When the connection was accepted.
     accepted: Instant,
     /// When its last request ended, in milliseconds after `accepted`.
@@ -49,16 +47,11 @@ pub struct Connection {
 
 impl Connection {
     /// A connection accepted now.
-    pub(super) fn new(
-        remote: SocketAddr,
-        peer_certificates: Option<Vec<CertificateDer<'static>>>,
-        port_calls: Arc<AtomicUsize>,
-    ) -> Self {
+    pub(super) fn new(remote: SocketAddr, peer_certificates: Option<Vec<CertificateDer<'static>>>) -> Self {
         Self {
             remote,
             peer_certificates,
             calls: AtomicUsize::new(0),
-            port_calls,
             accepted: Instant::now(),
             last_call_ended_ms: AtomicU64::new(0),
             spoke: AtomicBool::new(false),
@@ -70,15 +63,9 @@ impl Connection {
         self.calls.load(Ordering::Relaxed)
     }
 
-    /// Requests open on every connection of this port now.
-    pub fn port_calls(&self) -> usize {
-        self.port_calls.load(Ordering::Relaxed)
-    }
-
     /// A request begins; it ends when the guard is dropped.
     fn open_call(self: &Arc<Self>) -> OpenCall {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        self.port_calls.fetch_add(1, Ordering::Relaxed);
         OpenCall(self.clone())
     }
 
@@ -120,7 +107,6 @@ pub(super) struct OpenCall(Arc<Connection>);
 impl Drop for OpenCall {
     fn drop(&mut self) {
         let connection = &self.0;
-        connection.port_calls.fetch_sub(1, Ordering::Relaxed);
         if connection.calls.fetch_sub(1, Ordering::Relaxed) == 1 {
             let since = u64::try_from(connection.accepted.elapsed().as_millis()).unwrap_or(u64::MAX);
             connection.last_call_ended_ms.store(since, Ordering::Relaxed);
@@ -337,11 +323,7 @@ mod tests {
     }
 
     fn connection() -> Arc<Connection> {
-        Arc::new(Connection::new(
-            "127.0.0.1:1".parse().unwrap(),
-            None,
-            Arc::new(AtomicUsize::new(0)),
-        ))
+        Arc::new(Connection::new("127.0.0.1:1".parse().unwrap(), None))
     }
 
     #[tokio::test(start_paused = true)]
@@ -363,14 +345,14 @@ mod tests {
         let limits = limits();
         tokio::time::advance(Duration::from_secs(50)).await;
         let call = connection.open_call();
-        assert_eq!((connection.calls(), connection.port_calls()), (1, 1));
+        assert_eq!(connection.calls(), 1);
         tokio::time::advance(Duration::from_secs(100)).await;
         assert!(matches!(
             connection.verdict(Instant::now(), &limits),
             Verdict::CheckAt(_)
         ));
         drop(call);
-        assert_eq!((connection.calls(), connection.port_calls()), (0, 0));
+        assert_eq!(connection.calls(), 0);
         tokio::time::advance(Duration::from_secs(59)).await;
         assert!(matches!(
             connection.verdict(Instant::now(), &limits),

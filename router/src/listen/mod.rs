@@ -12,7 +12,6 @@ mod connection;
 mod hold;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -106,7 +105,6 @@ pub async fn serve<S, B>(
     let mut gate = accept::Gate::new(listener, limits.max_connections, refusal);
     let permits = gate.permits();
     let builder = Arc::new(builder(&limits));
-    let port_calls = Arc::new(AtomicUsize::new(0));
     loop {
         let accepted = tokio::select! {
             accepted = gate.accept(|| metrics.connection_closed(port.as_str(), "refused")) => accepted,
@@ -118,14 +116,13 @@ pub async fn serve<S, B>(
             }
         };
         let (builder, service, metrics, phase) = (builder.clone(), service.clone(), metrics.clone(), phase.clone());
-        let port_calls = port_calls.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
             let accept::Accepted { stream, remote, permit } = accepted;
             metrics.connection_opened(port.as_str());
             let reason = match tls {
                 None => {
-                    let connection = Arc::new(Connection::new(remote, None, port_calls));
+                    let connection = Arc::new(Connection::new(remote, None));
                     connection::serve(&builder, stream, service, connection, &limits, phase).await
                 }
                 Some(acceptor) => match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await {
@@ -135,7 +132,7 @@ pub async fn serve<S, B>(
                             .1
                             .peer_certificates()
                             .map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect());
-                        let connection = Arc::new(Connection::new(remote, certificates, port_calls));
+                        let connection = Arc::new(Connection::new(remote, certificates));
                         connection::serve(&builder, stream, service, connection, &limits, phase).await
                     }
                     Ok(Err(error)) => {

@@ -1,5 +1,5 @@
 //! The listeners' counters: connections open and how they closed (`listen`), and calls shed before any work
-//! (`layers::admission`).
+//! (`layers::admission` per connection, `Engine::admit` at the server's `limits.max_in_flight`).
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Meter, UpDownCounter};
